@@ -1,0 +1,100 @@
+"""Export stage: the graph as GraphML, node-link JSON or DOT text, and a figure as PNG, SVG or PDF."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import networkx as nx
+
+__all__ = ["GRAPH_SUFFIXES", "IMAGE_SUFFIXES", "SUFFIXES", "graph_bytes", "figure_bytes", "check_save_path",
+           "plain_graph"]
+
+GRAPH_SUFFIXES = (".graphml", ".json", ".dot")
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
+SUFFIXES = IMAGE_SUFFIXES + GRAPH_SUFFIXES
+
+
+def check_save_path(path) -> Path:
+    """The path, or a ValueError naming what is wrong with it (suffix, missing folder)."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{str(path)!r}: unknown suffix {path.suffix or '(none)'!r}; use one of {' '.join(SUFFIXES)}")
+    if not path.parent.is_dir():
+        raise ValueError(f"{str(path)!r}: folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def graph_bytes(graph: nx.MultiDiGraph, suffix: str) -> bytes:
+    """The graph serialised for `.graphml`, `.json` or `.dot`."""
+    suffix = suffix.lower()
+    if suffix == ".graphml":
+        buffer = io.BytesIO()
+        nx.write_graphml(_flat_graph(graph), buffer)
+        return buffer.getvalue()
+    if suffix == ".json":
+        data = nx.node_link_data(plain_graph(graph), edges="edges")
+        return json.dumps(data, indent=1, allow_nan=True).encode()
+    if suffix == ".dot":
+        return _dot_text(graph).encode()
+    raise ValueError(f"unknown graph suffix {suffix!r}; use one of {' '.join(GRAPH_SUFFIXES)}")
+
+
+def figure_bytes(figure, suffix: str) -> bytes:
+    """A matplotlib Figure as PNG, SVG or PDF bytes, with no date metadata (reproducible files)."""
+    fmt = suffix.lower().lstrip(".")
+    metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+    buffer = io.BytesIO()
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "gradmagic", "svg.fonttype": "path"}):
+        figure.savefig(buffer, format=fmt, metadata=metadata, dpi=110 if fmt == "png" else None)
+    return buffer.getvalue()
+
+
+def plain_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy whose attributes are JSON types only (tuples as lists, dict keys as text)."""
+    out = nx.MultiDiGraph(**{k: _plain(v) for k, v in graph.graph.items()})
+    out.add_nodes_from((n, {k: _plain(v) for k, v in d.items()}) for n, d in graph.nodes(data=True))
+    out.add_edges_from((u, v, k, {a: _plain(b) for a, b in d.items()}) for u, v, k, d in graph.edges(keys=True, data=True))
+    return out
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _flat_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy GraphML can hold: scalars kept, None dropped, lists and dicts as JSON text."""
+    def flat(attrs: dict) -> dict:
+        return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(_plain(v))
+                for k, v in attrs.items() if v is not None}
+
+    out = nx.MultiDiGraph(**flat(graph.graph))
+    out.add_nodes_from((n, flat(d)) for n, d in graph.nodes(data=True))
+    out.add_edges_from((u, v, str(k), flat(d)) for u, v, k, d in graph.edges(keys=True, data=True))
+    return out
+
+
+def _dot_text(graph: nx.MultiDiGraph) -> str:
+    def quote(text) -> str:
+        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    lines = ["digraph autograd {", "  rankdir=LR;"]
+    for node, data in graph.nodes(data=True):
+        if data["kind"] == "op":
+            lines.append(f"  {quote(node)} [shape=ellipse, label={quote(data['label'])}];")
+        else:
+            label = data["label"] or data["grad_fn"] or "tensor"
+            lines.append(f"  {quote(node)} [shape=box, label={quote(label)}, role={quote(data['role'])}];")
+    for u, v, data in graph.edges(data=True):
+        style = ", style=dashed" if data.get("differentiable") is False else ""
+        lines.append(f"  {quote(u)} -> {quote(v)} [label={quote(data['slot'])}{style}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

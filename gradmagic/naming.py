@@ -1,0 +1,98 @@
+"""Naming stage: rewrite a cell's AST so every assignment labels the tensor it binds."""
+from __future__ import annotations
+
+import ast
+import builtins
+
+__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook"]
+
+#: The builtin the instrumented code calls; a no-op whenever no capture is active.
+LABEL_HOOK = "__gradmagic_label__"
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody")
+
+
+def install_label_hook(hook) -> None:
+    """Make `hook(value, (name, line, expr))` callable from any instrumented code."""
+    # A builtin rather than a global: functions defined in a cell keep working
+    # in later cells without a new name appearing in the user's namespace.
+    setattr(builtins, LABEL_HOOK, hook)
+
+
+def label_assignments(tree: ast.Module, source: str) -> ast.Module:
+    """Insert a label call after every assignment to a plain name, at any depth."""
+    _Labeller(source).visit(tree)
+    return ast.fix_missing_locations(tree)
+
+
+class _Labeller(ast.NodeTransformer):
+    """Adds `__gradmagic_label__(name, (name, line, expr))` after assignments."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        for field in _STATEMENT_LISTS:
+            statements = getattr(node, field, None)
+            if isinstance(statements, list) and statements and isinstance(statements[0], ast.stmt):
+                setattr(node, field, self._labelled(statements))
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            node.body[:0] = self._labels(node.target, node, self._text(node.iter))
+        return node
+
+    def _labelled(self, statements: list) -> list:
+        out = []
+        for statement in statements:
+            out.append(statement)
+            out.extend(self._labels_after(statement))
+        return out
+
+    def _labels_after(self, statement: ast.stmt) -> list:
+        if isinstance(statement, ast.Assign):
+            expr = self._text(statement.value)
+            return [label for target in statement.targets for label in self._labels(target, statement, expr)]
+        if isinstance(statement, ast.AugAssign):
+            return self._labels(statement.target, statement, self._text(statement))
+        if isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            return self._labels(statement.target, statement, self._text(statement.value))
+        return []
+
+    def _labels(self, target: ast.expr, at: ast.AST, expr: str) -> list:
+        return [self._label_call(name, at, expr) for name in _bound_names(target)]
+
+    def _label_call(self, name: str, at: ast.AST, expr: str) -> ast.stmt:
+        info = ast.Constant(value=(name, at.lineno, expr))
+        call = ast.Call(
+            func=ast.Name(id=LABEL_HOOK, ctx=ast.Load()),
+            args=[ast.Name(id=name, ctx=ast.Load()), info],
+            keywords=[],
+        )
+        return ast.copy_location(ast.Expr(value=call), at)
+
+    def _text(self, node: ast.AST) -> str:
+        return ast.get_source_segment(self.source, node) or ast.unparse(node)
+
+    def visit_With(self, node):
+        node = self.generic_visit(node)
+        labels = [
+            label
+            for item in node.items
+            if item.optional_vars is not None
+            for label in self._labels(item.optional_vars, node, self._text(item.context_expr))
+        ]
+        node.body[:0] = labels
+        return node
+
+    visit_AsyncWith = visit_With
+
+
+def _bound_names(target: ast.expr) -> list[str]:
+    """The plain names an assignment target binds (`a`, `a, (b, *c)`), in order."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in _bound_names(element)]
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    return []

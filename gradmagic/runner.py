@@ -1,0 +1,101 @@
+"""Run code under the capture: naming, recording and graph building, with all global state restored."""
+from __future__ import annotations
+
+import ast
+import contextlib
+import itertools
+import linecache
+import sys
+
+import torch
+
+from .recorder import Recorder
+from .naming import install_label_hook, label_assignments
+from .result import Result
+from .torchstate import check_device, check_dtype, defaults, pushed_mode
+
+__all__ = ["run", "capture", "last", "recording", "Capture"]
+
+_active: list = []  # recorders, innermost last
+_last: list = [None]
+_counter = itertools.count(1)
+
+
+def run(source: str, namespace: dict | None = None, *, device=None, dtype=None) -> Result:
+    """Run Python source under the capture and return its Result; exceptions propagate, `last()` keeps the partial one."""
+    __tracebackhide__ = True
+    target = check_device(device)
+    floating = check_dtype(dtype)
+    namespace = {"torch": torch} if namespace is None else namespace
+    filename = f"<gradmagic-{next(_counter)}>"
+    code = compile(instrument(source, filename), filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    with recording(namespace, source, filename, device=target, dtype=floating) as session:
+        exec(code, namespace)
+    return session.result
+
+
+def instrument(source: str, filename: str = "<gradmagic>") -> ast.Module:
+    """The source parsed, with a label after every assignment."""
+    return label_assignments(ast.parse(source, filename), source)
+
+
+def last() -> Result | None:
+    """The Result of the most recent run, including one that raised."""
+    return _last[0]
+
+
+class Capture:
+    """Handle yielded by `recording()`/`capture()`; `.result` is set when the block exits."""
+
+    def __init__(self):
+        self.result: Result | None = None
+
+    def __getattr__(self, name):
+        if name == "result":
+            raise AttributeError(name)
+        if self.result is None:
+            raise AttributeError(f"{name!r}: the capture has not finished yet")
+        return getattr(self.result, name)
+
+
+@contextlib.contextmanager
+def recording(namespace: dict, source: str, filename: str, *, device=None, dtype=None, names_from=None):
+    """Record everything the block does to tensors; on exit (also by exception) restore state and build the Result."""
+    __tracebackhide__ = True
+    recorder = Recorder(filename)
+    session = Capture()
+    install_label_hook(_label)
+    _active.append(recorder)
+    recorder.start()
+    error = None
+    try:
+        with defaults(device, dtype), pushed_mode(recorder):
+            yield session
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        recorder.stop()
+        _active.remove(recorder)
+        trace = recorder.finish(names_from() if names_from else namespace, source)
+        session.result = Result(trace, error=error)
+        _last[0] = session.result
+
+
+@contextlib.contextmanager
+def capture(*, device=None, dtype=None):
+    """Capture a block of ordinary code; tensors are named from the caller's variables when the block ends."""
+    frame = sys._getframe(2)
+    target, floating = check_device(device), check_dtype(dtype)
+
+    def caller_names() -> dict:
+        return {**frame.f_globals, **frame.f_locals}
+
+    with recording({}, "", frame.f_code.co_filename, device=target, dtype=floating, names_from=caller_names) as session:
+        yield session
+
+
+def _label(value, info) -> None:
+    if _active:
+        _active[-1].label(value, info)

@@ -1,0 +1,74 @@
+"""Tensor summaries: small tensors kept exactly, large ones as device-side stats, copied to the host in one go."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+__all__ = ["SMALL_NUMEL", "STAT_FIELDS", "is_small", "stats_vector", "to_python"]
+
+#: Tensors with at most this many elements keep their exact values (nested lists).
+SMALL_NUMEL = 64
+
+#: The order of the numbers in a stats vector; `numel` is added on the host.
+STAT_FIELDS = ("min", "max", "mean", "std", "norm", "nan", "inf")
+
+
+def is_small(t: torch.Tensor) -> bool:
+    """True when `t` is kept exactly rather than summarised."""
+    return t.numel() <= SMALL_NUMEL
+
+
+def stats_vector(t: torch.Tensor) -> torch.Tensor:
+    """min, max, mean, std, norm, nan and inf counts of `t`, computed on its device without a sync."""
+    x = t.detach()
+    if x.is_complex():
+        x = x.abs()
+    if not x.is_floating_point() or x.element_size() < 4:
+        x = x.to(torch.float32 if x.element_size() < 4 and x.is_floating_point() else torch.float64)
+    lo, hi = torch.aminmax(x)
+    std, mean = torch.std_mean(x)
+    parts = (lo, hi, mean, std, torch.linalg.vector_norm(x), torch.isnan(x).sum(), torch.isinf(x).sum())
+    return torch.stack([p.to(torch.float64) for p in parts])
+
+
+def to_python(tensors: list) -> list:
+    """Python values for a list of small tensors (None passes through), one host copy per device."""
+    host = _to_host(tensors)
+    return [None if t is None else t.detach().tolist() for t in host]
+
+
+def stats_dicts(vectors: list, numels: list) -> list:
+    """Stats dicts for stats vectors (None passes through), one host copy per device."""
+    host = _to_host(vectors)
+    return [None if v is None else _stats_dict(v.tolist(), n) for v, n in zip(host, numels)]
+
+
+def _stats_dict(numbers: list, numel: int) -> dict:
+    stats = dict(zip(STAT_FIELDS, numbers))
+    stats["numel"] = numel
+    stats["nan"], stats["inf"] = int(stats["nan"]), int(stats["inf"])
+    return stats
+
+
+def _to_host(tensors: list) -> list:
+    """The tensors on the CPU; those on an accelerator travel in one concatenated copy per device."""
+    out = list(tensors)
+    by_device = defaultdict(list)
+    for i, t in enumerate(tensors):
+        if t is not None and t.device.type != "cpu":
+            by_device[t.device].append(i)
+    for indices in by_device.values():
+        parts = [_as_real(tensors[i].detach()) for i in indices]
+        flat = torch.cat([p.reshape(-1).to(torch.float64) for p in parts]).cpu()
+        for i, p, chunk in zip(indices, parts, flat.split([p.numel() for p in parts])):
+            out[i] = _from_real(chunk.reshape(p.shape).to(p.dtype), tensors[i])
+    return out
+
+
+def _as_real(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+def _from_real(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_complex(t.contiguous()) if like.is_complex() else t

@@ -1,0 +1,22 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from gradmagic.naming import LABEL_HOOK  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clean_torch_state():
+    """Each test starts from torch's defaults and must leave them as it found them."""
+    torch.manual_seed(0)
+    yield
+    assert torch._C._len_torch_function_stack() == 0, "a torch function mode was left active"
+    assert torch.get_default_dtype() == torch.float32
+    assert torch.is_grad_enabled()
+
+
+def pytest_report_header(config):
+    return f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()} ({LABEL_HOOK})"

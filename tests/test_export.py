@@ -1,0 +1,41 @@
+import json
+
+import networkx as nx
+import pytest
+
+import gradmagic
+from programs import SEED_3
+
+
+def test_graphml_round_trip_keeps_nodes_edges_and_names(tmp_path):
+    result = gradmagic.run(SEED_3)
+    path = result.save(tmp_path / "seed.graphml")
+    loaded = nx.read_graphml(path, force_multigraph=True)
+    assert set(loaded.nodes) == set(result.graph.nodes)
+    assert sorted((u, v) for u, v, _ in loaded.edges) == sorted((u, v) for u, v, _ in result.graph.edges)
+    assert {n: d.get("name") for n, d in loaded.nodes(data=True)} == {
+        n: d.get("name") for n, d in result.graph.nodes(data=True)}
+    assert json.loads(loaded.nodes[result.graph.graph["roots"][0]]["shape"]) == []
+
+
+def test_json_is_node_link_data(tmp_path):
+    result = gradmagic.run(SEED_3)
+    data = json.loads(result.save(tmp_path / "seed.json").read_text())
+    graph = nx.node_link_graph(data, edges="edges")
+    assert graph.number_of_edges() == result.graph.number_of_edges()
+    x = next(d for _, d in graph.nodes(data=True) if d.get("name") == "x")
+    assert x["grad"] == pytest.approx(17200.0)
+
+
+def test_dot_text_lists_every_node_and_edge(tmp_path):
+    result = gradmagic.run(SEED_3)
+    text = result.save(tmp_path / "seed.dot").read_text()
+    assert text.startswith("digraph") and text.count("->") == result.graph.number_of_edges()
+
+
+def test_unknown_suffix_and_missing_folder_are_value_errors(tmp_path):
+    result = gradmagic.run("x = torch.ones(1)")
+    with pytest.raises(ValueError, match="unknown suffix"):
+        result.save(tmp_path / "graph.bmp")
+    with pytest.raises(ValueError, match="does not exist"):
+        result.save(tmp_path / "missing" / "graph.json")

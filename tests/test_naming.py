@@ -1,0 +1,39 @@
+import ast
+
+from gradmagic.naming import LABEL_HOOK, label_assignments
+
+
+def _labels(source):
+    tree = label_assignments(ast.parse(source), source)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == LABEL_HOOK]
+    return [call.args[1].value for call in calls]
+
+
+def test_labels_plain_tuple_augmented_and_annotated_assignments():
+    source = "a = f(1)\nb, (c, *d) = g()\na += 2\ne: int = a * 3\n"
+    labels = _labels(source)
+    assert ("a", 1, "f(1)") in labels and ("e", 4, "a * 3") in labels
+    assert [name for name, _, _ in labels] == ["a", "b", "c", "d", "a", "e"]
+
+
+def test_labels_inside_loops_branches_with_try_and_functions():
+    source = (
+        "for i in xs:\n    h = i\n"
+        "while k:\n    w = 1\n"
+        "if c:\n    p = 1\nelse:\n    q = 2\n"
+        "with ctx() as m:\n    n = 3\n"
+        "try:\n    t = 1\nexcept E:\n    u = 2\nfinally:\n    v = 3\n"
+        "def f(x):\n    inner = x\n    return inner\n"
+    )
+    names = {name for name, _, _ in _labels(source)}
+    assert names == {"i", "h", "w", "p", "q", "m", "n", "t", "u", "v", "inner"}
+
+
+def test_attribute_and_subscript_targets_are_left_alone():
+    assert _labels("obj.x = 1\nd['k'] = 2\n") == []
+
+
+def test_instrumented_code_keeps_line_numbers():
+    source = "a = 1\n\nb = a + 1\n"
+    tree = label_assignments(ast.parse(source), source)
+    assert [node.lineno for node in tree.body] == [1, 1, 3, 3]

@@ -1,0 +1,132 @@
+import gc
+import weakref
+
+import torch
+
+import gradmagic
+from gradmagic.graph import tensor_nodes
+
+
+def _producer_op(graph, node):
+    ops = list(graph.predecessors(node))
+    return graph.nodes[ops[0]]["op"] if ops else None
+
+
+def test_loop_rebinding_labels_each_iteration():
+    result = gradmagic.run("h = torch.tensor(1.0, requires_grad=True)\nfor i in range(3):\n    h = h * 2\n")
+    labels = [result.graph.nodes[n]["label"] for n in tensor_nodes(result.graph, "h")]
+    assert labels == ["h₁", "h₂", "h₃", "h₄"]
+
+
+def test_unbound_tensor_stays_anonymous():
+    graph = gradmagic.run("x = torch.ones(2)\ny = (x + 1) * 2").graph
+    anonymous = [n for n in tensor_nodes(graph) if graph.nodes[n]["name"] is None]
+    assert len(anonymous) == 1 and graph.nodes[anonymous[0]]["value"] == [2.0, 2.0]
+
+
+def test_parameters_named_by_module_path_even_from_an_earlier_cell():
+    namespace = {"torch": torch}
+    exec("import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(3, 2))", namespace)
+    result = gradmagic.run("out = model(torch.ones(1, 3)).sum()\nout.backward()", namespace)
+    weight = result.tensor("model.0.weight")
+    assert weight["param"] == "model.0.weight" and weight["role"] == "leaf"
+    assert weight["grad"] == namespace["model"][0].weight.grad.tolist()
+    linear = [d for _, d in result.graph.nodes(data=True) if d["kind"] == "op" and d["op"] == "linear"]
+    assert linear[0]["module"] == "model.0"
+
+
+def test_in_place_ops_make_a_node_per_version_and_keep_old_values():
+    result = gradmagic.run("x = torch.zeros(2)\nx.add_(1)\nx.mul_(3)")
+    versions = [result.graph.nodes[n] for n in tensor_nodes(result.graph, "x")]
+    assert [v["value"] for v in versions] == [[0.0, 0.0], [1.0, 1.0], [3.0, 3.0]]
+    assert [v["version"] for v in versions] == [0, 1, 2]
+    nodes = tensor_nodes(result.graph, "x")
+    assert [v["previous"] for v in versions] == [None, nodes[0], nodes[1]]
+
+
+def test_large_in_place_version_keeps_only_the_final_stats():
+    result = gradmagic.run("big = torch.ones(500)\nbig.mul_(4)")
+    old, new = (result.graph.nodes[n] for n in tensor_nodes(result.graph, "big"))
+    assert old["stats"] is None  # overwritten in place: its value is gone, and we say so
+    assert new["stats"]["mean"] == 4.0 and new["stats"]["numel"] == 500
+
+
+def test_id_reuse_of_freed_tensors_does_not_merge_nodes():
+    source = "sums = []\nfor i in range(30):\n    t = torch.full((100,), float(i))\n    sums.append(t.sum())\n"
+    graph = gradmagic.run(source).graph
+    sum_ops = [n for n, d in graph.nodes(data=True) if d["kind"] == "op" and d["op"] == "sum"]
+    inputs = {next(iter(graph.predecessors(op))) for op in sum_ops}
+    assert len(sum_ops) == 30 and len(inputs) == 30
+    assert {_producer_op(graph, t) for t in inputs} == {"full"}
+
+
+def test_non_leaf_gradients_seen_without_retain_grad():
+    namespace = {"torch": torch}
+    result = gradmagic.run("x = torch.ones(3, requires_grad=True)\nh = x * 4\nloss = (h * h).sum()\nloss.backward()",
+                           namespace)
+    assert result.tensor("h")["grad"] == [8.0, 8.0, 8.0]
+    assert namespace["h"].grad is None and not namespace["h"].retains_grad
+
+
+def test_two_backward_passes_accumulate_like_torch():
+    source = "x = torch.tensor(2.0, requires_grad=True)\ny = x * x\ny.backward(retain_graph=True)\ny.backward()"
+    result = gradmagic.run(source)
+    x = result.tensor("x")
+    assert x["pass_grads"] == {0: 4.0, 1: 4.0} and x["grad"] == 8.0
+    assert result.graph.graph["passes"] == 2
+
+
+def test_autograd_grad_with_create_graph_records_the_gradient_tensor():
+    namespace = {"torch": torch}
+    source = "x = torch.tensor(3.0, requires_grad=True)\ny = x ** 3\ndx, = torch.autograd.grad(y, x, create_graph=True)\n" \
+             "d2x, = torch.autograd.grad(dx, x)"
+    result = gradmagic.run(source, namespace)
+    assert result.tensor("dx")["value"] == 27.0 and result.tensor("d2x")["value"] == 18.0
+    assert result.graph.graph["pass_kinds"] == ["grad", "grad"]
+    assert result.tensor("x")["pass_grads"] == {0: 27.0, 1: 18.0}
+    assert namespace["x"].grad is None
+
+
+def test_edges_that_carry_no_gradient_are_marked():
+    source = (
+        "x = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        "d = x.detach()\n"
+        "with torch.no_grad():\n"
+        "    n = x * 2\n"
+        "y = x * 3\n"
+        "v = y.sum().item()\n"
+    )
+    graph = gradmagic.run(source).graph
+    flags = sorted((graph.nodes[v]["op"], graph.nodes[v]["grad_enabled"], d["differentiable"])
+                   for u, v, d in graph.edges(data=True) if graph.nodes[u]["kind"] == "tensor")
+    assert flags == [("detach", True, False), ("item", True, False), ("mul", False, False), ("mul", True, True),
+                     ("sum", True, True)]
+
+
+def test_large_intermediates_are_freed_after_the_run():
+    namespace = {"torch": torch, "weakref": weakref}
+    source = (
+        "w = torch.randn(256, 256, requires_grad=True)\n"
+        "t = w * 2\n"
+        "small = w[0, :4] * 3\n"
+        "refs = [weakref.ref(t), weakref.ref(small)]\n"
+        "y = t.relu().sum() + small.sum()\n"
+        "del t, small\n"
+        "y.backward()\n"
+    )
+    result = gradmagic.run(source, namespace)
+    gc.collect()
+    assert all(ref() is None for ref in namespace["refs"])
+    assert result.graph.number_of_nodes() > 5
+
+
+def test_values_summarised_with_stats_when_large():
+    graph = gradmagic.run("m = torch.arange(100.0)").graph
+    m = graph.nodes[tensor_nodes(graph, "m")[0]]
+    assert m["value"] is None
+    assert m["stats"]["min"] == 0.0 and m["stats"]["max"] == 99.0 and m["stats"]["numel"] == 100
+
+
+def test_integer_tensors_have_values_but_no_gradients():
+    result = gradmagic.run("i = torch.tensor([1, 2, 3])\nj = i * 2")
+    assert result.tensor("j")["value"] == [2, 4, 6] and result.tensor("j")["grad"] is None

@@ -1,0 +1,190 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradmagic
+from helpers import assert_same, captured_namespace, plain_namespace
+from programs import SEED_1, SEED_2, SEED_3, TRANSPARENCY_SUITE
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPARENCY_SUITE))
+def test_namespace_matches_plain_exec(name):
+    source = TRANSPARENCY_SUITE[name]
+    plain = plain_namespace(source)
+    captured, result = captured_namespace(source)
+    assert_same(plain, captured)
+    assert result.graph.number_of_nodes() > 0
+
+
+def test_seed_one_values_and_gradient():
+    result = gradmagic.run(SEED_1)
+    assert result.tensor("y")["value"] == 203.0
+    assert result.tensor("x")["grad"] == 40.0
+
+
+def test_seed_two_chain_rule():
+    result = gradmagic.run(SEED_2)
+    assert result.tensor("z")["value"] == 1021.0
+    assert result.tensor("x")["grad"] == 200.0
+    assert result.tensor("y")["grad"] == 5.0
+
+
+def test_seed_three_gradient_sums_over_both_paths():
+    namespace = {"torch": torch}
+    result = gradmagic.run(SEED_3, namespace)
+    node = result.tensor
+    assert node("y")["value"] == 215.0 and node("b")["value"] == 300.0
+    assert node("z")["value"] == pytest.approx(46225.0)
+    assert node("x")["grad"] == pytest.approx(17200.0) == namespace["x"].grad.item()
+    assert node("a")["grad"] == pytest.approx(1290.0) == namespace["a"].grad.item()
+    assert node("y")["grad"] == pytest.approx(430.0)
+    assert node("b")["grad"] == pytest.approx(-5.17e-8, rel=1e-3)
+    assert namespace["y"].grad is None  # a non-leaf's .grad stays as in a plain run
+
+
+def test_seed_three_named_graph_has_exactly_the_six_edges():
+    graph = gradmagic.run(SEED_3).named_graph()
+    edges = {(graph.nodes[u]["name"], graph.nodes[v]["name"]) for u, v in graph.edges}
+    assert edges == {("x", "y"), ("a", "y"), ("x", "b"), ("a", "b"), ("y", "z"), ("b", "z")}
+
+
+def test_fresh_namespace_has_torch():
+    result = gradmagic.run("t = torch.ones(2) * 3")
+    assert result.tensor("t")["value"] == [3.0, 3.0]
+
+
+def test_raising_source_propagates_and_keeps_partial_result():
+    namespace = {"torch": torch}
+    with pytest.raises(ZeroDivisionError):
+        gradmagic.run("x = torch.ones(2, requires_grad=True)\ny = x * 2\n1/0\nz = y + 1", namespace)
+    partial = gradmagic.last()
+    assert partial.names() == ["x", "y"]
+    assert isinstance(partial.error, ZeroDivisionError)
+    assert "z" not in namespace
+
+
+def test_state_restored_after_raise_inside_no_grad_and_module():
+    modes_before = torch._C._len_torch_function_stack()
+    source = (
+        "model = torch.nn.Linear(2, 2)\n"
+        "with torch.no_grad():\n"
+        "    model(torch.ones(2))\n"
+        "    raise RuntimeError('boom')\n"
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        gradmagic.run(source, device="cpu", dtype="float64")
+    assert torch._C._len_torch_function_stack() == modes_before
+    assert torch.get_default_dtype() == torch.float32
+    assert torch.is_grad_enabled()
+    assert torch.empty(1).device.type == "cpu"
+    from torch.nn.modules import module
+
+    assert not module._global_forward_hooks and not module._global_forward_pre_hooks
+
+
+def test_state_restored_after_keyboard_interrupt():
+    with pytest.raises(KeyboardInterrupt):
+        gradmagic.run("x = torch.ones(1, requires_grad=True) * 2\nraise KeyboardInterrupt", dtype=torch.float64)
+    assert torch._C._len_torch_function_stack() == 0
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_gradient_hooks_removed_after_backward_raises(monkeypatch):
+    from gradmagic.recorder import Recorder
+
+    calls = []
+    original = Recorder._on_grad
+    monkeypatch.setattr(Recorder, "_on_grad", lambda self, *a: calls.append(1) or original(self, *a))
+    source = (
+        "x = torch.ones(3, requires_grad=True)\n"
+        "y = (x * 2).sum()\n"
+        "h = x.register_hook(lambda g: 1 / 0)\n"
+        "y.backward(retain_graph=True)\n"
+    )
+    namespace = {"torch": torch}
+    with pytest.raises(ZeroDivisionError):
+        gradmagic.run(source, namespace)
+    seen = len(calls)
+    namespace["h"].remove()
+    namespace["y"].backward()
+    assert len(calls) == seen  # our hooks fired in the captured pass only
+
+
+def test_cuda_without_cuda_fails_before_running():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    namespace = {"torch": torch}
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        gradmagic.run("ran = True", namespace, device="cuda")
+    assert "ran" not in namespace
+
+
+def test_bad_dtype_is_a_value_error():
+    with pytest.raises(ValueError, match="not a floating torch dtype"):
+        gradmagic.run("pass", dtype="int32")
+
+
+def test_dtype_applies_inside_the_run_only():
+    result = gradmagic.run("t = torch.tensor(1.5)", dtype="float64")
+    assert result.tensor("t")["dtype"] == "float64"
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_capture_names_tensors_from_caller_locals():
+    x = torch.tensor(2.0, requires_grad=True)
+    with gradmagic.capture() as cap:
+        y = x ** 2
+        y.backward()
+    assert cap.result.tensor("y")["value"] == 4.0
+    assert cap.tensor("x")["grad"] == 4.0 == x.grad.item()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run_matches_plain_and_keeps_values():
+    source = SEED_3.replace("requires_grad=True", "requires_grad=True, device='cuda'")
+    plain = plain_namespace(source)
+    captured, result = captured_namespace(source)
+    assert_same(plain, captured)
+    assert result.tensor("x")["device"].startswith("cuda")
+    assert result.tensor("x")["grad"] == pytest.approx(17200.0)
+
+
+_OPS = [
+    "{a} + {b}", "{a} - {b}", "{a} * {b}", "{a} / ({b} * {b} + 1)", "torch.sin({a})", "torch.tanh({a}) * {b}",
+    "{a}.relu()", "({a} ** 2)", "torch.exp(-{a} * {a})", "{a}.sigmoid() + 0.5", "3 * {a} - {b}",
+]
+
+
+@st.composite
+def expression_programs(draw):
+    """Programs of 1-6 assignments over three leaves, ending in a backward."""
+    lines = [
+        "p = torch.randn(3, requires_grad=True)",
+        "q = torch.randn(3, requires_grad=True)",
+        "r = torch.tensor(0.7, requires_grad=True)",
+    ]
+    names = ["p", "q", "r"]
+    for i in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(_OPS))
+        a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+        lines.append(f"v{i} = {op.format(a=a, b=b)}")
+        names.append(f"v{i}")
+    lines.append(f"loss = ({names[-1]}).sum()")
+    lines.append("loss.backward()")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(expression_programs())
+def test_random_programs_are_transparent_and_gradients_match(source):
+    plain = plain_namespace(source)
+    captured, result = captured_namespace(source)
+    assert_same(plain, captured)
+    for leaf in ("p", "q", "r"):
+        grad = result.tensor(leaf)["grad"]
+        expected = plain[leaf].grad
+        assert (grad is None) == (expected is None)
+        if expected is not None:
+            assert torch.equal(torch.tensor(grad), expected)
