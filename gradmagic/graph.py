@@ -5,7 +5,7 @@ from collections import Counter
 
 import networkx as nx
 
-from .recorder import OpInfo, TensorInfo, Trace
+from .trace import Trace
 
 __all__ = ["build_graph", "named_graph", "tensor_nodes", "op_label", "ROLES"]
 
@@ -34,28 +34,27 @@ _CONST_FORMS = {
 
 def build_graph(trace: Trace) -> nx.MultiDiGraph:
     """The MultiDiGraph of DESIGN.md: tensor and op nodes, one edge per argument slot and output."""
-    roots = sorted({f"t{r}" for p in trace.passes for r in p.roots}, key=lambda n: int(n[1:]))
+    roots = sorted({r for _, pass_roots, _ in trace.passes for r in pass_roots})
     graph = nx.MultiDiGraph(
-        roots=roots,
+        roots=[f"t{r}" for r in roots],
         passes=len(trace.passes),
-        pass_roots=[[f"t{r}" for r in p.roots] for p in trace.passes],
-        pass_kinds=[p.kind for p in trace.passes],
+        pass_roots=[[f"t{r}" for r in pass_roots] for _, pass_roots, _ in trace.passes],
+        pass_kinds=[kind for kind, _, _ in trace.passes],
         source=trace.source,
     )
-    labels = _display_names(trace.tensors)
-    root_set = set(roots)
-    consumed = {rec for op in trace.ops for _, rec in op.inputs}
-    for info in trace.tensors:
-        graph.add_node(f"t{info.index}", **_tensor_attrs(info, labels, root_set, consumed, bool(trace.passes)))
-    for op in trace.ops:
-        graph.add_node(f"op{op.index}", **_op_attrs(op))
-        differentiable = _carries_gradient(op, trace.tensors)
-        for slot, rec in op.inputs:
+    labels = _display_names(trace)
+    consumed = {rec for inputs in trace.inputs for _, rec in inputs}
+    outputs = set(roots) if trace.passes else _unconsumed_named(trace, consumed)
+    graph.add_nodes_from((f"t{rec}", _tensor_attrs(trace, rec, labels, outputs)) for rec in range(trace.num_tensors))
+    graph.add_nodes_from((f"op{op}", _op_attrs(trace, op)) for op in range(len(trace.funcs)))
+    for op, inputs in enumerate(trace.inputs):
+        differentiable = _carries_gradient(trace, op)
+        for slot, rec in inputs:
             key = _slot_text(slot)
-            graph.add_edge(f"t{rec}", f"op{op.index}", key=key, slot=key,
-                           differentiable=differentiable and trace.tensors[rec].requires_grad)
-        for i, rec in enumerate(op.outputs):
-            graph.add_edge(f"op{op.index}", f"t{rec}", key=i, slot=f"out{i}")
+            graph.add_edge(f"t{rec}", f"op{op}", key=key, slot=key,
+                           differentiable=differentiable and trace.requires_grad[rec])
+        for i, rec in enumerate(trace.outputs[op]):
+            graph.add_edge(f"op{op}", f"t{rec}", key=i, slot=f"out{i}")
     return graph
 
 
@@ -95,79 +94,87 @@ def op_label(op: str, consts: list) -> str:
     return f"{op}({args})"
 
 
-def _tensor_attrs(info: TensorInfo, labels: dict, roots: set, consumed: set, any_pass: bool) -> dict:
-    node = f"t{info.index}"
-    name, line, expr = info.names[0] if info.names else (None, None, None)
-    name = info.param or name
+def _tensor_attrs(trace: Trace, rec: int, labels: dict, outputs: set) -> dict:
+    names = trace.names.get(rec, ())
+    name, line, expr = names[0] if names else (None, None, None)
+    previous = trace.previous.get(rec)
     return {
         "kind": "tensor",
-        "name": name,
-        "label": labels.get(info.index),
-        "aliases": [n for n, _, _ in info.names[1:]],
+        "name": trace.params.get(rec) or name,
+        "label": labels.get(rec),
+        "aliases": [n for n, _, _ in names[1:]],
         "expr": expr,
         "line": line,
-        "shape": list(info.shape),
-        "dtype": info.dtype,
-        "device": info.device,
-        "requires_grad": info.requires_grad,
-        "is_leaf": info.is_leaf,
-        "grad_fn": info.grad_fn,
-        "version": info.version,
-        "previous": None if info.previous is None else f"t{info.previous}",
-        "param": info.param,
-        "value": info.value,
-        "stats": info.stats,
-        "grad": info.grad,
-        "grad_stats": info.grad_stats,
-        "pass_grads": info.pass_grads,
-        "role": _role(node, info, name, roots, consumed, any_pass),
+        "shape": list(trace.shapes[rec]),
+        "dtype": trace.dtypes[rec],
+        "device": trace.devices[rec],
+        "requires_grad": trace.requires_grad[rec],
+        "is_leaf": trace.grad_fns[rec] is None,
+        "grad_fn": trace.grad_fns[rec],
+        "version": trace.versions[rec],
+        "previous": None if previous is None else f"t{previous}",
+        "param": trace.params.get(rec),
+        "value": trace.values[rec],
+        "stats": trace.stats[rec],
+        "grad": trace.grads[rec],
+        "grad_stats": trace.grad_stats[rec],
+        "pass_grads": trace.pass_grads.get(rec, {}),
+        "role": _role(trace, rec, name, outputs),
     }
 
 
-def _role(node: str, info: TensorInfo, name, roots: set, consumed: set, any_pass: bool) -> str:
-    if node in roots or (not any_pass and name and info.requires_grad and not info.is_leaf
-                         and info.index not in consumed):
+def _role(trace: Trace, rec: int, name, outputs: set) -> str:
+    if rec in outputs:
         return "output"
-    if not info.requires_grad:
+    if not trace.requires_grad[rec]:
         return "constant"
-    if info.is_leaf:
+    if trace.grad_fns[rec] is None:
         return "leaf"
-    return "named" if name else "intermediate"
+    return "named" if name or rec in trace.params else "intermediate"
 
 
-def _op_attrs(op: OpInfo) -> dict:
-    short = _short_name(op.func)
-    consts = [(_slot_text(slot), _const_text(value)) for slot, value in op.consts]
+def _unconsumed_named(trace: Trace, consumed: set) -> set:
+    """Without a backward pass, the outputs are the named non-leaf tensors nothing else used."""
+    return {rec for rec in trace.names
+            if rec not in consumed and trace.requires_grad[rec] and trace.grad_fns[rec] is not None}
+
+
+def _op_attrs(trace: Trace, op: int) -> dict:
+    func = trace.funcs[op]
+    short = _short_name(func)
+    consts = [(_slot_text(slot), _const_text(value)) for slot, value in trace.consts[op]
+              if isinstance(slot, int) or value is not False]  # `inplace=False`, `keepdim=False`: defaults
     return {
         "kind": "op",
         "op": short,
-        "func": _qualified_name(op.func),
+        "func": _qualified_name(func),
         "consts": ", ".join(t if s.isdigit() else f"{s}={t}" for s, t in consts),
         "label": op_label(short, consts),
-        "op_kind": op.kind,
-        "module": op.module,
-        "line": op.line,
-        "grad_enabled": op.grad_enabled,
-        "result": op.result,
+        "op_kind": trace.op_kinds[op],
+        "module": trace.modules[op],
+        "line": trace.lines[op],
+        "grad_enabled": trace.grad_enabled[op],
+        "result": trace.results[op],
     }
 
 
-def _carries_gradient(op: OpInfo, tensors: list) -> bool:
+def _carries_gradient(trace: Trace, op: int) -> bool:
     """An op passes gradient back when grad mode was on and something it made requires grad."""
-    return op.kind != "exit" and op.grad_enabled and any(tensors[r].requires_grad for r in op.outputs)
+    return (trace.op_kinds[op] != "exit" and trace.grad_enabled[op]
+            and any(trace.requires_grad[r] for r in trace.outputs[op]))
 
 
-def _display_names(tensors: list) -> dict:
+def _display_names(trace: Trace) -> dict:
     """Record -> `x`, or `h₁ h₂ h₃` when one name was bound to several tensors (a loop)."""
-    names = {t.index: t.param or t.names[0][0] for t in tensors if t.param or t.names}
+    names = {rec: trace.params.get(rec) or trace.names[rec][0][0] for rec in sorted({*trace.names, *trace.params})}
     counts, seen = Counter(names.values()), Counter()
     labels = {}
-    for index, name in names.items():
+    for rec, name in names.items():
         if counts[name] > 1:
             seen[name] += 1
-            labels[index] = f"{name}{str(seen[name]).translate(_SUBSCRIPTS)}"
+            labels[rec] = f"{name}{str(seen[name]).translate(_SUBSCRIPTS)}"
         else:
-            labels[index] = name
+            labels[rec] = name
     return labels
 
 

@@ -1,15 +1,19 @@
-"""The object a user holds: the graph, its picture and table, and `save()`."""
+"""The object a user holds: the graph, its picture and table, `save()`, and rich display in any front end."""
 from __future__ import annotations
 
+import base64
+import html
 from pathlib import Path
 
 import networkx as nx
 
-from . import export
+from . import export, report
 from .graph import build_graph, named_graph, tensor_nodes
-from .recorder import Trace
+from .trace import Trace
 
 __all__ = ["Result"]
+
+IMAGE_FORMATS = ("png", "svg")
 
 
 class Result:
@@ -18,7 +22,13 @@ class Result:
     def __init__(self, trace: Trace, *, error: BaseException | None = None):
         self.trace = trace
         self.error = error
+        self.image_format = "png"
+        self.show_graph = True
+        self.show_table = True
+        self.show_all = False
+        self.rankdir = "TB"
         self._graph: nx.MultiDiGraph | None = None
+        self._figure = None
 
     @property
     def graph(self) -> nx.MultiDiGraph:
@@ -27,10 +37,29 @@ class Result:
             self._graph = build_graph(self.trace)
         return self._graph
 
+    @property
+    def figure(self):
+        """The matplotlib Figure of the graph (drawn on first use, never through pyplot)."""
+        if self._figure is None:
+            from .render import render_figure
+
+            self._figure = render_figure(self.graph, show_all=self.show_all, rankdir=self.rankdir)
+        return self._figure
+
+    @property
+    def table(self) -> str:
+        """The named tensors as aligned text."""
+        return report.text_table(self.graph)
+
+    @property
+    def empty(self) -> bool:
+        """True when the run touched no tensor."""
+        return not self.trace.num_tensors
+
     def __repr__(self) -> str:
-        tensors = len(tensor_nodes(self.graph))
-        return f"<gradmagic.Result: {tensors} tensors, {self.graph.number_of_nodes() - tensors} ops, " \
-               f"{self.graph.graph['passes']} backward pass(es)>"
+        tensors = self.trace.num_tensors
+        return f"<gradmagic.Result: {tensors} tensors, {len(self.trace.funcs)} ops, " \
+               f"{len(self.trace.passes)} backward pass(es)>"
 
     def tensor(self, name: str) -> dict:
         """The attributes of the last tensor bound to `name` (KeyError if none)."""
@@ -57,3 +86,38 @@ class Result:
         else:
             path.write_bytes(export.figure_bytes(self.figure, suffix))
         return path
+
+    def image(self, fmt: str | None = None) -> bytes:
+        """The picture as PNG or SVG bytes."""
+        return export.figure_bytes(self.figure, "." + (fmt or self.image_format))
+
+    # ---- rich display -------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """text/plain, text/html (table and image inline, no JavaScript) and the image itself."""
+        bundle = {"text/plain": self._plain_text()}
+        if self.empty:
+            return bundle
+        image = self.image() if self.show_graph else None
+        bundle["text/html"] = self._html(image)
+        if image is not None:
+            bundle["image/svg+xml" if self.image_format == "svg" else "image/png"] = \
+                image.decode() if self.image_format == "svg" else base64.b64encode(image).decode()
+        return bundle
+
+    def _plain_text(self) -> str:
+        parts = report.summary_lines(self.graph)
+        if self.show_table and not self.empty:
+            parts = [report.text_table(self.graph), "", *parts]
+        return "\n".join(parts)
+
+    def _html(self, image: bytes | None) -> str:
+        summary = "".join(f"<p>{html.escape(line)}</p>" for line in report.summary_lines(self.graph))
+        picture = ""
+        if image is not None:
+            if self.image_format == "svg":
+                picture = f"<div>{image.decode()}</div>"
+            else:
+                picture = f"<img src='data:image/png;base64,{base64.b64encode(image).decode()}' style='max-width:100%'/>"
+        table = report.html_table(self.graph) if self.show_table else ""
+        return f"<div class='gradmagic'>{picture}{table}{summary}</div>"

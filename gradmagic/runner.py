@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import itertools
 import linecache
 import sys
@@ -12,6 +13,7 @@ import torch
 from .recorder import Recorder
 from .naming import install_label_hook, label_assignments
 from .result import Result
+from .trace import resolve
 from .torchstate import check_device, check_dtype, defaults, pushed_mode
 
 __all__ = ["run", "capture", "last", "recording", "Capture"]
@@ -48,11 +50,12 @@ def last() -> Result | None:
 class Capture:
     """Handle yielded by `recording()`/`capture()`; `.result` is set when the block exits."""
 
-    def __init__(self):
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
         self.result: Result | None = None
 
     def __getattr__(self, name):
-        if name == "result":
+        if name in ("result", "recorder"):
             raise AttributeError(name)
         if self.result is None:
             raise AttributeError(f"{name!r}: the capture has not finished yet")
@@ -64,23 +67,41 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
     """Record everything the block does to tensors; on exit (also by exception) restore state and build the Result."""
     __tracebackhide__ = True
     recorder = Recorder(filename)
-    session = Capture()
+    session = Capture(recorder)
     install_label_hook(_label)
     _active.append(recorder)
     recorder.start()
     error = None
+    with gc_frozen():
+        try:
+            with defaults(device, dtype), pushed_mode(recorder):
+                yield session
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            recorder.stop()
+            _active.remove(recorder)
+            trace = resolve(recorder, names_from() if names_from else namespace, source)
+            session.result = Result(trace, error=error)
+            _last[0] = session.result
+
+
+@contextlib.contextmanager
+def gc_frozen():
+    """Keep the objects that existed before the run out of the collector's full passes while it runs.
+
+    Recording allocates enough to trigger full collections, and each one would walk the whole process
+    (torch, IPython, ...): 100 ms a time. Skipped if the user froze objects themselves.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
     try:
-        with defaults(device, dtype), pushed_mode(recorder):
-            yield session
-    except BaseException as exc:
-        error = exc
-        raise
+        yield
     finally:
-        recorder.stop()
-        _active.remove(recorder)
-        trace = recorder.finish(names_from() if names_from else namespace, source)
-        session.result = Result(trace, error=error)
-        _last[0] = session.result
+        gc.unfreeze()
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import torch
 
-__all__ = ["SMALL_NUMEL", "STAT_FIELDS", "is_small", "stats_vector", "to_python"]
+__all__ = ["SMALL_NUMEL", "STAT_FIELDS", "is_small", "stats_vector", "to_python", "stats_dicts"]
 
 #: Tensors with at most this many elements keep their exact values (nested lists).
 SMALL_NUMEL = 64
@@ -33,9 +33,9 @@ def stats_vector(t: torch.Tensor) -> torch.Tensor:
 
 
 def to_python(tensors: list) -> list:
-    """Python values for a list of small tensors (None passes through), one host copy per device."""
+    """Python values for a list of small tensors (non-tensors pass through), one host copy per device."""
     host = _to_host(tensors)
-    return [None if t is None else t.detach().tolist() for t in host]
+    return [t.detach().tolist() if isinstance(t, torch.Tensor) else t for t in host]
 
 
 def stats_dicts(vectors: list, numels: list) -> list:
@@ -56,7 +56,7 @@ def _to_host(tensors: list) -> list:
     out = list(tensors)
     by_device = defaultdict(list)
     for i, t in enumerate(tensors):
-        if t is not None and t.device.type != "cpu":
+        if isinstance(t, torch.Tensor) and t.device.type != "cpu":
             by_device[t.device].append(i)
     for indices in by_device.values():
         parts = [_as_real(tensors[i].detach()) for i in indices]

@@ -1,0 +1,55 @@
+"""python -m gradmagic SCRIPT.py: run a script under the capture, print its table, write the exports."""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+import torch
+
+from . import export
+from .runner import last, run
+from .torchstate import check_device, check_dtype
+
+__all__ = ["main"]
+
+
+def main(argv: list | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m gradmagic", description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("script", type=Path, help="a Python file that uses torch")
+    parser.add_argument("-o", "--output", action="append", default=[], metavar="PATH",
+                        help=f"write the result by suffix ({' '.join(export.SUFFIXES)}); repeatable")
+    parser.add_argument("-d", "--device", help="default device inside the script: cpu, cuda, cuda:N")
+    parser.add_argument("--dtype", help="default floating dtype inside the script")
+    parser.add_argument("--all", action="store_true", help="draw every anonymous intermediate tensor")
+    parser.add_argument("--rankdir", choices=["LR", "TB"], default="TB", help="inputs on top (TB, default) or left (LR)")
+    args = parser.parse_args(argv)
+    if not args.script.is_file():
+        parser.error(f"{args.script}: no such file")
+    outputs = [Path(p) for p in args.output]
+    try:
+        device, dtype = check_device(args.device), check_dtype(args.dtype)
+        for path in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export.check_save_path(path)
+    except ValueError as error:
+        parser.error(str(error))
+    source = args.script.read_text()
+    namespace = {"torch": torch, "__name__": "__main__", "__file__": str(args.script)}
+    status = 0
+    try:
+        result = run(source, namespace, device=device, dtype=dtype)
+    except Exception:  # the script's own error: report it, still write what was captured
+        traceback.print_exc()
+        result, status = last(), 1
+    result.show_all, result.rankdir = args.all, args.rankdir
+    print(result._plain_text())
+    for path in outputs:
+        print(f"wrote {result.save(path)}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

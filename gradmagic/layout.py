@@ -1,0 +1,245 @@
+"""Layout stage: the graph to draw (anonymous tensors folded into their ops) and its layered positions."""
+from __future__ import annotations
+
+import networkx as nx
+
+from .text import tensor_caption
+
+__all__ = ["drawing_view", "layered_layout", "spread_in_order", "LayeredPositions", "RANKDIRS"]
+
+#: Directions a layered picture can run: inputs left ("LR") or inputs on top ("TB").
+RANKDIRS = ("LR", "TB")
+
+_SWEEPS = 4  # down+up barycenter rounds; more rarely changes a picture of autograd graphs
+_DUMMY_SLOT = 0.5  # a long edge passing through a layer takes half a node's room there
+_COMPONENT_GAP = 0.5  # extra room between unconnected parts of a picture
+
+
+class LayeredPositions(dict):
+    """node -> (x, y) in layer units, plus `routes`: (u, v) -> the bend points of edges spanning layers."""
+
+    def __init__(self, *args, routes: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.routes = routes or {}
+
+
+def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False) -> nx.DiGraph:
+    """The DiGraph to draw: anonymous tensors folded into their ops, creation ops dropped (unless show_all)."""
+    unused = set() if show_all else _unused_creations(graph)
+    stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph).items() if t not in unused}
+    dropped = set() if show_all else _dropped_creation_ops(graph, stand_in) | unused
+    view = nx.DiGraph(**{**graph.graph, "show_all": show_all})
+    view.add_nodes_from((n, dict(d)) for n, d in graph.nodes(data=True) if n not in stand_in and n not in dropped)
+    for tensor, op in stand_in.items():
+        _annotate_fold(view.nodes[op], graph.nodes[tensor], tensor)
+    for u, v, data in graph.edges(data=True):
+        u, v, differentiable = stand_in.get(u, u), stand_in.get(v, v), _edge_differentiable(graph, u, v, data)
+        if u == v or u not in view or v not in view:
+            continue
+        if view.has_edge(u, v):
+            edge = view.edges[u, v]
+            edge["count"] += 1
+            edge["differentiable"] = edge["differentiable"] or differentiable
+        else:
+            view.add_edge(u, v, count=1, differentiable=differentiable)
+    return view
+
+
+def layered_layout(view: nx.DiGraph, *, rankdir: str = "LR") -> LayeredPositions:
+    """Deterministic layered positions: x = layer (inputs left), y = place across the layer ("LR"), or turned ("TB")."""
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)")
+    nodes = list(view)
+    index = {node: i for i, node in enumerate(nodes)}
+    edges = [(index[u], index[v]) for u, v in view.edges()]
+    rank = _layers(len(nodes), edges, _topological_order(view, index))
+    layers, up, down, chains = _layer_lists(len(nodes), edges, rank)
+    place = _place_components(view, index, layers, (up, down), chains)
+    turn = (lambda r, c: (float(r), 0.0 - c)) if rankdir == "LR" else (lambda r, c: (c + 0.0, 0.0 - r))
+    positions = LayeredPositions((node, turn(rank[i], place[i])) for i, node in enumerate(nodes))
+    for (i, j), chain in chains.items():
+        positions.routes[nodes[i], nodes[j]] = [turn(rank[i] + k + 1, place[d]) for k, d in enumerate(chain)]
+    return positions
+
+
+def _folded_tensors(graph: nx.MultiDiGraph) -> dict:
+    """Anonymous tensor (not a leaf, not an output) -> the op that made it, which will stand for it."""
+    folded = {}
+    for node, data in graph.nodes(data=True):
+        if data["kind"] != "tensor" or data.get("name") is not None or data.get("role") in ("leaf", "output"):
+            continue
+        producers = [p for p in graph.predecessors(node) if graph.nodes[p]["kind"] == "op"]
+        if producers:
+            folded[node] = producers[0]
+    return folded
+
+
+def _dropped_creation_ops(graph: nx.MultiDiGraph, stand_in: dict) -> set:
+    """Ops with no tensor inputs whose every output is drawn on its own (`torch.tensor(5.0)` before `a`)."""
+    return {node for node, data in graph.nodes(data=True)
+            if data["kind"] == "op" and graph.in_degree(node) == 0
+            and not any(out in stand_in for out in graph.successors(node))}
+
+
+def _unused_creations(graph: nx.MultiDiGraph) -> set:
+    """Anonymous tensors made from nothing and never used (`torch.empty` inside `nn.Linear()`), with their ops."""
+    unused = set()
+    for node, data in graph.nodes(data=True):
+        if data["kind"] == "op" and graph.in_degree(node) == 0:
+            outputs = list(graph.successors(node))
+            if outputs and all(graph.nodes[t]["name"] is None and graph.out_degree(t) == 0
+                               and graph.nodes[t]["role"] != "output" for t in outputs):
+                unused.update([node, *outputs])
+    return unused
+
+
+def _annotate_fold(op: dict, tensor: dict, node) -> None:
+    """Keep a folded tensor's caption and role on the op that now stands for it."""
+    caption = tensor_caption(tensor)
+    op["folded"] = f"{op['folded']}; {caption}" if op.get("folded") else caption
+    op.setdefault("folded_role", tensor.get("role"))
+    op.setdefault("folded_nodes", []).append(node)
+
+
+def _edge_differentiable(graph: nx.MultiDiGraph, u, v, data: dict) -> bool:
+    """Tensor->op edges say so themselves; op->tensor edges carry gradient when the output can take one."""
+    if "differentiable" in data:
+        return bool(data["differentiable"])
+    op, out = graph.nodes[u], graph.nodes[v]
+    return bool(op.get("grad_enabled", True) and op.get("op_kind") != "exit" and out.get("requires_grad", True))
+
+
+def _topological_order(view: nx.DiGraph, index: dict) -> list:
+    """Node indices in topological order; a reversed depth-first postorder if the graph has a cycle."""
+    try:
+        order = nx.topological_sort(view)
+        return [index[n] for n in order]
+    except nx.NetworkXUnfeasible:
+        return [index[n] for n in reversed(list(nx.dfs_postorder_nodes(view)))]
+
+
+def _layers(count: int, edges: list, order: list) -> list:
+    """Longest path from the sources, then each source moved next to its first consumer."""
+    position = [0] * count
+    for at, i in enumerate(order):
+        position[i] = at
+    preds, succs = [[] for _ in range(count)], [[] for _ in range(count)]
+    for i, j in edges:
+        if position[i] < position[j]:  # back edges of a cycle do not constrain layers
+            preds[j].append(i)
+            succs[i].append(j)
+    rank = [0] * count
+    for i in order:
+        rank[i] = max((rank[p] + 1 for p in preds[i]), default=0)
+    for i in order:
+        if not preds[i] and succs[i]:
+            rank[i] = min(rank[s] for s in succs[i]) - 1
+    return rank
+
+
+def _layer_lists(count: int, edges: list, rank: list):
+    """Nodes per layer, with a chain of dummy slots for edges spanning layers (up to a budget)."""
+    layers = [[] for _ in range(max(rank, default=-1) + 1)]
+    for i in range(count):
+        layers[rank[i]].append(i)
+    up, down, chains = [[] for _ in range(count)], [[] for _ in range(count)], {}
+    budget = 4 * count + 2000  # keeps a hub used in every layer from costing O(N^2) dummies
+    for i, j in sorted(edges, key=lambda e: (rank[e[1]] - rank[e[0]], e)):
+        span = rank[j] - rank[i]
+        if span <= 0:
+            continue
+        chain = list(range(len(up), len(up) + span - 1)) if span - 1 <= budget else []
+        budget -= len(chain)
+        for k, d in enumerate(chain):
+            up.append([]), down.append([])
+            layers[rank[i] + k + 1].append(d)
+        path = [i, *chain, j]
+        for a, b in zip(path, path[1:]):
+            down[a].append(b)
+            up[b].append(a)
+        if chain:
+            chains[i, j] = chain
+    return layers, up, down, chains
+
+
+def _place_components(view: nx.DiGraph, index: dict, layers: list, links: tuple, chains: dict) -> list:
+    """Each weakly connected component laid out on its own, then stacked across the layers and centred."""
+    real, up = len(index), links[0]
+    owner = list(range(real)) + [0] * (len(up) - real)  # a dummy belongs to its edge's source
+    for (i, _), chain in chains.items():
+        for d in chain:
+            owner[d] = i
+    groups = sorted(sorted(index[n] for n in members) for members in nx.weakly_connected_components(view))
+    component = [0] * real
+    for c, members in enumerate(groups):
+        for i in members:
+            component[i] = c
+    split = [{} for _ in groups]
+    for at, layer in enumerate(layers):
+        for i in layer:
+            split[component[owner[i]]].setdefault(at, []).append(i)
+    place, size = [0.0] * len(up), [1.0] * real + [_DUMMY_SLOT] * (len(up) - real)
+    end = 0.0
+    for parts in split:
+        own = list(parts.values())
+        _order_layers(own, *links, place, size)
+        slots = [i for layer in own for i in layer]
+        shift = end - min(place[i] - size[i] / 2 for i in slots)
+        for i in slots:
+            place[i] += shift
+        end = max(place[i] + size[i] / 2 for i in slots) + _COMPONENT_GAP
+    return [at - (end - _COMPONENT_GAP) / 2 for at in place]
+
+
+def _order_layers(layers: list, up: list, down: list, place: list, size: list) -> None:
+    """Barycenter sweeps down and up to order each layer, then to settle each slot near its neighbours."""
+    for layer in layers:
+        _spread(layer, place, size)
+    for settle in (False, True):  # first the order in each layer, then where each slot sits
+        for _ in range(_SWEEPS):
+            for sweep, neighbours in ((layers, up), (layers[::-1], down)):
+                for layer in sweep:
+                    target = {i: _barycenter(neighbours[i], place, place[i]) for i in layer}
+                    if settle:
+                        _settle(layer, place, size, target)
+                    else:
+                        layer.sort(key=target.__getitem__)
+                        _spread(layer, place, size)
+
+
+def _barycenter(neighbours: list, place: list, default: float) -> float:
+    """Mean coordinate of a slot's neighbours in the reference direction (its own if it has none)."""
+    return sum(place[n] for n in neighbours) / len(neighbours) if neighbours else default
+
+
+def _spread(layer: list, place: list, size: list) -> None:
+    """Give the slots of one layer consecutive centred coordinates (dummies take half a slot)."""
+    at = 0.0
+    for i in layer:
+        place[i] = at + size[i] / 2
+        at += size[i]
+    for i in layer:
+        place[i] -= at / 2
+
+
+def _settle(layer: list, place: list, size: list, target: dict) -> None:
+    """Move a layer's slots as near their targets as their order and spacing allow."""
+    for i, at in zip(layer, spread_in_order([target[i] for i in layer], [size[i] for i in layer])):
+        place[i] = at
+
+
+def spread_in_order(targets: list, sizes: list) -> list:
+    """Coordinates nearest `targets` (least squares) that keep their order and neighbours (a + b) / 2 apart."""
+    offsets, at = [], 0.0
+    for k, size in enumerate(sizes):
+        at += (sizes[k - 1] + size) / 2 if k else 0.0
+        offsets.append(at)
+    blocks = []  # pool adjacent violators: [sum, count] of runs that must move together
+    for target, offset in zip(targets, offsets):
+        blocks.append([target - offset, 1])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] > blocks[-1][0] * blocks[-2][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    shifts = [total / count for total, count in blocks for _ in range(count)]
+    return [offset + shift for offset, shift in zip(offsets, shifts)]

@@ -1,0 +1,130 @@
+"""%%autograd: run a cell through IPython under the capture and show its graph, values and gradients."""
+from __future__ import annotations
+
+import ast
+
+import torch
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from . import export
+from .naming import label_assignments
+from .runner import recording
+from .torchstate import check_device, check_dtype
+
+__all__ = ["AutogradMagics", "load", "unload"]
+
+
+@magics_class
+class AutogradMagics(Magics):
+    """The %%autograd cell magic."""
+
+    @magic_arguments()
+    @argument("-o", "--out", default="_autograd", metavar="NAME",
+              help="variable that receives the result (graph, figure, table, save()); default _autograd")
+    @argument("-d", "--device", help="default device inside the cell: cpu, cuda, cuda:N")
+    @argument("--dtype", help="default floating dtype inside the cell: float32, float64, float16, bfloat16")
+    @argument("-s", "--save", action="append", default=[], metavar="PATH",
+              help="write the result to PATH by suffix (.png .svg .pdf .graphml .json .dot); repeatable")
+    @argument("--format", choices=["png", "svg"], default="png", help="inline image format (default png)")
+    @argument("--no-graph", action="store_true", help="do not draw the graph")
+    @argument("--no-table", action="store_true", help="do not show the table of named tensors")
+    @argument("--all", action="store_true", help="draw every anonymous intermediate tensor (default: folded)")
+    @argument("--backward", metavar="NAME",
+              help="call NAME.backward() after the cell when the cell ran no backward pass itself")
+    @argument("--rankdir", choices=["LR", "TB"], default="TB",
+              help="graph direction: inputs on top (TB, default: fits notebook width) or left (LR)")
+    @cell_magic
+    def autograd(self, line: str, cell: str):
+        """Run the cell exactly as Python would, recording every tensor op; show the autograd graph with
+        the cell's variable names, values and gradients, and a table of the named tensors."""
+        __tracebackhide__ = True
+        options = parse_argstring(self.autograd, line)
+        device, dtype = _checked(options)
+        namespace = self.shell.user_ns
+        code, last_expr, bound = self._compile(cell)
+        if options.backward and options.backward not in bound:
+            _check_backward_target(options.backward, namespace)  # nothing in the cell can change it
+        value, session = None, None
+        try:
+            with recording(namespace, cell, code.co_filename, device=device, dtype=dtype) as session:
+                exec(code, namespace)
+                if last_expr is not None:
+                    value = eval(last_expr, namespace)
+                if options.backward and not session.recorder.passes:
+                    _check_backward_target(options.backward, namespace)
+                    namespace[options.backward].backward()
+        finally:
+            if session is not None and session.result is not None:
+                self._publish(session.result, options)
+        return value
+
+    def _compile(self, cell: str):
+        """The cell after IPython's transforms and ours: code for its body and, separately, its last expression."""
+        source = self.shell.transform_cell(cell)
+        filename = self.shell.compile.cache(source, self.shell.execution_count)
+        tree = self.shell.transform_ast(self.shell.compile.ast_parse(source, filename=filename))
+        bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        tree = label_assignments(tree, source)
+        last_expr = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last_expr = compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        flags = self.shell.compile.flags
+        return compile(tree, filename, "exec", flags=flags, dont_inherit=True), last_expr, bound
+
+    def _publish(self, result, options) -> None:
+        """Put the result in the namespace, save the files asked for and display it."""
+        result.image_format = options.format
+        result.show_graph, result.show_table = not options.no_graph, not options.no_table
+        result.show_all, result.rankdir = options.all, options.rankdir
+        self.shell.user_ns[options.out] = result
+        if result.empty:
+            print("gradmagic: the cell touched no tensors, so there is nothing to draw.")
+            return
+        for path in options.save:
+            result.save(path)
+        display(result)
+
+
+def _checked(options):
+    """Validate every option before the cell runs, so a bad one changes nothing."""
+    if not options.out.isidentifier():
+        raise UsageError(f"--out {options.out}: not a Python name")
+    try:
+        device, dtype = check_device(options.device), check_dtype(options.dtype)
+        for path in options.save:
+            export.check_save_path(path)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if options.backward and not options.backward.isidentifier():
+        raise UsageError(f"--backward {options.backward}: give the name of a scalar tensor, e.g. --backward loss")
+    return device, dtype
+
+
+def _check_backward_target(name: str, namespace: dict) -> None:
+    """--backward NAME must name a scalar tensor that requires grad."""
+    if name not in namespace:
+        raise UsageError(f"--backward {name}: no variable {name!r} (the cell does not assign it either)")
+    value = namespace[name]
+    if not isinstance(value, torch.Tensor):
+        raise UsageError(f"--backward {name}: {name!r} is a {type(value).__name__}, not a tensor")
+    if value.numel() != 1:
+        raise UsageError(f"--backward {name}: {name!r} has shape {tuple(value.shape)}; backward() needs a scalar "
+                         f"(bind {name}.sum() to a name and pass that)")
+    if not value.requires_grad:
+        raise UsageError(f"--backward {name}: {name!r} does not require grad, so there is nothing to differentiate")
+
+
+def load(ipython) -> None:
+    """Register %%autograd and make `torch` available in the user namespace."""
+    ipython.register_magics(AutogradMagics)
+    if "torch" not in ipython.user_ns:
+        ipython.push({"torch": torch})
+
+
+def unload(ipython) -> None:
+    """Remove %%autograd."""
+    ipython.magics_manager.magics["cell"].pop("autograd", None)
+    ipython.magics_manager.registry.pop("AutogradMagics", None)

@@ -1,0 +1,303 @@
+"""Render stage: a drawing view and its positions become a matplotlib Figure (never pyplot, no global state)."""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import networkx as nx
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties, findfont
+from matplotlib.ft2font import FT2Font
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
+from matplotlib.path import Path
+
+from .graph import ROLES
+from .layout import RANKDIRS, drawing_view, layered_layout, spread_in_order
+from .text import tensor_caption
+
+try:  # matplotlib >= 3.10 keeps FreeType load flags in an enum; older versions as module constants
+    from matplotlib.ft2font import LoadFlags
+    _NO_HINTING = LoadFlags.NO_HINTING
+except ImportError:  # pragma: no cover - matplotlib < 3.10
+    from matplotlib.ft2font import LOAD_NO_HINTING as _NO_HINTING
+
+__all__ = ["draw_graph", "render_figure", "ROLE_COLOURS", "OP_COLOURS"]
+
+#: Tensor role -> (fill, border) colours.
+ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
+                "intermediate": ("#e6e1f3", "#8c84c0"), "output": ("#fdd0a2", "#e6550d"),
+                "constant": ("#f0f0f0", "#a0a0a0")}
+#: Op nodes are neutral: (fill, border).
+OP_COLOURS = ("#ffffff", "#707070")
+
+_EDGE, _NO_GRAD, _FOLDED = "#505050", "#a8a8a8", "#6e6e6e"
+_FONT = {"tensor": 10.0, "op": 9.0, "folded": 8.0, "note": 8.0}  # points at full size
+_PAD = (0.08, 0.045)  # inches inside a box: across the text, above and below it
+_LAYER_GAP, _CROSS_GAP = 0.36, 0.14  # inches between layers, between neighbours within a layer
+_DOT = 0.14  # inches: a node's size when labels would be unreadable
+_MAX_INCHES, _MIN_SCALE, _MARGIN, _MIN_WIDTH = 40.0, 0.75, 0.15, 3.0
+_BIG = 300  # nodes; above this, edges are one LineCollection without arrowheads
+_MAX_CHARS = {"tensor": 44, "op": 32, "folded": 40}
+
+
+def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: str = "TB",
+                  title: str | None = None) -> Figure:
+    """The picture of a captured graph: drawing_view -> layered_layout -> draw_graph."""
+    view = drawing_view(graph, show_all=show_all)
+    return draw_graph(view, layered_layout(view, rankdir=rankdir), title=title, rankdir=rankdir)
+
+
+def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, rankdir: str = "LR") -> Figure:
+    """A Figure of `view` with nodes at layered `positions` (layer units), inputs left ("LR") or top ("TB")."""
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)")
+    missing = [n for n in view if n not in positions]
+    if missing:
+        raise ValueError(f"positions has no entry for {len(missing)} node(s), e.g. {missing[0]!r}; "
+                         "use layered_layout(view) for the same view")
+    items = _legend_items(view)
+    for detail in (3, 2, 1, 0):  # full labels, without folded values, names only, dots
+        lines = {n: _node_lines(d, detail) for n, d in view.nodes(data=True)}
+        place = _Placement(positions, {n: _box_size(lines[n], d) for n, d in view.nodes(data=True)}, rankdir)
+        room = _MAX_INCHES - 2 * _MARGIN
+        scale = min(1.0, room / place.width, (room - 1.0) / place.height)
+        if scale >= _MIN_SCALE or detail == 0:
+            break
+    width, height = place.width * scale, place.height * scale
+    fw = max(width, _MIN_WIDTH) + 2 * _MARGIN
+    rows = math.ceil(len(items) / _legend_columns(items, fw - 2 * _MARGIN))
+    top = (0.35 if title else 0.0) + (0.25 * rows + 0.1 if items else 0.0)
+    figure = Figure(figsize=(fw, height + 2 * _MARGIN + top))
+    FigureCanvasAgg(figure)
+    fh = figure.get_figheight()
+    ax = figure.add_axes(((fw - width) / 2 / fw, _MARGIN / fh, width / fw, height / fh))
+    ax.set_axis_off()
+    ax.set_xlim(place.xmin, place.xmin + place.width)
+    ax.set_ylim(place.ymin, place.ymin + place.height)
+    if not view:
+        ax.text(0.5, 0.5, "(no tensors recorded)", transform=ax.transAxes, ha="center", va="center",
+                fontsize=_FONT["tensor"], color=_FOLDED)
+    _draw_edges(ax, view, place, scale, labels=detail > 0)
+    _draw_nodes(ax, view, place, lines, scale)
+    _draw_legend(figure, items, title)
+    return figure
+
+
+class _Placement:
+    """Node centres and edge bends in inches, from positions in layer units and box sizes."""
+
+    def __init__(self, positions: dict, sizes: dict, rankdir: str):
+        self.lr = rankdir == "LR"
+        # (along, across): along the layers and across them, whatever the direction
+        self.sizes = {n: (w, h) if self.lr else (h, w) for n, (w, h) in sizes.items()}
+        split = {n: self._split(positions[n]) for n in sizes}
+        routes = getattr(positions, "routes", {})
+        bends = {e: [self._split(p) for p in r] for e, r in routes.items() if e[0] in sizes and e[1] in sizes}
+        self._along(split)
+        layers = {}  # layer -> [(across in layer units, room across in inches, node or (edge, bend index))]
+        for n, (a, c) in split.items():
+            layers.setdefault(round(a, 6), []).append((c, self.sizes[n][1] + _CROSS_GAP, n))
+        for e, points in bends.items():
+            for k, (a, c) in enumerate(points):
+                layers.setdefault(round(a, 6), []).append((c, 2 * _CROSS_GAP, (e, k)))
+        across = sorted(s[1] for s in self.sizes.values())
+        unit = (across[len(across) // 4] if across else 0.0) + _CROSS_GAP  # small: packing spreads what is crowded
+        placed = {}
+        for items in layers.values():
+            items.sort(key=lambda item: item[0])
+            coords = spread_in_order([c * unit for c, _, _ in items], [room for _, room, _ in items])
+            placed.update((ref, coord) for (_, _, ref), coord in zip(items, coords))
+        self.centre = {n: (self._at(a), placed[n]) for n, (a, _) in split.items()}
+        self.bends = {e: [(self._at(a), placed[e, k]) for k, (a, _) in enumerate(p)] for e, p in bends.items()}
+        self._bounds(sizes)
+
+    def _split(self, point) -> tuple:
+        x, y = point
+        return (x, y) if self.lr else (-y, x)
+
+    def _along(self, split: dict) -> None:
+        """Layer centres in inches: each layer as deep as its deepest box, with a gap for the arrows."""
+        depth = {}
+        for n, (a, _) in split.items():
+            depth[round(a, 6)] = max(depth.get(round(a, 6), 0.0), self.sizes[n][0])
+        keys = sorted(depth) or [0.0]
+        widths = [depth.get(k, 0.0) for k in keys]
+        centres = np.cumsum([0.0] + [(p + q) / 2 + _LAYER_GAP for p, q in zip(widths, widths[1:])])
+        self._keys, self._centres = np.array(keys), centres
+        self._centre_of = dict(zip(keys, centres.tolist()))
+
+    def _at(self, along: float) -> float:
+        """Inches along the layers of a layer coordinate (between layers for hand-made positions)."""
+        at = self._centre_of.get(round(along, 6))
+        return at if at is not None else float(np.interp(along, self._keys, self._centres))
+
+    def xy(self, along: float, across: float) -> tuple:
+        """A point of the along/across frame in figure data coordinates."""
+        return (along, across) if self.lr else (across, -along)
+
+    def _bounds(self, sizes: dict) -> None:
+        """The data box holding every node and every bend point of a routed edge."""
+        boxes = [(*self.xy(*self.centre[n]), w / 2, h / 2) for n, (w, h) in sizes.items()]
+        boxes += [(*self.xy(*p), 0.0, 0.0) for route in self.bends.values() for p in route]
+        boxes = boxes or [(0.0, 0.0, 0.0, 0.0)]
+        self.xmin = min(x - hw for x, _, hw, _ in boxes) - 0.05
+        self.ymin = min(y - hh for _, y, _, hh in boxes) - 0.05
+        self.width = max(x + hw for x, _, hw, _ in boxes) + 0.05 - self.xmin
+        self.height = max(y + hh for _, y, _, hh in boxes) + 0.05 - self.ymin
+
+    def edge_points(self, u, v, out_port: float, in_port: float) -> list:
+        """The bend points of edge u -> v in the along/across frame, leaving u and entering v at their sides."""
+        (au, cu), (av, cv) = self.centre[u], self.centre[v]
+        middle = self.bends.get((u, v), [])
+        if av <= au:  # not forward (a cycle or hand-made positions): centre to centre
+            return [(au, cu), (av, cv)]
+        return [(au + self.sizes[u][0] / 2, cu + out_port), *middle, (av - self.sizes[v][0] / 2, cv + in_port)]
+
+
+def _node_lines(data: dict, detail: int) -> list:
+    """(text, font key) lines drawn in a node; none when nodes are dots."""
+    if detail == 0:
+        return []
+    if detail == 1:
+        name = data.get("op") if data.get("kind") == "op" else data.get("label")
+        return [(name, "op" if data.get("kind") == "op" else "tensor")] if name else []
+    if data.get("kind") == "op":
+        lines = [(data.get("label") or data.get("op") or "op", "op")]
+        if data.get("folded") and detail > 2:
+            lines.append((data["folded"], "folded"))
+    else:
+        lines = [(tensor_caption(data), "tensor")]
+    return [(text if len(text) <= _MAX_CHARS[key] else text[:_MAX_CHARS[key] - 1] + "…", key) for text, key in lines]
+
+
+def _box_size(lines: list, data: dict) -> tuple:
+    """Width and height in inches of a node's box around its lines."""
+    if not lines:
+        return (_DOT, _DOT) if data.get("kind") == "tensor" else (_DOT * 0.7, _DOT * 0.7)
+    width = max(_text_width(text, _FONT[key]) for text, key in lines) + 2 * _PAD[0]
+    return width, sum(_FONT[key] for _, key in lines) * 1.3 / 72 + 2 * _PAD[1]
+
+
+@lru_cache(maxsize=None)
+def _advance(char: str) -> float:
+    """Unhinted advance width of one character, in points per point of font size (the default font)."""
+    font = _font()
+    return font.load_char(ord(char), flags=_NO_HINTING).linearHoriAdvance / 65536 / 100
+
+
+@lru_cache(maxsize=1)
+def _font() -> FT2Font:
+    font = FT2Font(findfont(FontProperties()))
+    font.set_size(100, 72)
+    return font
+
+
+def _text_width(text: str, size: float) -> float:
+    """Width in inches of one line of text, with room for hinting, which widens small text on screen by up to 10%."""
+    return sum(_advance(char) for char in text) * size / 72 * 1.1
+
+
+def _ports(view: nx.DiGraph, place: _Placement) -> dict:
+    """(u, v) -> (offset where it leaves u, offset where it enters v), spread along each side in order."""
+    ports = {edge: [0.0, 0.0] for edge in view.edges()}
+    for node in view:
+        for side, edges in ((0, list(view.out_edges(node))), (1, list(view.in_edges(node)))):
+            other = [place.centre[e[1 - side]][1] for e in edges]
+            order = sorted(range(len(edges)), key=lambda i: other[i])
+            spread = place.sizes[node][1] * 0.6
+            for rank, i in enumerate(order):
+                ports[edges[i]][side] = spread * ((rank + 0.5) / len(edges) - 0.5)
+    return ports
+
+
+def _draw_edges(ax, view: nx.DiGraph, place: _Placement, scale: float, *, labels: bool) -> None:
+    """Edges as curved arrows (small graphs) or one LineCollection; no gradient: dashed and grey."""
+    ports = _ports(view, place)
+    lines, colours, styles = [], [], []
+    for u, v, data in view.edges(data=True):
+        points = place.edge_points(u, v, *ports[u, v])
+        grad = data.get("differentiable", True)
+        colour, style = (_EDGE, "-") if grad else (_NO_GRAD, "--")
+        if len(view) > _BIG:
+            lines.append([place.xy(*p) for p in points])
+            colours.append(colour)
+            styles.append(style)
+            continue
+        ax.add_patch(FancyArrowPatch(path=_curve(points, place), arrowstyle="-|>", mutation_scale=9 * scale,
+                                     color=colour, linestyle=style, linewidth=1.0, zorder=1, shrinkA=0, shrinkB=0))
+        if labels and data.get("count", 1) > 1:
+            (a0, c0), (a1, c1) = points[-2], points[-1]
+            ax.text(*place.xy((a0 + a1) / 2, (c0 + c1) / 2), f"×{data['count']}", fontsize=_FONT["note"] * scale,
+                    ha="center", va="center", color=colour, zorder=1.5, parse_math=False,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
+    if lines:
+        ax.add_collection(LineCollection(lines, colors=colours, linestyles=styles, linewidths=0.6, zorder=1))
+
+
+def _curve(points: list, place: _Placement) -> Path:
+    """Smooth S-curves through the points, leaving and entering each along the layer direction."""
+    verts, codes = [place.xy(*points[0])], [Path.MOVETO]
+    for (a0, c0), (a1, c1) in zip(points, points[1:]):
+        bend = (a1 - a0) / 2 if a1 > a0 else 0.0
+        verts += [place.xy(a0 + bend, c0), place.xy(a1 - bend, c1), place.xy(a1, c1)]
+        codes += [Path.CURVE4] * 3
+    return Path(verts, codes)
+
+
+def _draw_nodes(ax, view: nx.DiGraph, place: _Placement, lines: dict, scale: float) -> None:
+    """Rounded boxes for tensors, pills for ops (one PatchCollection), and their text lines."""
+    patches = []
+    for node, data in view.nodes(data=True):
+        x, y = place.xy(*place.centre[node])
+        w, h = place.sizes[node] if place.lr else place.sizes[node][::-1]
+        fill, border = ROLE_COLOURS.get(data.get("role"), OP_COLOURS) if data.get("kind") == "tensor" else OP_COLOURS
+        radius = h / 2 if data.get("kind") == "op" else min(0.06, h / 3)
+        patches.append(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=f"round,pad=0,rounding_size={radius}",
+                                      facecolor=fill, edgecolor=border, linewidth=1.0,
+                                      linestyle="--" if data.get("role") == "constant" else "-"))
+        heights = [_FONT[key] * 1.3 / 72 for _, key in lines[node]]
+        top = y + sum(heights) / 2
+        for (text, key), height in zip(lines[node], heights):
+            ax.text(x, top - height / 2, text, fontsize=_FONT[key] * scale, ha="center", va="center_baseline",
+                    color=_FOLDED if key == "folded" else "black", zorder=3, gid=f"{node}.{key}",
+                    parse_math=False)
+            top -= height
+    ax.add_collection(PatchCollection(patches, match_original=True, zorder=2))
+
+
+def _legend_items(view: nx.DiGraph) -> list:
+    """Legend handles for the roles present, op nodes, and dashed edges if any."""
+    roles = {d.get("role") for _, d in view.nodes(data=True) if d.get("kind") == "tensor"}
+    items = [Patch(facecolor=ROLE_COLOURS[r][0], edgecolor=ROLE_COLOURS[r][1], label=r) for r in ROLES if r in roles]
+    if any(d.get("kind") == "op" for _, d in view.nodes(data=True)):
+        items.append(Patch(facecolor=OP_COLOURS[0], edgecolor=OP_COLOURS[1], label="op"))
+    if not all(d.get("differentiable", True) for _, _, d in view.edges(data=True)):
+        items.append(Line2D([], [], color=_NO_GRAD, linestyle="--", label="no gradient"))
+    return items
+
+
+def _legend_columns(items: list, width: float) -> int:
+    """The most legend columns that fit in `width` inches (filled top to bottom, as matplotlib does)."""
+    entries = [0.36 + _text_width(item.get_label(), _FONT["note"]) for item in items]
+    for ncol in range(len(entries), 1, -1):
+        rows, tall = divmod(len(entries), ncol)
+        ends = np.cumsum([rows + 1] * tall + [rows] * (ncol - tall)).tolist()
+        if sum(max(entries[a:b]) for a, b in zip([0] + ends, ends)) <= width:
+            return ncol
+    return 1
+
+
+def _draw_legend(figure: Figure, items: list, title: str | None) -> None:
+    """A small legend (and the title) in the band above the graph."""
+    fw, fh = figure.get_size_inches()
+    if title:
+        figure.text(_MARGIN / fw, 1 - 0.08 / fh, title, fontsize=11, ha="left", va="top", parse_math=False)
+    if items:
+        below = (0.35 if title else 0.05) / fh
+        figure.legend(handles=items, loc="upper left", bbox_to_anchor=(_MARGIN / fw, 1 - below), frameon=False,
+                      fontsize=_FONT["note"], ncol=_legend_columns(items, fw - 2 * _MARGIN), handlelength=1.4,
+                      borderaxespad=0, borderpad=0, columnspacing=1.0)

@@ -1,0 +1,86 @@
+"""Short human text for values, gradients and tensor nodes, shared by the picture and the table."""
+from __future__ import annotations
+
+__all__ = ["number", "value_text", "grad_text", "tensor_caption", "shape_text"]
+
+
+def number(x) -> str:
+    """A number in at most ~7 characters: 10.0, 17200, -5.17e-08, 0.333."""
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x) if abs(x) < 10**7 else f"{x:.3g}"
+    if x != x or x in (float("inf"), float("-inf")):
+        return str(x)
+    if x == int(x) and abs(x) < 10**7:
+        return f"{x:.1f}" if abs(x) < 1000 else str(int(x))
+    return f"{x:.3g}"
+
+
+def stats_text(stats: dict) -> str:
+    """`n=32768 ∈[-3.1, 3.4] μ=0.002 σ=1` (lovely-tensors style), with nan/inf counts when present."""
+    text = (f"n={stats['numel']} ∈[{number(stats['min'])}, {number(stats['max'])}] "
+            f"μ={number(stats['mean'])} σ={number(stats['std'])}")
+    bad = [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
+    return text + (" " + " ".join(bad) if bad else "")
+
+
+def value_text(value, stats, *, limit: int = 6) -> str:
+    """The exact value when small (first `limit` numbers of a list), else the stats line; '' when unknown."""
+    if stats is not None:
+        return stats_text(stats)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        flat = _flatten(value)
+        shown = ", ".join(number(v) for v in flat[:limit])
+        return f"[{shown}{', …' if len(flat) > limit else ''}]"
+    return number(value)
+
+
+def grad_text(node: dict, *, limit: int = 6) -> str:
+    """The gradient of a tensor node as text, '' when it got none."""
+    return value_text(node.get("grad"), node.get("grad_stats"), limit=limit)
+
+
+def shape_text(shape) -> str:
+    return "scalar" if not shape else "×".join(map(str, shape))
+
+
+def tensor_caption(node: dict, *, limit: int = 3) -> str:
+    """`x = 10.0 · ∇ 17200`: name, value and gradient on one line; larger tensors by shape, mean and ‖∇‖."""
+    name = node.get("label") or ""
+    flat = _flatten(node["value"]) if isinstance(node.get("value"), list) else None
+    if node.get("stats") is not None or (flat is not None and len(flat) > limit):
+        mean = node["stats"]["mean"] if node.get("stats") else _mean(flat)
+        head = f"{name} {shape_text(node.get('shape'))} μ={number(mean)}".strip()
+    else:
+        value = value_text(node.get("value"), None, limit=limit)
+        head = f"{name} = {value}" if name and value else name or value or shape_text(node.get("shape"))
+    grad, grad_stats = node.get("grad"), node.get("grad_stats")
+    if grad_stats is not None:
+        return f"{head} · ∇ ‖{number(grad_stats['norm'])}‖"
+    if isinstance(grad, list) and len(_flatten(grad)) > limit:
+        return f"{head} · ∇ ‖{number(_norm(_flatten(grad)))}‖"
+    if grad is not None:
+        return f"{head} · ∇ {value_text(grad, None, limit=limit)}"
+    return head
+
+
+def _mean(values: list) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _norm(values: list) -> float:
+    return sum(float(v) * float(v) for v in values) ** 0.5
+
+
+def _flatten(value) -> list:
+    out, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            out.append(item)
+    return out

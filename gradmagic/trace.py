@@ -1,0 +1,198 @@
+"""After the run: the recorder's columns resolved into a Trace of plain Python (values copied once, names attached)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import summary
+from .recorder import EXIT_NAMES, Recorder
+from .torchstate import torch_function_disabled
+
+__all__ = ["Trace", "resolve"]
+
+
+@dataclass
+class Trace:
+    """Everything a run did to tensors, as plain Python columns indexed by record (tensor version) and op."""
+
+    source: str = ""
+    # per record
+    shapes: list = field(default_factory=list)
+    dtypes: list = field(default_factory=list)
+    devices: list = field(default_factory=list)
+    requires_grad: list = field(default_factory=list)
+    grad_fns: list = field(default_factory=list)  # class name of the autograd node, None for leaves
+    versions: list = field(default_factory=list)
+    producers: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+    stats: list = field(default_factory=list)
+    grads: list = field(default_factory=list)
+    grad_stats: list = field(default_factory=list)
+    previous: dict = field(default_factory=dict)
+    names: dict = field(default_factory=dict)  # record -> [(name, line, expression), ...]
+    params: dict = field(default_factory=dict)  # record -> module path
+    pass_grads: dict = field(default_factory=dict)  # record -> {pass: value or stats}
+    # per op
+    funcs: list = field(default_factory=list)
+    op_kinds: list = field(default_factory=list)  # op / exit / grad
+    inputs: list = field(default_factory=list)  # [(slot, record), ...]
+    consts: list = field(default_factory=list)  # [(slot, value), ...]
+    outputs: list = field(default_factory=list)
+    grad_enabled: list = field(default_factory=list)
+    modules: list = field(default_factory=list)  # module path or None
+    lines: list = field(default_factory=list)
+    results: list = field(default_factory=list)
+    # per backward pass: (kind, root records, input records)
+    passes: list = field(default_factory=list)
+
+    @property
+    def num_tensors(self) -> int:
+        return len(self.shapes)
+
+
+def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
+    """Turn what the recorder saw into a Trace, then make it drop every tensor reference."""
+    r = recorder.records
+    with torch_function_disabled():
+        trace = Trace(
+            source=source,
+            shapes=r.shapes,
+            dtypes=[str(d).removeprefix("torch.") for d in r.dtypes],
+            devices=[str(d) for d in r.devices],
+            requires_grad=r.requires_grad,
+            grad_fns=[None if g is None else type(g).__name__ for g in r.grad_fns],
+            versions=r.versions,
+            producers=r.producers,
+            previous=dict(r.previous),
+        )
+        _attach_values(trace, r)
+        _attach_grads(trace, r)
+        _attach_names(trace, r, recorder, namespace)
+        _attach_ops(trace, r, namespace)
+        trace.passes = list(r.passes)
+    recorder.release()
+    return trace
+
+
+def _current(r, rec):
+    """The tensor of a record if it is still alive and unchanged, else None."""
+    obj = r.objs[rec]
+    t = obj if isinstance(obj, torch.Tensor) else obj()
+    return t if t is not None and t._version == r.versions[rec] else None
+
+
+def _attach_values(trace: Trace, r) -> None:
+    small, large, numels = [], [], []
+    for rec, obj in enumerate(r.objs):
+        snapshot = r.snapshots.get(rec)
+        t = _current(r, rec)
+        is_small = isinstance(obj, torch.Tensor)
+        small.append(snapshot if snapshot is not None else t if is_small else None)
+        large.append(summary.stats_vector(t) if t is not None and not is_small else None)
+        numels.append(_numel(r.shapes[rec]))
+    trace.values = summary.to_python(small)
+    trace.stats = summary.stats_dicts(large, numels)
+
+
+def _attach_grads(trace: Trace, r) -> None:
+    values = [v if not is_stats and (version is None or v._version == version) else None
+              for _, _, v, version, is_stats in r.grads]
+    stats = [v if is_stats else None for _, _, v, _, is_stats in r.grads]
+    numels = [_numel(r.shapes[rec]) for _, rec, _, _, _ in r.grads]
+    for (pass_index, rec, _, _, _), value, stat in zip(r.grads, summary.to_python(values),
+                                                      summary.stats_dicts(stats, numels)):
+        trace.pass_grads.setdefault(rec, {})[pass_index] = value if stat is None else stat
+    leaf_grads = [_leaf_grad(r, rec) for rec in range(len(r.objs))]
+    small = [g if g is not None and summary.is_small(g) else None for g in leaf_grads]
+    large = [summary.stats_vector(g) if g is not None and not summary.is_small(g) else None for g in leaf_grads]
+    numels = [0 if g is None else g.numel() for g in leaf_grads]
+    trace.grads, trace.grad_stats = summary.to_python(small), summary.stats_dicts(large, numels)
+    for rec, passes in trace.pass_grads.items():  # non-leaves: the gradient of the last pass that reached them
+        if trace.grads[rec] is None and trace.grad_stats[rec] is None:
+            last = passes[max(passes)]
+            trace.grads[rec], trace.grad_stats[rec] = (None, last) if isinstance(last, dict) else (last, None)
+
+
+def _leaf_grad(r, rec):
+    """The accumulated .grad a user sees on a leaf, for the leaf's current version only."""
+    t = _current(r, rec)
+    return None if t is None or t.grad_fn is not None else t.grad
+
+
+def _attach_names(trace: Trace, r, recorder: Recorder, namespace: dict) -> None:
+    for rec, info in r.labels:
+        trace.names.setdefault(rec, []).append(info)
+    for rec, before in sorted(trace.previous.items()):  # an in-place op keeps the variable's name
+        if rec not in trace.names and before in trace.names:
+            trace.names[rec] = trace.names[before][:1]
+    for name, value in namespace.items():
+        if isinstance(value, torch.Tensor) and not name.startswith("_"):
+            rec = recorder.lookup(value)
+            if rec is not None and rec not in trace.names:
+                trace.names[rec] = [(name, None, None)]
+    params = _parameter_paths(namespace)
+    grads = _grad_names(namespace, params)
+    for rec, obj in enumerate(r.objs):
+        t = obj if isinstance(obj, torch.Tensor) else obj()
+        if t is not None and id(t) in params:
+            trace.params[rec] = params[id(t)]
+        elif t is not None and id(t) in grads and rec not in trace.names:
+            trace.names[rec] = [(grads[id(t)], None, None)]
+
+
+def _attach_ops(trace: Trace, r, namespace: dict) -> None:
+    paths = _module_paths(namespace, r.modules)
+    trace.funcs = r.funcs
+    trace.op_kinds = ["grad" if f is torch.autograd.grad else "exit" if getattr(f, "__name__", "") in EXIT_NAMES
+                      else "op" for f in r.funcs]
+    trace.inputs = [list(zip(flat[::2], flat[1::2])) for flat in r.inputs]
+    trace.consts = [list(zip(flat[::2], flat[1::2])) for flat in r.consts]
+    trace.outputs = r.outputs
+    trace.grad_enabled = r.grad_enabled
+    trace.modules = [None if m is None else paths[id(m)] for m in r.modules]
+    trace.lines = r.lines
+    trace.results = r.results
+
+
+def _numel(shape: tuple) -> int:
+    n = 1
+    for size in shape:
+        n *= size
+    return n
+
+
+def _parameter_paths(namespace: dict) -> dict:
+    """id(parameter or buffer) -> `model.fc1.weight`, for every nn.Module bound to a name."""
+    paths = {}
+    for name, value in namespace.items():
+        if isinstance(value, torch.nn.Module) and not name.startswith("_"):
+            for path, tensor in (*value.named_parameters(), *value.named_buffers()):
+                paths.setdefault(id(tensor), f"{name}.{path}")
+    return paths
+
+
+def _grad_names(namespace: dict, params: dict) -> dict:
+    """id(x.grad) -> `x.grad` for named tensors and parameters (an optimizer step reads them)."""
+    names = {}
+    tensors = [(name, v) for name, v in namespace.items() if isinstance(v, torch.Tensor) and not name.startswith("_")]
+    for name, value in namespace.items():
+        if isinstance(value, torch.nn.Module) and not name.startswith("_"):
+            tensors += [(f"{name}.{path}", p) for path, p in value.named_parameters()]
+    for name, tensor in tensors:
+        if tensor.is_leaf and tensor.grad is not None:
+            names.setdefault(id(tensor.grad), f"{name}.grad")
+    return names
+
+
+def _module_paths(namespace: dict, modules: list) -> dict:
+    """id(module) -> dotted path from a namespace name, or the class name for unnamed modules."""
+    paths = {}
+    for name, value in namespace.items():
+        if isinstance(value, torch.nn.Module) and not name.startswith("_"):
+            for path, module in value.named_modules():
+                paths.setdefault(id(module), f"{name}.{path}" if path else name)
+    for module in modules:
+        if module is not None and id(module) not in paths:
+            paths[id(module)] = type(module).__name__
+    return paths

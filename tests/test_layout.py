@@ -1,0 +1,122 @@
+"""The drawing view folds anonymous tensors into their ops; the layered layout is a clean left-to-right DAG."""
+import networkx as nx
+import pytest
+
+import gradmagic
+from gradmagic.layout import drawing_view, layered_layout
+from tests.programs import DETACH, SEED_3
+
+
+@pytest.fixture(scope="module")
+def seed_graph():
+    return gradmagic.run(SEED_3).graph
+
+
+def _tensor_names(view):
+    return sorted(d["name"] for _, d in view.nodes(data=True) if d["kind"] == "tensor")
+
+
+def test_view_keeps_exactly_the_named_tensors_and_ops(seed_graph):
+    view = drawing_view(seed_graph)
+    assert _tensor_names(view) == ["a", "b", "x", "y", "z"]
+    assert all(d["kind"] == "op" for n, d in view.nodes(data=True) if d["kind"] != "tensor")
+    assert not any(d["kind"] == "tensor" and d["name"] is None for _, d in view.nodes(data=True))
+
+
+def test_creation_ops_are_dropped_and_leaves_stand_alone(seed_graph):
+    view = drawing_view(seed_graph)
+    assert not [n for n, d in view.nodes(data=True) if d["kind"] == "op" and d["op"] == "tensor"]
+    leaves = [n for n, d in view.nodes(data=True) if d.get("name") in ("a", "x")]
+    assert all(view.in_degree(n) == 0 for n in leaves)
+
+
+def test_folded_op_carries_the_tensor_caption(seed_graph):
+    view = drawing_view(seed_graph)
+    folded = {d["label"]: d["folded"] for _, d in view.nodes(data=True) if d.get("folded")}
+    assert folded["mul ×2"] == "20.0 · ∇ 4300"  # 2*x with x = 10, and dz/d(2x) = x * dz/d(x*x) = 4300
+    assert all(d["folded_role"] == "intermediate" for _, d in view.nodes(data=True) if d.get("folded"))
+
+
+def test_folded_view_joins_named_tensors_as_the_seed_text_says(seed_graph):
+    view = drawing_view(seed_graph)
+    name = {n: d["name"] for n, d in view.nodes(data=True) if d["kind"] == "tensor"}
+    reached = {(name[u], name[v]) for u in name for v in nx.descendants(view, u) if v in name}
+    assert {("x", "y"), ("a", "y"), ("x", "b"), ("a", "b"), ("y", "z"), ("b", "z")} <= reached
+
+
+def test_parallel_edges_collapse_with_a_count(seed_graph):
+    view = drawing_view(seed_graph)
+    y = next(n for n, d in view.nodes(data=True) if d.get("name") == "y")
+    counts = sorted(view.edges[y, op]["count"] for op in view.successors(y))
+    assert counts == [1, 2]  # y*y uses y twice, b*y once
+
+
+def test_show_all_keeps_every_node(seed_graph):
+    view = drawing_view(seed_graph, show_all=True)
+    assert set(view) == set(seed_graph)
+    assert view.number_of_edges() == len({(u, v) for u, v in seed_graph.edges()})
+
+
+def test_detach_edge_is_not_differentiable():
+    view = drawing_view(gradmagic.run(DETACH).graph)
+    detach = next(n for n, d in view.nodes(data=True) if d.get("op") == "detach")
+    assert not any(d["differentiable"] for _, _, d in view.in_edges(detach, data=True))
+
+
+def test_every_edge_goes_to_a_later_layer(seed_graph):
+    view = drawing_view(seed_graph)
+    positions = layered_layout(view)
+    assert all(positions[u][0] < positions[v][0] for u, v in view.edges())
+    top_down = layered_layout(view, rankdir="TB")
+    assert all(top_down[u][1] > top_down[v][1] for u, v in view.edges())
+
+
+def test_layout_is_deterministic_and_nodes_do_not_share_positions(seed_graph):
+    view = drawing_view(seed_graph, show_all=True)
+    first, second = layered_layout(view), layered_layout(drawing_view(seed_graph, show_all=True))
+    assert first == second and first.routes == second.routes
+    assert len(set(first.values())) == len(first)
+
+
+def test_top_to_bottom_is_left_to_right_turned(seed_graph):
+    view = drawing_view(seed_graph)
+    lr, tb = layered_layout(view, rankdir="LR"), layered_layout(view, rankdir="TB")
+    assert {n: (-y, -x) for n, (x, y) in tb.items()} == lr
+
+
+def test_inputs_come_first(seed_graph):
+    view = drawing_view(seed_graph)
+    positions = layered_layout(view)
+    x = {view.nodes[n].get("name"): p[0] for n, p in positions.items()}
+    assert x["x"] == x["a"] == 0 and x["z"] == max(x.values())
+
+
+def test_bad_rankdir_is_a_value_error(seed_graph):
+    with pytest.raises(ValueError, match="rankdir='RL'"):
+        layered_layout(drawing_view(seed_graph), rankdir="RL")
+
+
+def test_empty_single_and_disconnected_graphs():
+    assert layered_layout(nx.DiGraph()) == {}
+    assert layered_layout(nx.empty_graph(["a"], nx.DiGraph)) == {"a": (0.0, 0.0)}
+    two = nx.DiGraph([("a", "b"), ("c", "d")])
+    positions = layered_layout(two)
+    assert len(set(positions.values())) == 4 and positions["a"][0] == positions["c"][0] == 0
+
+
+def test_long_chain_lays_out_without_recursion():
+    chain = nx.path_graph(5000, create_using=nx.DiGraph)
+    positions = layered_layout(chain)
+    assert positions[4999] == (4999.0, 0.0)
+
+
+def test_edges_spanning_layers_get_bend_points():
+    graph = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")])
+    positions = layered_layout(graph)
+    assert [x for x, _ in positions.routes["a", "d"]] == [1.0, 2.0]
+    assert all(y != positions["b"][1] for _, y in positions.routes["a", "d"][:1])
+
+
+def test_a_cycle_still_gets_positions():
+    positions = layered_layout(nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a")]))
+    assert len(set(positions.values())) == 3

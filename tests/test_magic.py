@@ -1,0 +1,177 @@
+import base64
+import xml.etree.ElementTree as ET
+
+import networkx as nx
+import pytest
+import torch
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from traitlets.config import Config
+
+from helpers import assert_same, plain_namespace
+from programs import CONTROL_FLOW, MODULE_STEP, SEED_3
+
+
+@pytest.fixture(scope="module")
+def ipython():
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "gradmagic")
+    yield shell
+    shell.run_line_magic("unload_ext", "gradmagic")
+
+
+@pytest.fixture
+def shell(ipython):
+    ipython.reset(new_session=False)
+    ipython.push({"torch": torch})
+    return ipython
+
+
+def run(shell, cell):
+    """Run a cell; return (ExecutionResult, list of published output bundles, captured stdout)."""
+    with capture_output() as captured:
+        result = shell.run_cell(cell)
+    return result, [o.data for o in captured.outputs], captured.stdout
+
+
+def test_seed_cell_publishes_one_bundle_with_image_and_table(shell):
+    result, outputs, _ = run(shell, "%%autograd\n" + SEED_3)
+    assert result.success
+    assert len(outputs) == 1
+    bundle = outputs[0]
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    page = bundle["text/html"]
+    for text in ("<code>x</code>", "<code>a</code>", "<code>y</code>", "<code>b</code>", "<code>z</code>", "17200"):
+        assert text in page
+    graph = shell.user_ns["_autograd"].graph
+    assert isinstance(graph, nx.MultiDiGraph)
+    assert shell.user_ns["_autograd"].tensor("x")["grad"] == pytest.approx(17200.0)
+
+
+def test_svg_format_and_out_option(shell):
+    result, outputs, _ = run(shell, "%%autograd --out g --format svg\n" + SEED_3)
+    assert result.success and "_autograd" not in shell.user_ns
+    ET.fromstring(outputs[0]["image/svg+xml"])  # parses
+    assert shell.user_ns["g"].tensor("z")["role"] == "output"
+
+
+@pytest.mark.parametrize("program", [SEED_3, CONTROL_FLOW, MODULE_STEP])
+def test_cell_leaves_the_namespace_a_plain_run_leaves(shell, program):
+    torch.manual_seed(0)
+    run(shell, "%%autograd --no-graph\n" + program)
+    captured = {k: v for k, v in shell.user_ns.items() if k in plain_namespace(program)}
+    assert_same(plain_namespace(program), {**captured, "__builtins__": None})
+
+
+def test_save_writes_six_valid_files(shell, tmp_path):
+    paths = {s: tmp_path / f"seed{s}" for s in (".png", ".svg", ".pdf", ".graphml", ".json", ".dot")}
+    options = " ".join(f"-s {p}" for p in paths.values())
+    result, _, _ = run(shell, f"%%autograd {options}\n" + SEED_3)
+    assert result.success
+    assert paths[".png"].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert ET.parse(paths[".svg"]).getroot().tag.endswith("svg")
+    assert paths[".pdf"].read_bytes().startswith(b"%PDF")
+    loaded = nx.read_graphml(paths[".graphml"])
+    assert {d.get("name") for _, d in loaded.nodes(data=True)} >= {"x", "a", "y", "b", "z"}
+    assert paths[".json"].read_text().startswith("{") and paths[".dot"].read_text().startswith("digraph")
+
+
+def test_last_expression_is_displayed_after_the_graph(shell):
+    result, outputs, _ = run(shell, "%%autograd --no-graph\nx = torch.ones(2, requires_grad=True)\n(x * 3).sum()")
+    assert result.success and result.result.item() == 6.0
+
+
+def test_ipython_syntax_runs_inside_the_cell(shell):
+    result, _, out = run(shell, "%%autograd --no-graph\nx = torch.ones(1) * 2\n%time y = x + 1\nprint(y.item())")
+    assert result.success and "3.0" in out and shell.user_ns["_autograd"].tensor("y")["value"] == [3.0]
+
+
+def test_backward_option_runs_backward_when_the_cell_did_not(shell):
+    result, _, _ = run(shell, "%%autograd --backward z --no-graph\nx = torch.tensor(3.0, requires_grad=True)\nz = x * x")
+    assert result.success and shell.user_ns["x"].grad.item() == 6.0
+    assert shell.user_ns["_autograd"].tensor("x")["grad"] == 6.0
+
+
+def test_no_backward_gives_values_and_a_hint(shell):
+    result, outputs, _ = run(shell, "%%autograd\nx = torch.tensor(3.0, requires_grad=True)\nz = x * x")
+    assert result.success and "--backward" in outputs[0]["text/plain"]
+    assert shell.user_ns["_autograd"].tensor("z")["value"] == 9.0
+
+
+def test_cell_without_tensors_prints_a_message_and_no_figure(shell):
+    result, outputs, out = run(shell, "%%autograd\nn = 1 + 1")
+    assert result.success and outputs == [] and "touched no tensors" in out
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--bogus", "unrecognized arguments"),
+    ("--format gif", "invalid choice"),
+    ("--rankdir XY", "invalid choice"),
+    ("--out 1x", "not a Python name"),
+    ("--dtype int64", "not a floating torch dtype"),
+    ("--device nonsense", "not a torch device"),
+    ("-s graph.bmp", "unknown suffix"),
+    ("-s /no/such/folder/g.png", "does not exist"),
+    ("--backward missing", "no variable 'missing'"),
+    ("--backward vec", "backward() needs a scalar"),
+])
+def test_bad_options_are_one_line_usage_errors_and_run_nothing(shell, line, message):
+    shell.user_ns["vec"] = torch.ones(3, requires_grad=True)
+    result, _, _ = run(shell, f"%%autograd {line}\nran = True")
+    assert isinstance(result.error_in_exec, UsageError) or isinstance(result.error_before_exec, UsageError)
+    error = result.error_in_exec or result.error_before_exec
+    assert message in str(error) and "\n" not in str(error).strip()
+    assert "ran" not in shell.user_ns and torch._C._len_torch_function_stack() == 0
+
+
+def test_backward_on_a_non_scalar_bound_in_the_cell_is_a_usage_error(shell):
+    result, _, _ = run(shell, "%%autograd --backward v --no-graph\nv = torch.ones(3, requires_grad=True) * 2")
+    assert isinstance(result.error_in_exec, UsageError) and "needs a scalar" in str(result.error_in_exec)
+
+
+def test_cuda_without_cuda_is_a_usage_error(shell):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result, _, _ = run(shell, "%%autograd --device cuda\nran = True")
+    assert "CUDA is not available" in str(result.error_in_exec) and "ran" not in shell.user_ns
+
+
+def test_raising_cell_keeps_its_traceback_restores_state_and_shows_the_partial_graph(shell):
+    cell = "%%autograd\nx = torch.ones(2, requires_grad=True)\ny = x * 2\nwith torch.no_grad():\n    1/0\n"
+    result, outputs, _ = run(shell, cell)
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert torch._C._len_torch_function_stack() == 0 and torch.is_grad_enabled()
+    assert torch.empty(1).device.type == "cpu"
+    assert len(outputs) == 1 and shell.user_ns["_autograd"].names() == ["x", "y"]
+
+
+def test_device_and_dtype_options_apply_inside_the_cell_only(shell):
+    result, _, _ = run(shell, "%%autograd --dtype float64 --device cpu --no-graph\nt = torch.ones(2)")
+    assert result.success and shell.user_ns["t"].dtype == torch.float64
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_help_documents_every_option(shell):
+    doc = shell.find_cell_magic("autograd").__doc__
+    for option in ("--out", "--device", "--dtype", "--save", "--format", "--no-graph", "--no-table", "--backward",
+                   "--rankdir", "--all"):
+        assert option in doc
+
+
+def test_unload_removes_the_magic(ipython):
+    ipython.run_line_magic("unload_ext", "gradmagic")
+    assert ipython.find_cell_magic("autograd") is None
+    ipython.run_line_magic("load_ext", "gradmagic")
+    assert ipython.find_cell_magic("autograd") is not None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_cell_draws_and_matches_plain(shell):
+    result, outputs, _ = run(shell, "%%autograd --device cuda\n" + SEED_3)
+    assert result.success and shell.user_ns["x"].is_cuda
+    assert shell.user_ns["_autograd"].tensor("x")["grad"] == pytest.approx(17200.0)
+    assert "image/png" in outputs[0]

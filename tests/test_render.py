@@ -1,0 +1,126 @@
+"""The picture: a pyplot-free matplotlib Figure, readable labels, dashed no-gradient edges, no overlaps."""
+import io
+import itertools
+import xml.etree.ElementTree as ET
+
+import matplotlib
+import matplotlib.pyplot as plt
+import networkx as nx
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import gradmagic
+from gradmagic.layout import drawing_view, layered_layout
+from gradmagic.render import draw_graph, render_figure
+from tests.programs import DETACH, SEED_3
+
+
+@pytest.fixture(scope="module")
+def seed_graph():
+    return gradmagic.run(SEED_3).graph
+
+
+def _svg(figure, **rc) -> bytes:
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "test", "svg.fonttype": "none", **rc}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def _node_texts(figure) -> list:
+    """The text artists that label nodes (their gid is `node.line`)."""
+    return [t for t in figure.axes[0].texts if t.get_gid()]
+
+
+def test_figure_is_not_registered_with_pyplot(seed_graph):
+    before = plt.get_fignums()
+    figure = render_figure(seed_graph)
+    assert isinstance(figure, Figure)
+    assert plt.get_fignums() == before
+
+
+def test_png_bytes(seed_graph):
+    buffer = io.BytesIO()
+    render_figure(seed_graph).savefig(buffer, format="png")
+    assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_svg_parses_and_holds_the_captions(seed_graph):
+    svg = _svg(render_figure(seed_graph, title="seed"))
+    assert ET.fromstring(svg).tag.endswith("svg")
+    text = svg.decode()
+    for caption in ("x = 10.0 · ∇ 17200", "a = 5.0 · ∇ 1290", "y = 215.0 · ∇ 430.0", "mul ×2", "reciprocal"):
+        assert caption in text
+    assert "seed" in text and "leaf" in text  # the title and the legend
+
+
+def test_svg_is_deterministic(seed_graph):
+    assert _svg(render_figure(seed_graph)) == _svg(render_figure(seed_graph))
+
+
+def test_detached_edges_are_dashed_and_grey():
+    figure = render_figure(gradmagic.run(DETACH).graph)
+    arrows = [p for p in figure.axes[0].patches if p.get_linestyle() == "--"]
+    assert arrows, "the edges out of detach carry no gradient and must be dashed"
+    assert all(p.get_edgecolor()[0] == p.get_edgecolor()[1] == p.get_edgecolor()[2] for p in arrows)
+    assert "no gradient" in _svg(figure).decode()
+
+
+def test_all_edges_are_solid_without_detach(seed_graph):
+    figure = render_figure(seed_graph)
+    assert all(p.get_linestyle() == "-" for p in figure.axes[0].patches)
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("show_all", [False, True])
+def test_node_labels_do_not_overlap(seed_graph, rankdir, show_all):
+    figure = render_figure(seed_graph, rankdir=rankdir, show_all=show_all)
+    FigureCanvasAgg(figure).draw()
+    boxes = [t.get_window_extent() for t in _node_texts(figure)]
+    assert len(boxes) >= 15
+    for one, other in itertools.combinations(boxes, 2):
+        assert not one.overlaps(other), (one, other)
+
+
+def test_labels_are_readable_and_inside_the_figure(seed_graph):
+    figure = render_figure(seed_graph)
+    FigureCanvasAgg(figure).draw()
+    page = figure.bbox
+    for text in _node_texts(figure):
+        assert text.get_fontsize() >= 8
+        box = text.get_window_extent()
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
+def test_rankdir_turns_the_picture(seed_graph):
+    wide, tall = render_figure(seed_graph, rankdir="LR"), render_figure(seed_graph, rankdir="TB")
+    assert wide.get_figwidth() > wide.get_figheight() and tall.get_figheight() > tall.get_figwidth()
+    with pytest.raises(ValueError, match="rankdir"):
+        render_figure(seed_graph, rankdir="BT")
+
+
+def test_empty_and_single_node_graphs_draw():
+    assert isinstance(draw_graph(nx.DiGraph(), {}), Figure)
+    one = nx.DiGraph()
+    one.add_node("t0", kind="tensor", label="x", role="leaf", value=1.0, grad=None)
+    figure = draw_graph(one, layered_layout(one))
+    assert [t.get_text() for t in _node_texts(figure)] == ["x = 1.0"]
+
+
+def test_big_graph_is_capped_and_uses_collections():
+    chain = nx.DiGraph()
+    for i in range(1000):
+        chain.add_node(i, kind="tensor", label=f"h{i}", role="named", value=float(i))
+    chain.add_edges_from(((i, i + 1) for i in range(999)), differentiable=True, count=1)
+    figure = draw_graph(chain, layered_layout(chain))
+    assert max(figure.get_size_inches()) <= 40.5
+    assert not figure.axes[0].patches  # one LineCollection for the edges, one PatchCollection for the nodes
+    assert len(figure.axes[0].collections) == 2
+
+
+def test_folded_values_appear_under_the_op(seed_graph):
+    view = drawing_view(seed_graph)
+    figure = draw_graph(view, layered_layout(view))
+    folded = [t.get_text() for t in _node_texts(figure) if t.get_gid().endswith(".folded")]
+    assert "20.0 · ∇ 4300" in folded
