@@ -1,6 +1,6 @@
 """Capture overhead: plain torch vs gradmagic.run on the same programs, interleaved in one process.
 
-    python benchmarks/capture_overhead.py [--repeats N]
+    python benchmarks/capture_overhead.py [--repeats N] [--device cuda]
 
 Prints the median seconds of each and their ratio. Targets (issue 2): seed ≤2x, MLP ≤1.1x, RNN ≤1.3x.
 """
@@ -41,19 +41,21 @@ loss.backward()
 """
 
 
-def setups() -> dict:
+def setups(device: str = "cpu") -> dict:
     """Each program with a builder for the namespace it starts from (same seed every time)."""
     def mlp_ns():
         torch.manual_seed(0)
         layers = [torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
                   torch.nn.Linear(512, 512)]
-        return {"torch": torch, "mlp": torch.nn.Sequential(*layers), "batch": torch.randn(64, 512)}
+        return {"torch": torch, "mlp": torch.nn.Sequential(*layers).to(device),
+                "batch": torch.randn(64, 512, device=device)}
 
     def rnn_ns():
         torch.manual_seed(0)
-        return {"torch": torch, "h0": torch.zeros(1, 64), "xs": torch.randn(1000, 1, 32),
-                "wx": torch.randn(32, 64, requires_grad=True), "wh": (torch.randn(64, 64) * 0.1).requires_grad_(),
-                "bias": torch.zeros(64, requires_grad=True)}
+        return {"torch": torch, "h0": torch.zeros(1, 64, device=device), "xs": torch.randn(1000, 1, 32, device=device),
+                "wx": torch.randn(32, 64, device=device, requires_grad=True),
+                "wh": (torch.randn(64, 64, device=device) * 0.1).requires_grad_(),
+                "bias": torch.zeros(64, device=device, requires_grad=True)}
 
     return {
         "seed program x10,000": (SEED_LOOP, lambda: {"torch": torch}, 2.0),
@@ -62,34 +64,47 @@ def setups() -> dict:
     }
 
 
-def time_once(fn) -> float:
+def time_once(fn, device: str) -> float:
+    if device != "cpu":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
+    if device != "cpu":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-def measure(source: str, namespace, repeats: int) -> tuple[float, float]:
+def measure(source: str, namespace, repeats: int, device: str = "cpu") -> tuple[float, float, float]:
     """Median seconds of plain exec and of gradmagic.run, alternating so both see the same machine state."""
     code = compile(source, "<plain>", "exec")
     plain, captured, graphed = [], [], []
+
+    def plain_run():
+        with torch.device(device):
+            exec(code, namespace())
+
     for _ in range(repeats):
-        plain.append(time_once(lambda: exec(code, namespace())))
-        captured.append(time_once(lambda: gradmagic.run(source, namespace())))
-        graphed.append(time_once(lambda: gradmagic.run(source, namespace()).graph))
+        plain.append(time_once(plain_run, device))
+        captured.append(time_once(lambda: gradmagic.run(source, namespace(), device=device), device))
+        graphed.append(time_once(lambda: gradmagic.run(source, namespace(), device=device).graph, device))
     return statistics.median(plain), statistics.median(captured), statistics.median(graphed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--only", default="", help="run only the programs whose name contains this text")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    where = torch.cuda.get_device_name() if args.device != "cpu" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, median of {args.repeats}")
     print("capture = gradmagic.run (record + values + gradients); +graph = also building the networkx graph")
     print(f"{'program':36} {'plain s':>8} {'capture s':>10} {'ratio':>7} {'target':>7} {'+graph s':>9} {'ratio':>7}")
-    for name, (source, namespace, target) in setups().items():
-        measure(source, namespace, 1)  # warm-up
-        plain, captured, graphed = measure(source, namespace, args.repeats)
+    for name, (source, namespace, target) in setups(args.device).items():
+        if args.only.lower() not in name.lower():
+            continue
+        measure(source, namespace, 1, args.device)  # warm-up
+        plain, captured, graphed = measure(source, namespace, args.repeats, args.device)
         print(f"{name:36} {plain:8.3f} {captured:10.3f} {captured / plain:6.2f}x {target:6.1f}x "
               f"{graphed:9.3f} {graphed / plain:6.2f}x")
 

@@ -1,6 +1,7 @@
 import gc
 import weakref
 
+import pytest
 import torch
 
 import gradmagic
@@ -130,3 +131,29 @@ def test_values_summarised_with_stats_when_large():
 def test_integer_tensors_have_values_but_no_gradients():
     result = gradmagic.run("i = torch.tensor([1, 2, 3])\nj = i * 2")
     assert result.tensor("j")["value"] == [2, 4, 6] and result.tensor("j")["grad"] is None
+
+
+CUDA_NO_SYNC = """
+torch.cuda.set_sync_debug_mode("error")
+w = torch.randn(64, 64, device="cuda", requires_grad=True)
+x = torch.randn(8, 64, device="cuda")
+h = x
+for _ in range(4):
+    h = torch.tanh(h @ w) + 0.5
+small = (h[0, :4] * 2).sum()
+loss = h.pow(2).mean() + small
+loss.backward()
+torch.cuda.set_sync_debug_mode(0)
+"""
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_recording_on_cuda_never_synchronises_the_host():
+    exec(CUDA_NO_SYNC, {"torch": torch})  # the program itself is sync-free, so any sync would be ours
+    namespace = {"torch": torch}
+    result = gradmagic.run(CUDA_NO_SYNC, namespace)
+    assert torch.cuda.get_sync_debug_mode() == 0
+    assert result.tensor("w")["grad_stats"]["norm"] == pytest.approx(namespace["w"].grad.norm().item(), rel=1e-5)
+    assert result.tensor("small")["value"] == pytest.approx(namespace["small"].item())
+    assert result.tensor("h")["device"].startswith("cuda")
