@@ -51,8 +51,10 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         differentiable = _carries_gradient(trace, op)
         for slot, rec in inputs:
             key = _slot_text(slot)
+            flows = trace.flows.get((op, slot), {})
             graph.add_edge(f"t{rec}", f"op{op}", key=key, slot=key,
-                           differentiable=differentiable and trace.requires_grad[rec])
+                           differentiable=differentiable and trace.requires_grad[rec],
+                           flow=flows[max(flows)] if flows else None, pass_flows=flows)
         for i, rec in enumerate(trace.outputs[op]):
             graph.add_edge(f"op{op}", f"t{rec}", key=i, slot=f"out{i}")
     return graph

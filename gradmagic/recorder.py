@@ -40,6 +40,7 @@ _WRAPPER = types.MethodWrapperType
 _REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _SMALL = summary.SMALL_NUMEL
+_MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 
 
 def _kind(func) -> int:
@@ -86,10 +87,12 @@ class Records:
         self.modules: list = []
         self.lines: list = []
         self.results: list = []
-        # names, backward passes, gradients (pass, record, value, version-or-None, is_stats)
+        # names, backward passes, gradients (pass, record, value, version-or-None, numel),
+        # and gradient flows along tensor->op edges (pass, op, slot, value, version-or-None, numel)
         self.labels: list = []
         self.passes: list = []
         self.grads: list = []
+        self.flows: list = []
 
 
 class Recorder(TorchFunctionMode):
@@ -273,7 +276,12 @@ class Recorder(TorchFunctionMode):
         return out
 
     def _hook_graph(self, roots, pass_index) -> list:
-        """Pre-hooks on every autograd node reachable from the roots that produced a recorded tensor."""
+        """Hooks on every autograd node reachable from the roots that produced a recorded tensor.
+
+        One post-hook per node sees both the gradient that reached its outputs (the recorded tensors')
+        and the gradient it sends to each input: the flow along each tensor->op edge. Ops built from several
+        autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too.
+        """
         self._index_nodes()
         handles, seen = [], set()
         stack = [t.grad_fn for t in roots if t.grad_fn is not None]
@@ -285,9 +293,13 @@ class Recorder(TorchFunctionMode):
             entries = self._node_entries.get(node)
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
                 rec = self._lookup(node.variable)
-                entries = None if rec is None else [(0, rec)]
-            if entries:
-                handles.append(node.register_prehook(partial(self._on_grad, pass_index, entries)))
+                if rec is not None:
+                    handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
+            elif entries:
+                edges = self._op_edges(node, entries[0][1])
+                handles.append(node.register_hook(partial(self._on_node, pass_index, entries, edges.pop(node, ()))))
+                handles.extend(inner.register_hook(partial(self._on_node, pass_index, (), inner_edges))
+                               for inner, inner_edges in edges.items())
             for next_node, _ in node.next_functions:
                 if next_node is not None and next_node not in seen:
                     stack.append(next_node)
@@ -301,6 +313,53 @@ class Recorder(TorchFunctionMode):
                 self._node_entries.setdefault(grad_fn, []).append((r.output_nrs[rec], rec))
         self._indexed_upto = len(r.grad_fns)
 
+    def _op_edges(self, node, rec) -> dict:
+        """{autograd node of the op: [(node input index, op, slot)]} for the op that made `rec`:
+        which gradient each node sends down which recorded tensor->op edge."""
+        r = self.records
+        op = r.producers[rec]
+        if op is None:
+            return {}
+        flat = r.inputs[op]
+        inputs = list(zip(flat[::2], flat[1::2]))
+        edges, used, stack, inner_seen = {}, set(), [node], {node}
+        while stack and len(inner_seen) <= _MAX_INNER_NODES:
+            current = stack.pop()
+            for i, (next_node, nr) in enumerate(current.next_functions):
+                if next_node is None:
+                    continue
+                slot = self._matching_slot(next_node, nr, inputs, used)
+                if slot is not None:
+                    edges.setdefault(current, []).append((i, op, slot))
+                elif next_node not in self._node_entries and not hasattr(next_node, "variable") \
+                        and next_node not in inner_seen:
+                    inner_seen.add(next_node)  # an inner node of the same op
+                    stack.append(next_node)
+        return edges
+
+    def _matching_slot(self, next_node, nr, inputs, used):
+        """The first unused input slot whose recorded tensor is fed by (next_node, nr), else None."""
+        r = self.records
+        variable = getattr(next_node, "variable", None)
+        for slot, source in inputs:
+            if slot not in used and ((r.grad_fns[source] is next_node and r.output_nrs[source] == nr)
+                                     or (variable is not None and _deref(r.objs[source]) is variable)):
+                used.add(slot)
+                return slot
+        return None
+
+    def _on_node(self, pass_index, entries, edges, grad_inputs, grad_outputs):
+        if entries:
+            self._on_grad(pass_index, entries, grad_outputs)
+        if edges:
+            flows = self.records.flows
+            with torch_function_disabled():
+                for i, op, slot in edges:
+                    grad = grad_inputs[i] if i < len(grad_inputs) else None
+                    if grad is not None:
+                        flows.append((pass_index, op, slot, *_kept_gradient(grad)))
+        return None
+
     def _on_grad(self, pass_index, entries, grad_outputs):
         if torch._C._len_torch_function_stack():  # autograd threads may run with our mode active
             with torch_function_disabled():
@@ -308,14 +367,8 @@ class Recorder(TorchFunctionMode):
         grads = self.records.grads
         for output_nr, rec in entries:
             grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
-            if grad is None:
-                continue
-            if grad.numel() > _SMALL:
-                grads.append((pass_index, rec, summary.stats_vector(grad), None, True))
-            elif grad.device.type == "cpu":
-                grads.append((pass_index, rec, grad.tolist(), None, False))
-            else:  # read after the run, in one copy per device
-                grads.append((pass_index, rec, grad, grad._version, False))
+            if grad is not None:
+                grads.append((pass_index, rec, *_kept_gradient(grad)))
         return None
 
     # ---- modules ------------------------------------------------------------------------------
@@ -344,6 +397,17 @@ class Recorder(TorchFunctionMode):
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.records = Records()
         self._latest, self._node_entries, self._module_stack = {}, {}, []
+
+
+def _kept_gradient(grad) -> tuple:
+    """(value, version, numel): a CPU copy when small, the tensor itself on CUDA (read after the run),
+    a device-side stats vector when large."""
+    numel = grad.numel()
+    if numel > _SMALL:
+        return summary.stats_vector(grad), None, numel
+    if grad.device.type == "cpu":
+        return grad.tolist(), None, numel
+    return grad, grad._version, numel
 
 
 def _deref(obj):

@@ -33,6 +33,7 @@ class Trace:
     names: dict = field(default_factory=dict)  # record -> [(name, line, expression), ...]
     params: dict = field(default_factory=dict)  # record -> module path
     pass_grads: dict = field(default_factory=dict)  # record -> {pass: value or stats}
+    flows: dict = field(default_factory=dict)  # (op, slot) -> {pass: gradient sent along that tensor->op edge}
     # per op
     funcs: list = field(default_factory=list)
     op_kinds: list = field(default_factory=list)  # op / exit / grad
@@ -96,13 +97,10 @@ def _attach_values(trace: Trace, r) -> None:
 
 
 def _attach_grads(trace: Trace, r) -> None:
-    values = [v if not is_stats and (version is None or v._version == version) else None
-              for _, _, v, version, is_stats in r.grads]
-    stats = [v if is_stats else None for _, _, v, _, is_stats in r.grads]
-    numels = [_numel(r.shapes[rec]) for _, rec, _, _, _ in r.grads]
-    for (pass_index, rec, _, _, _), value, stat in zip(r.grads, summary.to_python(values),
-                                                      summary.stats_dicts(stats, numels)):
-        trace.pass_grads.setdefault(rec, {})[pass_index] = value if stat is None else stat
+    for (pass_index, rec, *_), value in zip(r.grads, _gradient_values([g[2:] for g in r.grads])):
+        trace.pass_grads.setdefault(rec, {})[pass_index] = value
+    for (pass_index, op, slot, *_), value in zip(r.flows, _gradient_values([f[3:] for f in r.flows])):
+        trace.flows.setdefault((op, slot), {})[pass_index] = value
     leaf_grads = [_leaf_grad(r, rec) for rec in range(len(r.objs))]
     small = [g if g is not None and summary.is_small(g) else None for g in leaf_grads]
     large = [summary.stats_vector(g) if g is not None and not summary.is_small(g) else None for g in leaf_grads]
@@ -112,6 +110,15 @@ def _attach_grads(trace: Trace, r) -> None:
         if trace.grads[rec] is None and trace.grad_stats[rec] is None:
             last = passes[max(passes)]
             trace.grads[rec], trace.grad_stats[rec] = (None, last) if isinstance(last, dict) else (last, None)
+
+
+def _gradient_values(kept: list) -> list:
+    """Python values (small) or stats dicts (large) for the recorder's (value, version, numel) triples."""
+    small = summary.SMALL_NUMEL
+    values = [v if n <= small and (version is None or v._version == version) else None for v, version, n in kept]
+    vectors = [v if n > small else None for v, _, n in kept]
+    stats = summary.stats_dicts(vectors, [n for _, _, n in kept])
+    return [s if s is not None else v for v, s in zip(summary.to_python(values), stats)]
 
 
 def _leaf_grad(r, rec):

@@ -157,3 +157,26 @@ def test_recording_on_cuda_never_synchronises_the_host():
     assert result.tensor("w")["grad_stats"]["norm"] == pytest.approx(namespace["w"].grad.norm().item(), rel=1e-5)
     assert result.tensor("small")["value"] == pytest.approx(namespace["small"].item())
     assert result.tensor("h")["device"].startswith("cuda")
+
+
+def test_gradient_flows_along_edges_sum_to_the_gradient():
+    from programs import SEED_3
+
+    result = gradmagic.run(SEED_3)
+    graph = result.graph
+    for name in ("x", "a", "y", "b"):
+        node = tensor_nodes(graph, name)[0]
+        flows = [d["flow"] for _, _, d in graph.out_edges(node, data=True)]
+        assert None not in flows
+        assert sum(flows) == pytest.approx(graph.nodes[node]["grad"], rel=1e-6)
+    x = tensor_nodes(graph, "x")[0]
+    through_b = [d["flow"] for _, op, d in graph.out_edges(x, data=True) if graph.nodes[op]["label"] == "mul ×6"]
+    assert through_b == [pytest.approx(-1.55e-6, rel=1e-2)]
+
+
+def test_flows_reach_both_slots_of_a_squared_tensor_and_composite_ops():
+    graph = gradmagic.run("w = torch.tensor([1.0, 2.0], requires_grad=True)\nq = (w * w).sum()\n"
+                          "r = (1 / w).sum()\nloss = q + r\nloss.backward()").graph
+    w = tensor_nodes(graph, "w")[0]
+    flows = {(graph.nodes[op]["label"], key): d["flow"] for _, op, key, d in graph.out_edges(w, keys=True, data=True)}
+    assert flows == {("mul", "0"): [1.0, 2.0], ("mul", "1"): [1.0, 2.0], ("reciprocal", "0"): [-1.0, -0.25]}
