@@ -41,6 +41,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         pass_roots=[[f"t{r}" for r in pass_roots] for _, pass_roots, _ in trace.passes],
         pass_kinds=[kind for kind, _, _ in trace.passes],
         source=trace.source,
+        grad_reads=[[f"t{rec}", line] for rec, line in trace.grad_reads],
     )
     labels = _display_names(trace)
     consumed = {rec for inputs in trace.inputs for _, rec in inputs}
@@ -121,6 +122,7 @@ def _tensor_attrs(trace: Trace, rec: int, labels: dict, outputs: set) -> dict:
         "grad": trace.grads[rec],
         "grad_stats": trace.grad_stats[rec],
         "pass_grads": trace.pass_grads.get(rec, {}),
+        "grad_before": trace.grads_before.get(rec),
         "role": _role(trace, rec, name, outputs),
     }
 

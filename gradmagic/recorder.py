@@ -40,6 +40,7 @@ _WRAPPER = types.MethodWrapperType
 _REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _SMALL = summary.SMALL_NUMEL
+_GRAD_ATTRIBUTE = torch.Tensor.grad
 _MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 
 
@@ -90,6 +91,8 @@ class Records:
         # names, backward passes, gradients (pass, record, value, version-or-None, numel),
         # and gradient flows along tensor->op edges (pass, op, slot, value, version-or-None, numel)
         self.labels: list = []
+        self.grad_reads: list = []  # (record, line): `.grad` read on a non-leaf (always None there)
+        self.grads_before: dict = {}  # record of an outside leaf -> its .grad when the run first saw it
         self.passes: list = []
         self.grads: list = []
         self.flows: list = []
@@ -117,6 +120,8 @@ class Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .data, ...
+            if func.__self__ is _GRAD_ATTRIBUTE and func.__name__ == "__get__" and args[0].grad_fn is not None:
+                self._note_grad_read(args[0])
             return func(*args, **kwargs) if kwargs else func(*args)
         kind = _KINDS.get(func) or _kind(func)
         if kind is _PASS:
@@ -190,7 +195,12 @@ class Recorder(TorchFunctionMode):
         r.output_nrs.append(0 if grad_fn is None else t.output_nr)
         r.producers.append(producer)
         self._latest[id(t)] = rec
+        if producer is None and grad_fn is None and t.grad is not None:  # a leaf from before the run
+            r.grads_before[rec] = _kept_gradient(t.grad)
         return rec
+
+    def _note_grad_read(self, t) -> None:
+        self.records.grad_reads.append((self._resolve(t), self._caller_line()))
 
     def _outputs(self, produced, mutated) -> tuple:
         r = self.records

@@ -34,6 +34,8 @@ class Trace:
     params: dict = field(default_factory=dict)  # record -> module path
     pass_grads: dict = field(default_factory=dict)  # record -> {pass: value or stats}
     flows: dict = field(default_factory=dict)  # (op, slot) -> {pass: gradient sent along that tensor->op edge}
+    grads_before: dict = field(default_factory=dict)  # record -> .grad of a leaf when the run first saw it
+    grad_reads: list = field(default_factory=list)  # (record, line) of `.grad` read on a non-leaf
     # per op
     funcs: list = field(default_factory=list)
     op_kinds: list = field(default_factory=list)  # op / exit / grad
@@ -101,6 +103,8 @@ def _attach_grads(trace: Trace, r) -> None:
         trace.pass_grads.setdefault(rec, {})[pass_index] = value
     for (pass_index, op, slot, *_), value in zip(r.flows, _gradient_values([f[3:] for f in r.flows])):
         trace.flows.setdefault((op, slot), {})[pass_index] = value
+    trace.grads_before = dict(zip(r.grads_before, _gradient_values(list(r.grads_before.values()))))
+    trace.grad_reads = list(r.grad_reads)
     leaf_grads = [_leaf_grad(r, rec) for rec in range(len(r.objs))]
     small = [g if g is not None and summary.is_small(g) else None for g in leaf_grads]
     large = [summary.stats_vector(g) if g is not None and not summary.is_small(g) else None for g in leaf_grads]

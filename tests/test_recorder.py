@@ -180,3 +180,14 @@ def test_flows_reach_both_slots_of_a_squared_tensor_and_composite_ops():
     w = tensor_nodes(graph, "w")[0]
     flows = {(graph.nodes[op]["label"], key): d["flow"] for _, op, key, d in graph.out_edges(w, keys=True, data=True)}
     assert flows == {("mul", "0"): [1.0, 2.0], ("mul", "1"): [1.0, 2.0], ("reciprocal", "0"): [-1.0, -0.25]}
+
+
+def test_grad_before_the_run_and_non_leaf_grad_reads_are_recorded():
+    namespace = {"torch": torch}
+    exec("x = torch.tensor(2.0, requires_grad=True)", namespace)
+    source = "y = x * 3\nprint(y.grad)\ny.backward()"
+    gradmagic.run(source, namespace)
+    result = gradmagic.run(source, namespace)
+    assert result.tensor("x")["grad_before"] == 3.0 and result.tensor("x")["grad"] == 6.0
+    y = tensor_nodes(result.graph, "y")[0]
+    assert result.graph.graph["grad_reads"] == [[y, 2]]
