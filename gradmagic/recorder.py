@@ -196,7 +196,7 @@ class Recorder(TorchFunctionMode):
         r.producers.append(producer)
         self._latest[id(t)] = rec
         if producer is None and grad_fn is None and t.grad is not None:  # a leaf from before the run
-            r.grads_before[rec] = _kept_gradient(t.grad)
+            r.grads_before[rec] = _kept_gradient(t.grad.detach().clone())  # .grad may accumulate in place
         return rec
 
     def _note_grad_read(self, t) -> None:
@@ -410,13 +410,11 @@ class Recorder(TorchFunctionMode):
 
 
 def _kept_gradient(grad) -> tuple:
-    """(value, version, numel): a CPU copy when small, the tensor itself on CUDA (read after the run),
+    """(value, version, numel): the tensor itself when small (read after the run, all at once),
     a device-side stats vector when large."""
     numel = grad.numel()
     if numel > _SMALL:
         return summary.stats_vector(grad), None, numel
-    if grad.device.type == "cpu":
-        return grad.tolist(), None, numel
     return grad, grad._version, numel
 
 

@@ -191,3 +191,11 @@ def test_grad_before_the_run_and_non_leaf_grad_reads_are_recorded():
     assert result.tensor("x")["grad_before"] == 3.0 and result.tensor("x")["grad"] == 6.0
     y = tensor_nodes(result.graph, "y")[0]
     assert result.graph.graph["grad_reads"] == [[y, 2]]
+
+
+def test_summary_values_match_tolist_for_every_shape_and_dtype():
+    from gradmagic.summary import to_python
+
+    tensors = [torch.tensor(1.5), torch.zeros(0), torch.arange(6.0).reshape(2, 3), torch.arange(4).reshape(2, 1, 2),
+               torch.tensor([True, False]), torch.zeros(2, 0), torch.tensor([1 + 2j]), torch.tensor(7, dtype=torch.int8)]
+    assert to_python([*tensors, None, 3.0]) == [t.tolist() for t in tensors] + [None, 3.0]
