@@ -367,7 +367,7 @@ class Recorder(TorchFunctionMode):
                 for i, op, slot in edges:
                     grad = grad_inputs[i] if i < len(grad_inputs) else None
                     if grad is not None:
-                        flows.append((pass_index, op, slot, *_kept_gradient(grad)))
+                        flows.append((pass_index, op, slot, *_kept_gradient(grad, summary.norm_vector)))
         return None
 
     def _on_grad(self, pass_index, entries, grad_outputs):
@@ -409,12 +409,12 @@ class Recorder(TorchFunctionMode):
         self._latest, self._node_entries, self._module_stack = {}, {}, []
 
 
-def _kept_gradient(grad) -> tuple:
+def _kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
     """(value, version, numel): the tensor itself when small (read after the run, all at once),
-    a device-side stats vector when large."""
+    a device-side summary vector when large."""
     numel = grad.numel()
     if numel > _SMALL:
-        return summary.stats_vector(grad), None, numel
+        return summarise(grad), None, numel
     return grad, grad._version, numel
 
 

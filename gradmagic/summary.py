@@ -6,7 +6,7 @@ from collections import defaultdict
 import torch
 from torch._utils import _flatten_dense_tensors  # one C++ call to concatenate many small tensors
 
-__all__ = ["SMALL_NUMEL", "STAT_FIELDS", "is_small", "stats_vector", "to_python", "stats_dicts"]
+__all__ = ["SMALL_NUMEL", "STAT_FIELDS", "is_small", "stats_vector", "norm_vector", "to_python", "stats_dicts"]
 
 #: Tensors with at most this many elements keep their exact values (nested lists).
 SMALL_NUMEL = 64
@@ -66,10 +66,18 @@ def stats_dicts(vectors: list, numels: list) -> list:
 
 
 def _stats_dict(numbers: list, numel: int) -> dict:
+    if len(numbers) == 1:  # a norm_vector
+        return {"norm": numbers[0], "numel": numel}
     stats = dict(zip(STAT_FIELDS, numbers))
     stats["numel"] = numel
     stats["nan"], stats["inf"] = int(stats["nan"]), int(stats["inf"])
     return stats
+
+
+def norm_vector(t: torch.Tensor) -> torch.Tensor:
+    """Just the norm of `t`, as a one-element vector on its device (the cheap summary of a gradient flow)."""
+    x = t.detach()
+    return torch.linalg.vector_norm(x if x.is_floating_point() or x.is_complex() else x.double()).reshape(1)
 
 
 def _to_host(tensors: list) -> list:
