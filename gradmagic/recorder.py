@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 import weakref
 from functools import partial
 
@@ -121,7 +122,7 @@ class Recorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .data, ...
             if func.__self__ is _GRAD_ATTRIBUTE and func.__name__ == "__get__" and args[0].grad_fn is not None:
-                self._note_grad_read(args[0])
+                return self._read_non_leaf_grad(func, args)
             return func(*args, **kwargs) if kwargs else func(*args)
         kind = _KINDS.get(func) or _kind(func)
         if kind is _PASS:
@@ -199,8 +200,15 @@ class Recorder(TorchFunctionMode):
             r.grads_before[rec] = _kept_gradient(t.grad.detach().clone())  # .grad may accumulate in place
         return rec
 
-    def _note_grad_read(self, t) -> None:
-        self.records.grad_reads.append((self._resolve(t), self._caller_line()))
+    def _read_non_leaf_grad(self, getter, args):
+        """`y.grad` on a non-leaf: noted for the diagnostics; torch's warning still points at the user's line."""
+        self.records.grad_reads.append((self._resolve(args[0]), self._caller_line(depth=2)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getter(*args)
+        for warning in caught:
+            warnings.warn(warning.message, warning.category, stacklevel=3)
+        return value
 
     def _outputs(self, produced, mutated) -> tuple:
         r = self.records
@@ -236,8 +244,8 @@ class Recorder(TorchFunctionMode):
         r.lines.append(self._caller_line())
         r.results.append(result)
 
-    def _caller_line(self) -> int | None:
-        frame = sys._getframe(3)
+    def _caller_line(self, depth: int = 3) -> int | None:
+        frame = sys._getframe(depth)
         for _ in range(4):  # operator -> [torch's Python wrapper -> handle_torch_function] -> the code's line
             if frame is None:
                 return None

@@ -199,3 +199,9 @@ def test_summary_values_match_tolist_for_every_shape_and_dtype():
     tensors = [torch.tensor(1.5), torch.zeros(0), torch.arange(6.0).reshape(2, 3), torch.arange(4).reshape(2, 1, 2),
                torch.tensor([True, False]), torch.zeros(2, 0), torch.tensor([1 + 2j]), torch.tensor(7, dtype=torch.int8)]
     assert to_python([*tensors, None, 3.0]) == [t.tolist() for t in tensors] + [None, 3.0]
+
+
+def test_non_leaf_grad_warning_still_points_at_the_users_line():
+    with pytest.warns(UserWarning, match="not a leaf") as caught:
+        gradmagic.run("x = torch.ones(1, requires_grad=True)\ny = x * 2\ng = y.grad\n")
+    assert caught[0].filename.startswith("<gradmagic-") and caught[0].lineno == 3
