@@ -42,6 +42,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         pass_kinds=[kind for kind, _, _ in trace.passes],
         source=trace.source,
         grad_reads=[[f"t{rec}", line] for rec, line in trace.grad_reads],
+        notes=list(trace.notes),
     )
     labels = _display_names(trace)
     consumed = {rec for inputs in trace.inputs for _, rec in inputs}

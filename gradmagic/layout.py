@@ -1,8 +1,9 @@
-"""Layout stage: the graph to draw (anonymous tensors folded into their ops) and its layered positions."""
+"""Layout stage: the graph to draw (anonymous tensors folded into their ops, big graphs collapsed) and its positions."""
 from __future__ import annotations
 
 import networkx as nx
 
+from .collapse import check_options, collapse_view
 from .text import tensor_caption
 
 __all__ = ["drawing_view", "layered_layout", "spread_in_order", "LayeredPositions", "RANKDIRS"]
@@ -23,25 +24,37 @@ class LayeredPositions(dict):
         self.routes = routes or {}
 
 
-def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False) -> nx.DiGraph:
-    """The DiGraph to draw: anonymous tensors folded into their ops, creation ops dropped (unless show_all)."""
+def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int | None = None,
+                 max_nodes: int | None = None) -> nx.DiGraph:
+    """The DiGraph to draw: anonymous tensors folded, then modules and loops collapsed (show_all: everything)."""
+    check_options(depth, max_nodes)
+    view = _folded_view(graph, show_all=show_all)
+    if show_all:
+        view.graph["hidden_note"] = None
+    else:
+        view = collapse_view(view, depth=depth, max_nodes=max_nodes, total=len(graph))
+    _caption_folds(view, graph)  # only for the ops still drawn: captions cost more than folding
+    return view
+
+
+def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
+    """Anonymous tensors folded into their ops, creation ops dropped (unless show_all)."""
     unused = set() if show_all else _unused_creations(graph)
     stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph).items() if t not in unused}
     dropped = set() if show_all else _dropped_creation_ops(graph, stand_in) | unused
     view = nx.DiGraph(**{**graph.graph, "show_all": show_all})
     view.add_nodes_from((n, dict(d)) for n, d in graph.nodes(data=True) if n not in stand_in and n not in dropped)
     for tensor, op in stand_in.items():
-        _annotate_fold(view.nodes[op], graph.nodes[tensor], tensor)
+        view.nodes[op].setdefault("folded_nodes", []).append(tensor)
+    edges = {}
     for u, v, data in graph.edges(data=True):
         u, v, differentiable = stand_in.get(u, u), stand_in.get(v, v), _edge_differentiable(graph, u, v, data)
         if u == v or u not in view or v not in view:
             continue
-        if view.has_edge(u, v):
-            edge = view.edges[u, v]
-            edge["count"] += 1
-            edge["differentiable"] = edge["differentiable"] or differentiable
-        else:
-            view.add_edge(u, v, count=1, differentiable=differentiable)
+        edge = edges.setdefault((u, v), {"count": 0, "differentiable": False})
+        edge["count"] += 1
+        edge["differentiable"] = edge["differentiable"] or differentiable
+    view.add_edges_from((u, v, data) for (u, v), data in edges.items())
     return view
 
 
@@ -93,12 +106,13 @@ def _unused_creations(graph: nx.MultiDiGraph) -> set:
     return unused
 
 
-def _annotate_fold(op: dict, tensor: dict, node) -> None:
-    """Keep a folded tensor's caption and role on the op that now stands for it."""
-    caption = tensor_caption(tensor)
-    op["folded"] = f"{op['folded']}; {caption}" if op.get("folded") else caption
-    op.setdefault("folded_role", tensor.get("role"))
-    op.setdefault("folded_nodes", []).append(node)
+def _caption_folds(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
+    """Keep each folded tensor's caption and role on the op that now stands for it."""
+    for _, op in view.nodes(data=True):
+        if op.get("folded_nodes"):
+            tensors = [graph.nodes[t] for t in op["folded_nodes"]]
+            op["folded"] = "; ".join(tensor_caption(t) for t in tensors)
+            op["folded_role"] = tensors[0].get("role")
 
 
 def _edge_differentiable(graph: nx.MultiDiGraph, u, v, data: dict) -> bool:

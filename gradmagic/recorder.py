@@ -42,7 +42,11 @@ _REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _SMALL = summary.SMALL_NUMEL
 _GRAD_ATTRIBUTE = torch.Tensor.grad
-_MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
+_MAX_INNER_NODES = 8
+# torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
+# freeing a chain of such nodes then recurses once per node: a 60,000-node chain overflows the C stack and
+# crashes the process when the user later drops it. So one run makes Python objects for at most this many nodes.
+MAX_NODE_OBJECTS = 20_000  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 
 
 def _kind(func) -> int:
@@ -92,6 +96,7 @@ class Records:
         # names, backward passes, gradients (pass, record, value, version-or-None, numel),
         # and gradient flows along tensor->op edges (pass, op, slot, value, version-or-None, numel)
         self.labels: list = []
+        self.notes: list = []  # sentences for the user about what was not recorded
         self.grad_reads: list = []  # (record, line): `.grad` read on a non-leaf (always None there)
         self.grads_before: dict = {}  # record of an outside leaf -> its .grad when the run first saw it
         self.passes: list = []
@@ -110,6 +115,7 @@ class Recorder(TorchFunctionMode):
         self._module_stack: list = []
         self._node_entries: dict = {}  # autograd node -> [(output_nr, record)]
         self._indexed_upto = 0
+        self._node_objects = 0  # autograd node Python objects this run made (see MAX_NODE_OBJECTS)
         self._module_handles: list = []
 
     @property
@@ -121,7 +127,7 @@ class Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .data, ...
-            if func.__self__ is _GRAD_ATTRIBUTE and func.__name__ == "__get__" and args[0].grad_fn is not None:
+            if func.__self__ is _GRAD_ATTRIBUTE and func.__name__ == "__get__" and not args[0].is_leaf:
                 return self._read_non_leaf_grad(func, args)
             return func(*args, **kwargs) if kwargs else func(*args)
         kind = _KINDS.get(func) or _kind(func)
@@ -185,7 +191,7 @@ class Recorder(TorchFunctionMode):
     def _record(self, t, producer) -> int:
         r = self.records
         rec = len(r.versions)
-        grad_fn = t.grad_fn
+        grad_fn = self._grad_fn(t)
         r.objs.append(t if t.numel() <= _SMALL else _REF(t))
         r.versions.append(t._version)
         r.shapes.append(tuple(t.shape))
@@ -209,6 +215,22 @@ class Recorder(TorchFunctionMode):
         for warning in caught:
             warnings.warn(warning.message, warning.category, stacklevel=3)
         return value
+
+    def _grad_fn(self, t):
+        """`t.grad_fn`, within the budget of node objects one run may create (see MAX_NODE_OBJECTS)."""
+        if t.is_leaf:
+            return None
+        if self._node_objects < MAX_NODE_OBJECTS:
+            self._node_objects += 1
+            return t.grad_fn
+        self._over_budget()
+        return _UNREAD
+
+    def _over_budget(self) -> None:
+        if not self.records.notes:
+            self.records.notes.append(
+                f"This run built more than {MAX_NODE_OBJECTS:,} autograd nodes; gradients of the rest are not "
+                f"recorded (torch 2.13 can crash freeing a deeper graph once gradmagic has looked at its nodes).")
 
     def _outputs(self, produced, mutated) -> tuple:
         r = self.records
@@ -308,6 +330,10 @@ class Recorder(TorchFunctionMode):
             if node in seen:
                 continue
             seen.add(node)
+            self._node_objects += 1
+            if self._node_objects > MAX_NODE_OBJECTS:
+                self._over_budget()
+                break
             entries = self._node_entries.get(node)
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
                 rec = self._lookup(node.variable)
@@ -327,7 +353,7 @@ class Recorder(TorchFunctionMode):
         r = self.records
         for rec in range(self._indexed_upto, len(r.grad_fns)):
             grad_fn = r.grad_fns[rec]
-            if grad_fn is not None:
+            if grad_fn is not None and grad_fn is not _UNREAD:
                 self._node_entries.setdefault(grad_fn, []).append((r.output_nrs[rec], rec))
         self._indexed_upto = len(r.grad_fns)
 
@@ -415,6 +441,13 @@ class Recorder(TorchFunctionMode):
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.records = Records()
         self._latest, self._node_entries, self._module_stack = {}, {}, []
+
+
+class _Unread:
+    """Stands for the grad_fn of a non-leaf past the node budget: known to exist, not looked at."""
+
+
+_UNREAD = _Unread()
 
 
 def _kept_gradient(grad, summarise=summary.stats_vector) -> tuple:

@@ -7,7 +7,7 @@ from functools import lru_cache
 import networkx as nx
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PatchCollection
+from matplotlib.collections import LineCollection, PatchCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
 from matplotlib.ft2font import FT2Font
@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.path import Path
 
+from .collapse import BLOCK_KINDS
 from .graph import ROLES
 from .layout import RANKDIRS, drawing_view, layered_layout, spread_in_order
 from .text import tensor_caption
@@ -25,7 +26,7 @@ try:  # matplotlib >= 3.10 keeps FreeType load flags in an enum; older versions 
 except ImportError:  # pragma: no cover - matplotlib < 3.10
     from matplotlib.ft2font import LOAD_NO_HINTING as _NO_HINTING
 
-__all__ = ["draw_graph", "render_figure", "ROLE_COLOURS", "OP_COLOURS"]
+__all__ = ["draw_graph", "render_figure", "ROLE_COLOURS", "OP_COLOURS", "BLOCK_COLOURS"]
 
 #: Tensor role -> (fill, border) colours.
 ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
@@ -33,21 +34,25 @@ ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
                 "constant": ("#f0f0f0", "#a0a0a0")}
 #: Op nodes are neutral: (fill, border).
 OP_COLOURS = ("#ffffff", "#707070")
+#: Collapsed blocks, drawn with a thick border: kind -> (fill, border, legend text).
+BLOCK_COLOURS = {"cluster": ("#fdf1d3", "#b7791f", "module call"), "loop": ("#dcf1ee", "#2c7a6e", "folded loop")}
 
 _EDGE, _NO_GRAD, _FOLDED = "#505050", "#a8a8a8", "#6e6e6e"
-_FONT = {"tensor": 10.0, "op": 9.0, "folded": 8.0, "note": 8.0}  # points at full size
+_FONT = {"tensor": 10.0, "op": 9.0, "block": 10.0, "folded": 8.0, "caption": 8.0, "note": 8.0}  # points at full size
 _PAD = (0.08, 0.045)  # inches inside a box: across the text, above and below it
 _LAYER_GAP, _CROSS_GAP = 0.36, 0.14  # inches between layers, between neighbours within a layer
 _DOT = 0.14  # inches: a node's size when labels would be unreadable
 _MAX_INCHES, _MIN_SCALE, _MARGIN, _MIN_WIDTH = 40.0, 0.75, 0.15, 3.0
 _BIG = 300  # nodes; above this, edges are one LineCollection without arrowheads
-_MAX_CHARS = {"tensor": 44, "op": 32, "folded": 40}
+_MAX_CHARS = {"tensor": 44, "op": 32, "block": 44, "folded": 40, "caption": 56}
+_BLOCK_BORDER = 2.2  # points: collapsed blocks stand out from single ops
+_NOTE_LINE = 0.17  # inches per line of the note under the picture
 
 
-def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: str = "TB",
-                  title: str | None = None) -> Figure:
-    """The picture of a captured graph: drawing_view -> layered_layout -> draw_graph."""
-    view = drawing_view(graph, show_all=show_all)
+def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: str = "TB", title: str | None = None,
+                  depth: int | None = None, max_nodes: int | None = None) -> Figure:
+    """The picture of a captured graph: drawing_view (collapsed unless show_all) -> layered_layout -> draw_graph."""
+    view = drawing_view(graph, show_all=show_all, depth=depth, max_nodes=max_nodes)
     return draw_graph(view, layered_layout(view, rankdir=rankdir), title=title, rankdir=rankdir)
 
 
@@ -60,10 +65,10 @@ def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, r
         raise ValueError(f"positions has no entry for {len(missing)} node(s), e.g. {missing[0]!r}; "
                          "use layered_layout(view) for the same view")
     items = _legend_items(view)
-    for detail in (3, 2, 1, 0):  # full labels, without folded values, names only, dots
+    room = _MAX_INCHES - 2 * _MARGIN
+    for detail in _details(positions, rankdir, room):  # full labels, without folded values, names only, dots
         lines = {n: _node_lines(d, detail) for n, d in view.nodes(data=True)}
         place = _Placement(positions, {n: _box_size(lines[n], d) for n, d in view.nodes(data=True)}, rankdir)
-        room = _MAX_INCHES - 2 * _MARGIN
         scale = min(1.0, room / place.width, (room - 1.0) / place.height)
         if scale >= _MIN_SCALE or detail == 0:
             break
@@ -71,10 +76,12 @@ def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, r
     fw = max(width, _MIN_WIDTH) + 2 * _MARGIN
     rows = math.ceil(len(items) / _legend_columns(items, fw - 2 * _MARGIN))
     top = (0.35 if title else 0.0) + (0.25 * rows + 0.1 if items else 0.0)
-    figure = Figure(figsize=(fw, height + 2 * _MARGIN + top))
+    note = _wrap(view.graph.get("hidden_note") or "", fw - 2 * _MARGIN, _FONT["note"])
+    band = _NOTE_LINE * len(note) + 0.1 if note else 0.0
+    figure = Figure(figsize=(fw, height + 2 * _MARGIN + top + band))
     FigureCanvasAgg(figure)
     fh = figure.get_figheight()
-    ax = figure.add_axes(((fw - width) / 2 / fw, _MARGIN / fh, width / fw, height / fh))
+    ax = figure.add_axes(((fw - width) / 2 / fw, (_MARGIN + band) / fh, width / fw, height / fh))
     ax.set_axis_off()
     ax.set_xlim(place.xmin, place.xmin + place.width)
     ax.set_ylim(place.ymin, place.ymin + place.height)
@@ -84,7 +91,27 @@ def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, r
     _draw_edges(ax, view, place, scale, labels=detail > 0)
     _draw_nodes(ax, view, place, lines, scale)
     _draw_legend(figure, items, title)
+    if note:
+        figure.text(_MARGIN / fw, _MARGIN / fh, "\n".join(note), fontsize=_FONT["note"], ha="left", va="bottom",
+                    color=_FOLDED, linespacing=1.5, gid="hidden_note", parse_math=False)
     return figure
+
+
+def _details(positions: dict, rankdir: str, room: float) -> tuple:
+    """The detail levels worth trying: only dots when the layers alone cannot fit at a readable scale."""
+    along = {round(x if rankdir == "LR" else y, 6) for x, y in positions.values()}
+    return (0,) if len(along) * _LAYER_GAP * _MIN_SCALE > room else (3, 2, 1, 0)
+
+
+def _wrap(text: str, width: float, size: float) -> list:
+    """Lines of `text` no wider than `width` inches at font `size`, broken between words."""
+    lines = []
+    for word in text.split():
+        if lines and _text_width(f"{lines[-1]} {word}", size) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 class _Placement:
@@ -162,10 +189,14 @@ def _node_lines(data: dict, detail: int) -> list:
     """(text, font key) lines drawn in a node; none when nodes are dots."""
     if detail == 0:
         return []
-    if detail == 1:
+    if data.get("kind") in BLOCK_KINDS:
+        lines = [(data.get("label") or data["kind"], "block")]
+        if data.get("caption") and detail > 1:
+            lines.append((data["caption"], "caption"))
+    elif detail == 1:
         name = data.get("op") if data.get("kind") == "op" else data.get("label")
         return [(name, "op" if data.get("kind") == "op" else "tensor")] if name else []
-    if data.get("kind") == "op":
+    elif data.get("kind") == "op":
         lines = [(data.get("label") or data.get("op") or "op", "op")]
         if data.get("folded") and detail > 2:
             lines.append((data["folded"], "folded"))
@@ -249,24 +280,57 @@ def _curve(points: list, place: _Placement) -> Path:
 
 
 def _draw_nodes(ax, view: nx.DiGraph, place: _Placement, lines: dict, scale: float) -> None:
-    """Rounded boxes for tensors, pills for ops (one PatchCollection), and their text lines."""
-    patches = []
-    for node, data in view.nodes(data=True):
+    """Rounded boxes for tensors, pills for ops, thick boxes for blocks (one collection), and their text lines."""
+    if len(view) > _BIG and not any(lines.values()):  # thousands of dots: rounded patches cost seconds
+        ax.add_collection(_plain_boxes(view, place))
+    else:
+        patches = [_node_patch(data, *_node_box(place, node)) for node, data in view.nodes(data=True)]
+        ax.add_collection(PatchCollection(patches, match_original=True, zorder=2))
+    for node in view:
         x, y = place.xy(*place.centre[node])
-        w, h = place.sizes[node] if place.lr else place.sizes[node][::-1]
-        fill, border = ROLE_COLOURS.get(data.get("role"), OP_COLOURS) if data.get("kind") == "tensor" else OP_COLOURS
-        radius = h / 2 if data.get("kind") == "op" else min(0.06, h / 3)
-        patches.append(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=f"round,pad=0,rounding_size={radius}",
-                                      facecolor=fill, edgecolor=border, linewidth=1.0,
-                                      linestyle="--" if data.get("role") == "constant" else "-"))
         heights = [_FONT[key] * 1.3 / 72 for _, key in lines[node]]
         top = y + sum(heights) / 2
         for (text, key), height in zip(lines[node], heights):
             ax.text(x, top - height / 2, text, fontsize=_FONT[key] * scale, ha="center", va="center_baseline",
-                    color=_FOLDED if key == "folded" else "black", zorder=3, gid=f"{node}.{key}",
-                    parse_math=False)
+                    color=_FOLDED if key in ("folded", "caption") else "black", zorder=3, gid=f"{node}.{key}",
+                    parse_math=False, fontweight="bold" if key == "block" else "normal")
             top -= height
-    ax.add_collection(PatchCollection(patches, match_original=True, zorder=2))
+
+
+def _node_box(place: _Placement, node) -> tuple:
+    """(x, y, width, height) of a node's box in figure data coordinates (inches)."""
+    x, y = place.xy(*place.centre[node])
+    w, h = place.sizes[node] if place.lr else place.sizes[node][::-1]
+    return x, y, w, h
+
+
+def _node_colours(data: dict) -> tuple:
+    """(fill, border) of a node by its kind and role."""
+    if data.get("kind") in BLOCK_KINDS:
+        return BLOCK_COLOURS[data["kind"]][:2]
+    return ROLE_COLOURS.get(data.get("role"), OP_COLOURS) if data.get("kind") == "tensor" else OP_COLOURS
+
+
+def _node_patch(data: dict, x: float, y: float, w: float, h: float) -> FancyBboxPatch:
+    """Rounded box (tensor), pill (op) or thick-bordered box (module call, folded loop) centred at (x, y)."""
+    block = data.get("kind") in BLOCK_KINDS
+    radius = h / 2 if data.get("kind") == "op" else min(0.06, h / 3)
+    fill, border = _node_colours(data)
+    return FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=f"round,pad=0,rounding_size={radius}",
+                          facecolor=fill, edgecolor=border, linewidth=_BLOCK_BORDER if block else 1.0,
+                          linestyle="--" if data.get("role") == "constant" else "-")
+
+
+def _plain_boxes(view: nx.DiGraph, place: _Placement) -> PolyCollection:
+    """All node boxes as plain rectangles in one collection: fast for thousands of nodes."""
+    boxes = np.array([_node_box(place, node) for node in view]).reshape(-1, 4)
+    x, y, hw, hh = boxes[:, 0], boxes[:, 1], boxes[:, 2] / 2, boxes[:, 3] / 2
+    corners = np.stack([np.stack([x - hw, y - hh], 1), np.stack([x + hw, y - hh], 1),
+                        np.stack([x + hw, y + hh], 1), np.stack([x - hw, y + hh], 1)], 1)
+    colours = [_node_colours(data) for _, data in view.nodes(data=True)]
+    widths = [_BLOCK_BORDER if d.get("kind") in BLOCK_KINDS else 0.6 for _, d in view.nodes(data=True)]
+    return PolyCollection(corners, facecolors=[c[0] for c in colours], edgecolors=[c[1] for c in colours],
+                          linewidths=widths, zorder=2)
 
 
 def _legend_items(view: nx.DiGraph) -> list:
@@ -275,6 +339,9 @@ def _legend_items(view: nx.DiGraph) -> list:
     items = [Patch(facecolor=ROLE_COLOURS[r][0], edgecolor=ROLE_COLOURS[r][1], label=r) for r in ROLES if r in roles]
     if any(d.get("kind") == "op" for _, d in view.nodes(data=True)):
         items.append(Patch(facecolor=OP_COLOURS[0], edgecolor=OP_COLOURS[1], label="op"))
+    kinds = {d.get("kind") for _, d in view.nodes(data=True)}
+    items += [Patch(facecolor=fill, edgecolor=border, linewidth=_BLOCK_BORDER, label=text)
+              for kind, (fill, border, text) in BLOCK_COLOURS.items() if kind in kinds]
     if not all(d.get("differentiable", True) for _, _, d in view.edges(data=True)):
         items.append(Line2D([], [], color=_NO_GRAD, linestyle="--", label="no gradient"))
     return items

@@ -65,10 +65,11 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
     tensors = [d for _, d in graph.nodes(data=True) if d["kind"] == "tensor"]
     if not tensors:
         return ["The cell touched no tensors: nothing to draw."]
+    notes = list(graph.graph.get("notes", ()))
     if not graph.graph["passes"]:
-        return ["No backward pass ran: values only, no gradients. Call .backward() on a scalar in the cell, "
+        return notes + ["No backward pass ran: values only, no gradients. Call .backward() on a scalar in the cell, "
                 "or use %%autograd --backward NAME."]
-    lines = []
+    lines = notes
     for kind, roots in zip(graph.graph["pass_kinds"], graph.graph["pass_roots"]):
         names = ", ".join(graph.nodes[r]["label"] or "an unnamed tensor" for r in roots)
         lines.append(f"{'backward()' if kind == 'backward' else 'torch.autograd.grad'} on {names}")

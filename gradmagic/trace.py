@@ -36,6 +36,7 @@ class Trace:
     flows: dict = field(default_factory=dict)  # (op, slot) -> {pass: gradient sent along that tensor->op edge}
     grads_before: dict = field(default_factory=dict)  # record -> .grad of a leaf when the run first saw it
     grad_reads: list = field(default_factory=list)  # (record, line) of `.grad` read on a non-leaf
+    notes: list = field(default_factory=list)  # what the capture could not record, in words
     # per op
     funcs: list = field(default_factory=list)
     op_kinds: list = field(default_factory=list)  # op / exit / grad
@@ -64,7 +65,9 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
             dtypes=[str(d).removeprefix("torch.") for d in r.dtypes],
             devices=[str(d) for d in r.devices],
             requires_grad=r.requires_grad,
-            grad_fns=[None if g is None else type(g).__name__ for g in r.grad_fns],
+            grad_fns=[None if g is None else "unrecorded" if type(g).__name__ == "_Unread" else type(g).__name__
+                      for g in r.grad_fns],
+            notes=list(r.notes),
             versions=r.versions,
             producers=r.producers,
             previous=dict(r.previous),
@@ -128,7 +131,7 @@ def _gradient_values(kept: list) -> list:
 def _leaf_grad(r, rec):
     """The accumulated .grad a user sees on a leaf, for the leaf's current version only."""
     t = _current(r, rec)
-    return None if t is None or t.grad_fn is not None else t.grad
+    return None if t is None or not t.is_leaf else t.grad
 
 
 def _attach_names(trace: Trace, r, recorder: Recorder, namespace: dict) -> None:

@@ -120,3 +120,13 @@ def test_edges_spanning_layers_get_bend_points():
 def test_a_cycle_still_gets_positions():
     positions = layered_layout(nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a")]))
     assert len(set(positions.values())) == 3
+
+
+def test_depth_and_max_nodes_are_checked_even_with_show_all(seed_graph):
+    with pytest.raises(ValueError, match="max_nodes=-3"):
+        drawing_view(seed_graph, show_all=True, max_nodes=-3)
+
+
+def test_view_records_no_hidden_note_when_nothing_is_collapsed(seed_graph):
+    assert drawing_view(seed_graph).graph["hidden_note"] is None
+    assert drawing_view(seed_graph, show_all=True).graph["hidden_note"] is None

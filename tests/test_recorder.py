@@ -205,3 +205,23 @@ def test_non_leaf_grad_warning_still_points_at_the_users_line():
     with pytest.warns(UserWarning, match="not a leaf") as caught:
         gradmagic.run("x = torch.ones(1, requires_grad=True)\ny = x * 2\ng = y.grad\n")
     assert caught[0].filename.startswith("<gradmagic-") and caught[0].lineno == 3
+
+
+DEEP_CHAIN = """
+import gradmagic, torch
+namespace = {"torch": torch}
+result = gradmagic.run("h = torch.ones(1, requires_grad=True)\\nfor i in range(20000):\\n    h = torch.tanh(h * 1.01 + 0.1)\\n"
+                       "h.backward()", namespace)
+print(result.graph.graph["notes"][0][:40])
+del namespace["h"]  # torch 2.13 crashed here when every node of the chain had had a Python object
+print("freed")
+"""
+
+
+def test_a_60000_node_chain_is_captured_and_freed_without_crashing():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DEEP_CHAIN], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["This run built more than 20,000 autograd", "freed"]

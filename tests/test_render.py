@@ -124,3 +124,52 @@ def test_folded_values_appear_under_the_op(seed_graph):
     figure = draw_graph(view, layered_layout(view))
     folded = [t.get_text() for t in _node_texts(figure) if t.get_gid().endswith(".folded")]
     assert "20.0 · ∇ 4300" in folded
+
+
+LOOP = """
+w = torch.tensor(0.9, requires_grad=True)
+h = torch.tensor(1.0)
+for t in range(40):
+    h = torch.tanh(h * w + 0.1)
+h.backward()
+"""
+
+
+@pytest.fixture(scope="module")
+def loop_graph():
+    return gradmagic.run(LOOP).graph
+
+
+def test_hidden_note_is_printed_under_the_picture(loop_graph):
+    figure = render_figure(loop_graph)
+    FigureCanvasAgg(figure).draw()
+    note = next(t for t in figure.texts if t.get_gid() == "hidden_note")
+    assert note.get_text().startswith("Showing ") and "a loop of 40 iterations" in _svg(figure).decode()
+    assert note.get_window_extent().y1 <= figure.axes[0].get_window_extent().y0
+
+
+def test_no_note_when_nothing_is_hidden(seed_graph):
+    assert not [t for t in render_figure(seed_graph).texts if t.get_gid() == "hidden_note"]
+
+
+def test_blocks_have_thick_borders_and_a_legend_entry(loop_graph):
+    figure = render_figure(loop_graph)
+    widths = sorted(set(figure.axes[0].collections[0].get_linewidths()))
+    assert widths == [1.0, 2.2]
+    text = _svg(figure).decode()
+    assert "loop ×39 more (line 5)" in text and "each: mul → add → tanh" in text and "folded loop" in text
+
+
+def test_depth_and_max_nodes_reach_the_view(loop_graph):
+    everything = render_figure(loop_graph, max_nodes=1000)
+    assert "loop ×" not in _svg(everything).decode()
+    with pytest.raises(ValueError, match="depth=-2"):
+        render_figure(loop_graph, depth=-2)
+
+
+def test_collapsed_labels_do_not_overlap(loop_graph):
+    figure = render_figure(loop_graph, rankdir="LR")
+    FigureCanvasAgg(figure).draw()
+    boxes = [t.get_window_extent() for t in _node_texts(figure)]
+    for one, other in itertools.combinations(boxes, 2):
+        assert not one.overlaps(other), (one, other)

@@ -1,0 +1,227 @@
+"""Big graphs collapse for drawing: module calls become boxes, loop iterations fold, the full graph stays whole."""
+import pickle
+import sys
+
+import networkx as nx
+import pytest
+
+import gradmagic
+from gradmagic.collapse import DEFAULT_MAX_NODES, fold_loops, group_modules
+from gradmagic.layout import drawing_view, layered_layout
+from gradmagic.render import draw_graph
+from tests.programs import SEED_3
+
+BLOCKS = """
+import torch.nn as nn
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.q, self.k, self.v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.up, self.down = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
+
+    def forward(self, x):
+        h = self.norm(x)
+        att = torch.softmax(self.q(h) @ self.k(h).transpose(-2, -1), dim=-1)
+        x = x + att @ self.v(h)
+        return x + self.down(torch.nn.functional.gelu(self.up(x)))
+
+model = nn.Sequential(Block(8), Block(8), Block(8))
+x = torch.randn(2, 4, 8)
+loss = model(x).pow(2).mean()
+loss.backward()
+"""
+
+LOOP_50 = """
+w = torch.tensor(0.9, requires_grad=True)
+h = torch.tensor(1.0)
+for t in range(50):
+    h = torch.tanh(h * w + 0.1)
+loss = h * 2
+loss.backward()
+"""
+
+SHARED_CELL = """
+import torch.nn as nn
+cell = nn.Linear(3, 3)
+h = torch.zeros(1, 3)
+for t in range(6):
+    h = torch.tanh(cell(h))
+h.sum().backward()
+"""
+
+NESTED = """
+w = torch.tensor(0.9, requires_grad=True)
+h = torch.tensor(1.0)
+for e in range(4):
+    for t in range(10):
+        h = h * w
+    h = h + 1
+h.backward()
+"""
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return gradmagic.run(BLOCKS).graph
+
+
+@pytest.fixture(scope="module")
+def loop_50():
+    return gradmagic.run(LOOP_50).graph
+
+
+def _kind(view, kind: str) -> dict:
+    """Node -> attributes of the nodes of one kind, in view order."""
+    return {n: d for n, d in view.nodes(data=True) if d["kind"] == kind}
+
+
+def _labels(view, kind: str = "tensor") -> list:
+    """Labels of the nodes of one kind, in view order."""
+    return [d["label"] for d in _kind(view, kind).values()]
+
+
+def _module_ops(graph, path: str) -> int:
+    """Ops the capture attributed to the module at `path` or to modules inside it."""
+    return sum(1 for _, d in graph.nodes(data=True)
+               if d["kind"] == "op" and (d["module"] == path or (d["module"] or "").startswith(path + ".")))
+
+
+def test_depth_0_draws_one_box_for_the_model(blocks):
+    view = drawing_view(blocks, depth=0)
+    assert _labels(view, "cluster") == [f"model  ({_module_ops(blocks, 'model'):,} ops)"]
+    box = next(iter(_kind(view, "cluster")))
+    assert [view.nodes[n]["name"] for n in view.predecessors(box)] == ["x"]
+    assert [view.nodes[n]["label"] for n in view.successors(box)] == ["pow ^2"]
+    assert view.graph["hidden_note"].startswith(f"Showing {len(view)} of {len(blocks)} nodes:")
+
+
+def test_depth_1_draws_one_box_per_block_in_a_chain(blocks):
+    view = drawing_view(blocks, depth=1)
+    assert _labels(view, "cluster") == [f"model.{i}  ({_module_ops(blocks, f'model.{i}'):,} ops)" for i in range(3)]
+    chain = [view.nodes[n]["label"].split()[0] for n in nx.topological_sort(view)]
+    assert chain == ["x₁", "model.0", "model.1", "model.2", "pow", "mean", "loss"]
+
+
+def test_no_tensor_inside_a_box_is_left_drawn(blocks):
+    for depth in (0, 1, 2):
+        view = drawing_view(blocks, depth=depth)
+        boxes = _kind(view, "cluster")
+        for node, data in _kind(view, "tensor").items():
+            made_by, used_by = set(view.predecessors(node)), set(view.successors(node))
+            assert not (len(made_by) == 1 and made_by <= set(boxes) and used_by <= made_by), (depth, data["label"])
+            assert not (data["param"] or "").startswith("model."), (depth, data["label"])  # parameters go inside
+
+
+def test_each_call_of_a_shared_module_is_its_own_box():
+    view = drawing_view(gradmagic.run(SHARED_CELL).graph, depth=0, max_nodes=1000)
+    assert _labels(view, "cluster") == [f"cell · call {i}  (1 op)" for i in range(1, 7)]
+    assert nx.is_directed_acyclic_graph(view)
+
+
+def test_a_50_step_loop_folds_into_one_block(loop_50):
+    view = drawing_view(loop_50)
+    assert _labels(view, "loop") == ["loop ×49 more (line 5)"]
+    assert {"h₂", "h₅₁", "loss"} <= set(_labels(view)) and "h₃" not in _labels(view)
+    assert len(view) <= 15 and nx.is_directed_acyclic_graph(view)
+    assert "a loop of 50 iterations folded (line 5)" in view.graph["hidden_note"]
+
+
+def test_the_loop_block_joins_the_first_and_last_step(loop_50):
+    view = drawing_view(loop_50)
+    block = next(iter(_kind(view, "loop")))
+    name = {n: d["label"] for n, d in view.nodes(data=True)}
+    assert sorted(name[n] for n in view.predecessors(block)) == ["h₂", "w"]
+    assert [name[n] for n in view.successors(block)] == ["h₅₁"]
+    assert view.edges[next(n for n in view.predecessors(block) if name[n] == "w"), block]["count"] == 49
+
+
+def test_nested_loops_fold_inside_out():
+    view = drawing_view(gradmagic.run(NESTED).graph, max_nodes=10)
+    inner, outer = _kind(view, "loop").values()
+    assert (inner["label"], inner["caption"]) == ("loop ×9 more (line 6)", "each: mul")
+    assert (outer["label"], outer["caption"]) == ("loop ×3 more (lines 6–7)", "each: mul → loop ×10 → add")
+    assert "2 loops of 10 and 4 iterations folded (lines 6–7)" in view.graph["hidden_note"]
+
+
+def test_max_nodes_collapses_until_it_fits_and_says_so(blocks):
+    assert len(drawing_view(blocks)) <= DEFAULT_MAX_NODES
+    full = drawing_view(blocks, max_nodes=10_000)
+    assert full.graph["hidden_note"] is None and len(drawing_view(blocks, max_nodes=len(full))) == len(full)
+    view = drawing_view(blocks, max_nodes=30)
+    assert len(view) <= 30 and view.graph["module_depth"] == 1
+    assert view.graph["hidden_note"] == (f"Showing {len(view)} of {len(blocks)} nodes: modules grouped at depth 1 "
+                                         "into 3 boxes; use --all, --depth 2 or a higher --max-nodes to see more.")
+
+
+def test_small_graphs_are_not_collapsed():
+    view = drawing_view(gradmagic.run(SEED_3).graph)
+    assert not _kind(view, "cluster") and not _kind(view, "loop") and view.graph["hidden_note"] is None
+
+
+def test_show_all_disables_collapsing(loop_50, blocks):
+    for graph in (loop_50, blocks):
+        view = drawing_view(graph, show_all=True, depth=0, max_nodes=5)
+        assert set(view) == set(graph) and view.graph["hidden_note"] is None
+
+
+def _content(graph) -> bytes:
+    """Everything a graph holds, as bytes (networkx's cached views left out)."""
+    return pickle.dumps((graph.graph, list(graph.nodes(data=True)), list(graph.edges(keys=True, data=True))))
+
+
+def test_drawing_never_changes_the_full_graph(loop_50, blocks):
+    for graph in (loop_50, blocks):
+        before = _content(graph)
+        for options in ({}, {"depth": 0}, {"depth": 1, "max_nodes": 5}, {"show_all": True}):
+            view = drawing_view(graph, **options)
+            draw_graph(view, layered_layout(view))
+        assert _content(graph) == before
+
+
+def test_views_and_layouts_are_deterministic(loop_50, blocks):
+    for graph, options in ((loop_50, {}), (blocks, {"depth": 1}), (blocks, {"max_nodes": 30})):
+        one, two = drawing_view(graph, **options), drawing_view(graph, **options)
+        assert list(one.nodes(data=True)) == list(two.nodes(data=True))
+        assert list(one.edges(data=True)) == list(two.edges(data=True))
+        assert layered_layout(one) == layered_layout(two)
+
+
+def test_grouping_and_folding_leave_a_view_without_blocks_alone():
+    view = drawing_view(gradmagic.run(SEED_3).graph)
+    assert group_modules(view, 0) is view and fold_loops(view) is view
+
+
+@pytest.mark.parametrize("options, message", [({"depth": -1}, "depth=-1"), ({"depth": 1.5}, "depth=1.5"),
+                                              ({"max_nodes": 0}, "max_nodes=0")])
+def test_bad_options_are_value_errors(loop_50, options, message):
+    with pytest.raises(ValueError, match=message):
+        drawing_view(loop_50, **options)
+
+
+def _chain(length: int) -> nx.MultiDiGraph:
+    """h₁ -> tanh -> h₂ -> tanh -> ... as the capture records it (`h = torch.tanh(h)` in a loop)."""
+    graph = nx.MultiDiGraph(roots=[f"t{length}"])
+    for i in range(length + 1):
+        graph.add_node(f"t{i}", kind="tensor", name="h", label=f"h{i + 1}", role="named" if i else "leaf",
+                       value=0.5, grad=1.0, shape=[], line=3 if i else 1)
+    for i in range(length):
+        graph.add_node(f"op{i}", kind="op", op="tanh", label="tanh", module=None, line=3, op_kind="op")
+        graph.add_edge(f"t{i}", f"op{i}", key="0", differentiable=True)
+        graph.add_edge(f"op{i}", f"t{i + 1}", key=0)
+    return graph
+
+
+def test_a_20000_node_chain_draws_without_recursion():
+    graph = _chain(10000)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        folded = drawing_view(graph)
+        full = drawing_view(graph, show_all=True)
+        draw_graph(folded, layered_layout(folded))
+        positions = layered_layout(full)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len(full) == 20001 and len(folded) < 10 and positions["t10000"][0] == 20000

@@ -1,0 +1,127 @@
+"""diagnose(): each usual gradient mistake found, explained in one line, and marked on the graph."""
+import warnings
+
+import pytest
+import torch
+
+import gradmagic
+from gradmagic.diagnose import diagnose
+
+from programs import CONTROL_FLOW, FUNCTIONS, IN_PLACE, MODULE_STEP, SEED_1, SEED_2, SEED_3
+
+
+def found(source: str, namespace=None):
+    """(the result, its diagnostics) for a program."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reading .grad of a non-leaf warns
+        result = gradmagic.run(source, namespace)
+    return result, diagnose(result.graph)
+
+
+def node(result, label: str) -> str:
+    return next(n for n, d in result.graph.nodes(data=True) if d.get("label") == label)
+
+
+def op(result, name: str) -> str:
+    return next(n for n, d in result.graph.nodes(data=True) if d.get("op") == name)
+
+
+@pytest.mark.parametrize("source", [SEED_1, SEED_2, SEED_3, CONTROL_FLOW, MODULE_STEP, IN_PLACE, FUNCTIONS])
+def test_clean_programs_have_no_diagnostics(source):
+    torch.manual_seed(0)
+    assert found(source)[1] == []
+
+
+def test_unused_leaf_is_not_on_any_path():
+    result, (d,) = found("w = torch.tensor(3.0, requires_grad=True)\nx = torch.tensor(2.0, requires_grad=True)\n"
+                         "y = x * 2\ny.backward()\n")
+    assert d.kind == "no_gradient" and d.nodes == [node(result, "w")] and d.edges == [] and d.line == 1
+    assert d.message.startswith("w (line 1) requires grad but got no gradient: it is not used in computing y")
+
+
+def test_detach_on_the_only_path_is_named_with_its_fix():
+    result, (d,) = found("x = torch.tensor(2.0, requires_grad=True)\nloss = x.detach() * 3\n"
+                         "s = loss + torch.tensor(1.0, requires_grad=True)\ns.backward()\n")
+    assert d.kind == "no_gradient" and d.edges == [(node(result, "x"), op(result, "detach"), "0")]
+    assert "x.detach() at line 2 cuts it off the graph, so the gradient of s cannot reach it" in d.message
+    assert "Use x instead of x.detach()" in d.message
+
+
+def test_no_grad_block_is_named_with_its_line():
+    result, (d,) = found("w = torch.tensor(3.0, requires_grad=True)\nwith torch.no_grad():\n    c = w * 2\n"
+                         "x = torch.tensor(2.0, requires_grad=True)\nz = x * c\nz.backward()\n")
+    assert d.kind == "no_gradient" and d.edges == [(node(result, "w"), op(result, "mul"), "0")]
+    assert "`c = w * 2` (line 3) ran under torch.no_grad()" in d.message
+    assert "outside `with torch.no_grad():`" in d.message
+
+
+def test_detach_that_still_leaves_a_gradient_is_a_cut():
+    result, (d,) = found("x = torch.tensor([1.0, 2.0], requires_grad=True)\ny = x * x\nfrozen = y.detach()\n"
+                         "z = (y + frozen * 3).sum()\nz.backward()\n")
+    assert d.kind == "cut" and d.line == 3
+    assert d.edges == [(node(result, "y"), op(result, "detach"), "0")] and node(result, "frozen") in d.nodes
+    assert d.message.startswith("y.detach() at line 3 cuts it off the graph: frozen carries no gradient back to y")
+
+
+def test_tensor_rebuilt_from_item_loses_the_path():
+    result, (d,) = found("x = torch.tensor(2.0, requires_grad=True)\ny = x * 3\nv = y.item()\n"
+                         "z = torch.tensor(v) * x\nz.backward()\n")
+    item = op(result, "item")
+    assert d.kind == "rebuilt" and d.edges == [(node(result, "y"), item, "0")] and d.line == 4
+    assert ("y.item() at line 3 turns y into a plain Python number, and `tensor(6.0)` at line 4 builds a new "
+            "tensor from it with no link back to y") in d.message
+    assert "Keep y a tensor" in d.message
+
+
+def test_leaf_whose_only_path_goes_through_float_is_explained():
+    result, (d,) = found("w = torch.tensor(2.0, requires_grad=True)\nu = torch.tensor(1.0, requires_grad=True)\n"
+                         "s = torch.tensor(float(w * 4)) + u\ns.backward()\n")
+    assert d.kind == "no_gradient" and d.nodes[0] == node(result, "w")
+    assert "float(the result of `mul ×4` (line 3)) at line 3 turns" in d.message
+    assert "`tensor(8.0)` at line 3 builds a new tensor from it" in d.message
+
+
+def test_gradient_accumulated_across_runs_says_the_value_before():
+    namespace = {"torch": torch}
+    gradmagic.run("x = torch.tensor(3.0, requires_grad=True)\n", namespace)
+    gradmagic.run("y = x * x\ny.backward()\n", namespace)
+    result, (d,) = found("y = x * x\ny.backward()\n", namespace)
+    assert d.kind == "accumulated" and d.nodes == [node(result, "x")]
+    assert d.message.startswith("x.grad already held 6.0 before this run, so backward() added this run's gradient "
+                                "to it, and it is now 12.0")
+    assert "`x.grad = None` (or optimizer.zero_grad())" in d.message
+
+
+def test_reading_grad_of_a_non_leaf_suggests_retain_grad():
+    result, (d,) = found("x = torch.tensor(3.0, requires_grad=True)\ny = x * x\nz = y * 2\nz.backward()\n"
+                         "g = y.grad\n")
+    assert d.kind == "nonleaf_grad" and d.nodes == [node(result, "y")] and d.line == 5
+    assert d.message.startswith("line 5 reads y.grad, which is None: y is computed from other tensors (not a leaf)")
+    assert "gradmagic saw its gradient: 2.0" in d.message and "Call y.retain_grad() before backward()" in d.message
+
+
+def test_first_nan_value_names_the_op_and_its_inputs():
+    result, (d,) = found("x = torch.tensor(2.0, requires_grad=True)\nd = x - 5\ny = torch.log(d)\n"
+                         "z = y * 2\nz.backward()\n")
+    assert d.kind == "nan_value" and d.line == 3 and op(result, "log") in d.nodes and node(result, "y") in d.nodes
+    assert d.message.startswith("the first NaN value appears at line 3: `log` made y = nan from d = -3.0")
+
+
+def test_first_infinite_gradient_names_the_op_whose_backward_made_it():
+    result, (d,) = found("x = torch.tensor([0.0, 4.0], requires_grad=True)\nr = torch.sqrt(x)\n"
+                         "s = r.sum()\ns.backward()\n")
+    assert d.kind == "nan_grad" and d.edges == [(node(result, "x"), op(result, "sqrt"), "0")]
+    assert d.message.startswith("the first inf gradient comes from `sqrt` at line 2: its backward sends [inf, 0.25] "
+                                "to x (= [0.0, 4.0])")
+
+
+def test_zeroed_gradient_from_an_earlier_run_is_fine():
+    namespace = {"torch": torch}
+    gradmagic.run("x = torch.tensor(3.0, requires_grad=True)\ny = x * x\ny.backward()\nx.grad.zero_()\n", namespace)
+    assert found("y = x * x\ny.backward()\n", namespace)[1] == []
+
+
+def test_comparisons_under_no_grad_are_not_cuts():
+    source = ("x = torch.tensor([1.0, -2.0], requires_grad=True)\nwith torch.no_grad():\n    mask = x > 0\n"
+              "y = (x * mask).sum()\ny.backward()\n")
+    assert found(source)[1] == []

@@ -1,0 +1,142 @@
+"""explain(): the chain rule over named variables, and the paths whose contributions sum to the gradient."""
+import math
+
+import pytest
+import torch
+
+import gradmagic
+from gradmagic.explain import explain
+
+from helpers import plain_namespace
+from programs import SEED_3
+
+VECTOR = """
+x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+W = torch.tensor([[1.0, -1.0, 0.5], [0.3, 0.2, -2.0]], requires_grad=True)
+h = W @ x
+g = torch.tanh(h) * x[:2]
+s = x.sin()
+loss = (g.sum() + (s * h.sum()).sum()) ** 2
+loss.backward()
+"""
+
+MANY_PATHS = """
+x = torch.tensor(0.5, requires_grad=True)
+h = x
+for i in range(5):
+    h = h * x + h
+h.backward()
+"""
+
+
+@pytest.fixture(scope="module")
+def seed():
+    return explain(gradmagic.run(SEED_3), "x")
+
+
+def test_seed_gradient_is_the_sum_of_two_named_paths(seed):
+    assert [p.names for p in seed.paths] == [["x", "y", "z"], ["x", "b", "z"]]
+    through_y, through_b = seed.paths
+    assert through_y.contribution == pytest.approx(430 * 40, rel=1e-6)
+    assert through_y.factors == pytest.approx([40.0, 430.0], rel=1e-6)  # ∂y/∂x = 4x, ∂z/∂y = 2y − 1/(b·y²)
+    assert through_b.contribution == pytest.approx(-5.1679586e-08 * 30, rel=1e-5)
+    assert through_b.factors == pytest.approx([30.0, -5.1679586e-08], rel=1e-5)  # ∂b/∂x = 6a, ∂z/∂b = −1/(b²·y)
+    x_grad = plain_namespace(SEED_3)["x"].grad.item()
+    assert seed.gradient == x_grad == 17200.0
+    assert seed.total == pytest.approx(x_grad, rel=1e-6)
+    assert seed.rest_count == 0 and seed.rest is None
+
+
+def test_seed_chain_rule_terms_come_from_the_recorded_flows(seed):
+    y, b = seed.terms
+    assert (y.child, y.upstream, y.contribution, y.local) == ("y", 430.0, 8600.0 + 8600.0, 40.0)
+    assert (b.child, b.upstream) == ("b", pytest.approx(-5.1679586e-08, rel=1e-6))
+    assert b.contribution == pytest.approx(-1.5503876e-06, rel=1e-6)  # the one flow out of x into `mul ×6`
+    assert b.local == pytest.approx(30.0, rel=1e-6)
+
+
+def test_seed_explanation_reads_as_the_chain_rule(seed):
+    text = str(seed)
+    assert text.splitlines()[0].startswith("dz/dx = 17200")
+    assert "x → y → z  ∂z/∂y·∂y/∂x = 430.0 · 40.0 = 17200" in text
+    assert "x → b → z  ∂z/∂b·∂b/∂x = (-5.17e-08) · 30.0 = -1.55e-06" in text
+    assert "✓ matches autograd" in text
+    assert "dz/dx = dz/dy·∂y/∂x + dz/db·∂b/∂x" in text
+    html = seed._repr_html_()
+    assert "<table>" in html and "x → b → z" in html and "430.0·40.0" in html
+
+
+def test_vector_path_contributions_sum_to_the_gradient():
+    ex = explain(gradmagic.run(VECTOR), "x")
+    expected = plain_namespace(VECTOR)["x"].grad
+    assert {tuple(p.names) for p in ex.paths} == {("x", "h", "loss"), ("x", "h", "g", "loss"), ("x", "g", "loss"),
+                                                 ("x", "s", "loss")}
+    total = torch.tensor([p.contribution for p in ex.paths], dtype=torch.float64).sum(0)
+    assert torch.allclose(total, expected.double(), rtol=1e-5)
+    assert ex.total == pytest.approx(expected.tolist(), rel=1e-5)
+    assert "float64 re-run" in ex.method
+    assert [p.magnitude for p in ex.paths] == sorted((p.magnitude for p in ex.paths), reverse=True)
+
+
+def test_vector_terms_sum_to_the_gradient():
+    ex = explain(gradmagic.run(VECTOR), "W")
+    expected = plain_namespace(VECTOR)["W"].grad
+    assert [t.child for t in ex.terms] == ["h"]
+    assert torch.allclose(torch.tensor(ex.terms[0].contribution), expected, rtol=1e-6)
+    by_length = sorted(ex.paths, key=lambda p: len(p.names))
+    assert [p.names for p in by_length] == [["W", "h", "loss"], ["W", "h", "g", "loss"]]
+
+
+def test_beyond_max_paths_the_rest_is_one_line():
+    ex = explain(gradmagic.run(MANY_PATHS), "x", max_paths=3)
+    expected = plain_namespace(MANY_PATHS)["x"].grad.item()
+    assert len(ex.paths) == 3 and ex.rest_count == 2  # x feeds each of h₁ … h₅: x → hᵢ → … → h₅
+    assert ex.total == pytest.approx(expected, rel=1e-5)
+    assert sum(p.contribution for p in ex.paths) + ex.rest == pytest.approx(expected, rel=1e-5)
+    assert "… 2 more path(s) together" in str(ex) and "= the sum over 5 path(s)" in str(ex)
+
+
+def test_root_picks_the_backward_pass():
+    result = gradmagic.run("x = torch.tensor(2.0, requires_grad=True)\ny = x * x\ny.backward()\n"
+                           "z = x * 5\nz.backward()\n")
+    assert explain(result, "x").gradient == 5.0
+    assert explain(result, "x", root="y").gradient == 4.0
+    assert explain(result, "x", root="y").paths[0].names == ["x", "y"]
+
+
+def test_bad_names_say_which_tensors_exist():
+    result = gradmagic.run(SEED_3)
+    with pytest.raises(ValueError, match=r"no tensor named 'q'; the named tensors are: a, x, y, b, z"):
+        explain(result, "q")
+    with pytest.raises(ValueError, match=r"root='y': no backward pass started from it; .*: z"):
+        explain(result, "x", root="y")
+
+
+def test_without_backward_there_is_nothing_to_explain():
+    with pytest.raises(ValueError, match="no backward pass ran"):
+        explain(gradmagic.run("x = torch.tensor(1.0, requires_grad=True)\ny = x * 2\n"), "x")
+
+
+def test_a_cut_tensor_got_no_gradient_to_explain():
+    ex = explain(gradmagic.run("x = torch.tensor(1.0, requires_grad=True)\nw = torch.tensor(2.0, requires_grad=True)\n"
+                               "y = (x * w.detach()).sum()\ny.backward()\n"), "w")
+    assert ex.gradient is None and ex.paths == [] and "w got no gradient" in str(ex)
+
+
+def test_graph_alone_explains_scalars():
+    result = gradmagic.run(SEED_3)
+    ex = explain(result.graph, "a")
+    assert [p.names for p in ex.paths] == [["a", "y", "z"], ["a", "b", "z"]]
+    assert ex.total == pytest.approx(result.tensor("a")["grad"], rel=1e-6)
+    assert math.isclose(ex.paths[0].contribution, 430 * 3, rel_tol=1e-6)
+
+
+def test_one_edge_feeding_two_named_children_is_split_by_the_replay():
+    result = gradmagic.run("x = torch.tensor(3.0, requires_grad=True)\ny, w = (lambda t: (t + 1, t * 3))(x * 2)\n"
+                           "z = y * w\nz.backward()\n")
+    ex = explain(result, "x")
+    assert [(p.names, p.contribution, p.factors) for p in ex.paths] == [
+        (["x", "w", "z"], 42.0, [6.0, 7.0]), (["x", "y", "z"], 36.0, [2.0, 18.0])]
+    assert ex.total == result.tensor("x")["grad"] == 78.0
+    graph_only = explain(result.graph, "x")
+    assert graph_only.paths == [] and "pass the Result" in str(graph_only)
