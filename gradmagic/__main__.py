@@ -10,6 +10,7 @@ import torch
 
 from . import export
 from .runner import last, run
+from .collapse import check_options
 from .torchstate import check_device, check_dtype
 
 __all__ = ["main"]
@@ -23,7 +24,12 @@ def main(argv: list | None = None) -> int:
                         help=f"write the result by suffix ({' '.join(export.SUFFIXES)}); repeatable")
     parser.add_argument("-d", "--device", help="default device inside the script: cpu, cuda, cuda:N")
     parser.add_argument("--dtype", help="default floating dtype inside the script")
-    parser.add_argument("--all", action="store_true", help="draw every anonymous intermediate tensor")
+    parser.add_argument("--all", action="store_true", help="draw every node (no folding or collapsing)")
+    parser.add_argument("--depth", type=int, help="one box per nn.Module at this depth")
+    parser.add_argument("--max-nodes", type=int, help="collapse until the picture has at most N nodes")
+    parser.add_argument("--explain", action="append", default=[], metavar="NAME",
+                        help="print d root/d NAME as the chain rule and the sum over paths; repeatable")
+    parser.add_argument("--check", action="store_true", help="check gradients against finite differences")
     parser.add_argument("--rankdir", choices=["LR", "TB"], default="TB", help="inputs on top (TB, default) or left (LR)")
     args = parser.parse_args(argv)
     if not args.script.is_file():
@@ -31,6 +37,7 @@ def main(argv: list | None = None) -> int:
     outputs = [Path(p) for p in args.output]
     try:
         device, dtype = check_device(args.device), check_dtype(args.dtype)
+        check_options(args.depth, args.max_nodes)
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             export.check_save_path(path)
@@ -45,6 +52,13 @@ def main(argv: list | None = None) -> int:
         traceback.print_exc()
         result, status = last(), 1
     result.show_all, result.rankdir = args.all, args.rankdir
+    result.depth, result.max_nodes = args.depth, args.max_nodes
+    try:
+        result.explained = [result.explain(name) for name in args.explain]
+        result.gradient_check = result.check() if args.check else None
+    except ValueError as error:
+        print(f"gradmagic: {error}", file=sys.stderr)
+        status = 2
     print(result._plain_text())
     for path in outputs:
         print(f"wrote {result.save(path)}")

@@ -185,11 +185,17 @@ def _display_names(trace: Trace) -> dict:
 
 def _short_name(func) -> str:
     name = getattr(func, "__name__", None) or str(func)
+    owner = getattr(func, "__self__", None)
+    if name == "__get__" and owner is not None:  # a tensor-valued attribute: .T, .real, .data
+        return getattr(owner, "__name__", name)
+    if name == "apply" and isinstance(owner, type):  # a custom autograd Function
+        return f"{owner.__name__}.apply"
     return _OP_NAMES.get(name, name)
 
 
 def _qualified_name(func) -> str:
-    name = getattr(func, "__name__", None) or str(func)
+    name = _short_name(func) if getattr(func, "__name__", "") in ("__get__", "apply") else \
+        getattr(func, "__name__", None) or str(func)
     owner = getattr(func, "__objclass__", None)
     if owner is not None or getattr(func, "__qualname__", "").startswith("Tensor."):
         return f"torch.Tensor.{name}"

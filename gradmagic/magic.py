@@ -10,6 +10,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from . import export
+from .collapse import check_options
 from .naming import label_assignments
 from .runner import recording
 from .torchstate import check_device, check_dtype
@@ -31,7 +32,16 @@ class AutogradMagics(Magics):
     @argument("--format", choices=["png", "svg"], default="png", help="inline image format (default png)")
     @argument("--no-graph", action="store_true", help="do not draw the graph")
     @argument("--no-table", action="store_true", help="do not show the table of named tensors")
-    @argument("--all", action="store_true", help="draw every anonymous intermediate tensor (default: folded)")
+    @argument("--all", action="store_true",
+              help="draw every node: anonymous intermediates unfolded, no module boxes or loop blocks")
+    @argument("--depth", type=int, metavar="N",
+              help="group ops into one box per nn.Module at this depth (0: top-level modules); default automatic")
+    @argument("--max-nodes", type=int, metavar="N",
+              help="collapse loops, then modules, until the picture has at most N nodes (default 100)")
+    @argument("--explain", action="append", default=[], metavar="NAME",
+              help="show d root/d NAME as the chain rule and the sum over paths through named variables; repeatable")
+    @argument("--check", action="store_true",
+              help="check the leaves' gradients against finite differences (float64 re-run of the recorded ops)")
     @argument("--backward", metavar="NAME",
               help="call NAME.backward() after the cell when the cell ran no backward pass itself")
     @argument("--rankdir", choices=["LR", "TB"], default="TB",
@@ -79,13 +89,33 @@ class AutogradMagics(Magics):
         result.image_format = options.format
         result.show_graph, result.show_table = not options.no_graph, not options.no_table
         result.show_all, result.rankdir = options.all, options.rankdir
+        result.depth, result.max_nodes = options.depth, options.max_nodes
         self.shell.user_ns[options.out] = result
         if result.empty:
             print("gradmagic: the cell touched no tensors, so there is nothing to draw.")
             return
+        problems = self._add_explanations(result, options)
         for path in options.save:
             result.save(path)
         display(result)
+        if problems:
+            raise UsageError(problems[0])
+
+    @staticmethod
+    def _add_explanations(result, options) -> list:
+        """Attach --explain and --check output to the result; the reasons any could not be made."""
+        problems = []
+        for name in options.explain:
+            try:
+                result.explained.append(result.explain(name))
+            except ValueError as error:
+                problems.append(f"--explain {name}: {error}")
+        if options.check:
+            try:
+                result.gradient_check = result.check()
+            except ValueError as error:
+                problems.append(f"--check: {error}")
+        return problems
 
 
 def _checked(options):
@@ -94,6 +124,7 @@ def _checked(options):
         raise UsageError(f"--out {options.out}: not a Python name")
     try:
         device, dtype = check_device(options.device), check_dtype(options.dtype)
+        check_options(options.depth, options.max_nodes)
         for path in options.save:
             export.check_save_path(path)
     except ValueError as error:

@@ -9,11 +9,12 @@ import sys
 import types
 import warnings
 import weakref
+import functools
 from functools import partial
 
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.overrides import TorchFunctionMode
+from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
 
 from . import summary
 from .torchstate import torch_function_disabled
@@ -42,6 +43,8 @@ _REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _SMALL = summary.SMALL_NUMEL
 _GRAD_ATTRIBUTE = torch.Tensor.grad
+_TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
+                               if hasattr(torch.Tensor, name))
 _MAX_INNER_NODES = 8
 # torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
 # freeing a chain of such nodes then recurses once per node: a 60,000-node chain overflows the C stack and
@@ -116,6 +119,7 @@ class Recorder(TorchFunctionMode):
         self._node_entries: dict = {}  # autograd node -> [(output_nr, record)]
         self._indexed_upto = 0
         self._node_objects = 0  # autograd node Python objects this run made (see MAX_NODE_OBJECTS)
+        self._function_apply = None
         self._module_handles: list = []
 
     @property
@@ -126,15 +130,22 @@ class Recorder(TorchFunctionMode):
     # ---- the hot path -------------------------------------------------------------------------
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .data, ...
-            if func.__self__ is _GRAD_ATTRIBUTE and func.__name__ == "__get__" and not args[0].is_leaf:
-                return self._read_non_leaf_grad(func, args)
+        if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .T, .data, ...
+            if func.__name__ == "__get__":
+                if func.__self__ in _TENSOR_ATTRIBUTES:  # .T, .mT, .real, .data ... make tensors: record them
+                    return self._call(func, _OP, args, kwargs)
+                if func.__self__ is _GRAD_ATTRIBUTE and not args[0].is_leaf:
+                    return self._read_non_leaf_grad(func, args)
             return func(*args, **kwargs) if kwargs else func(*args)
         kind = _KINDS.get(func) or _kind(func)
         if kind is _PASS:
             return func(*args, **kwargs) if kwargs else func(*args)
         if kind >= _BACKWARD:
             return self._backward(func, kind, args, kwargs or {})
+        return self._call(func, kind, args, kwargs)
+
+    def _call(self, func, kind, args, kwargs):
+        """Run one torch call and record its tensor inputs, constants and the tensors it made or changed."""
         tensors, inputs, consts = [], [], []
         collect = self._collect
         for slot, arg in enumerate(args):
@@ -172,7 +183,7 @@ class Recorder(TorchFunctionMode):
                 if isinstance(item, _TENSOR):
                     tensors.append(item)
                     inputs += ((slot, j), self._resolve(item))
-        elif arg is not None:
+        elif arg is not None or type(slot) is int:  # `w[None]` needs its None; `dim=None` does not
             consts += (slot, arg)
 
     def _lookup(self, t) -> int | None:
@@ -418,17 +429,22 @@ class Recorder(TorchFunctionMode):
     # ---- modules ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Track which nn.Module each op runs in (global module hooks, removed by stop())."""
+        """Track which nn.Module each op runs in and see custom autograd Functions (undone by stop())."""
         self._module_handles = [
             register_module_forward_pre_hook(self._enter_module),
             register_module_forward_hook(self._exit_module, always_call=True),
         ]
+        self._function_apply = torch.autograd.Function.__dict__["apply"]
+        torch.autograd.Function.apply = classmethod(_routed_apply(self._function_apply.__func__))
 
     def stop(self) -> None:
-        """Remove the module hooks."""
+        """Remove the module hooks and give torch.autograd.Function its own apply back."""
         for handle in self._module_handles:
             handle.remove()
         self._module_handles = []
+        if self._function_apply is not None:
+            torch.autograd.Function.apply = self._function_apply
+            self._function_apply = None
 
     def _enter_module(self, module, args):
         self._module_stack.append(module)
@@ -441,6 +457,18 @@ class Recorder(TorchFunctionMode):
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.records = Records()
         self._latest, self._node_entries, self._module_stack = {}, {}, []
+
+
+def _routed_apply(apply):
+    """Function.apply that goes through the function modes like torch's own ops (torch does not route it)."""
+    @functools.wraps(apply)
+    def routed(cls, *args, **kwargs):
+        tensors = tuple(a for a in args if isinstance(a, _TENSOR))
+        if tensors and has_torch_function(tensors):
+            return handle_torch_function(getattr(cls, "apply"), tensors, *args, **kwargs)
+        return apply(cls, *args, **kwargs)
+
+    return routed
 
 
 class _Unread:

@@ -27,8 +27,13 @@ class Result:
         self.show_table = True
         self.show_all = False
         self.rankdir = "TB"
+        self.depth: int | None = None
+        self.max_nodes: int | None = None
+        self.explained: list = []  # Explanations shown under the picture (%%autograd --explain NAME)
+        self.gradient_check = None  # a GradCheck shown under the picture (%%autograd --check)
         self._graph: nx.MultiDiGraph | None = None
         self._figure = None
+        self._diagnostics: list | None = None
 
     @property
     def graph(self) -> nx.MultiDiGraph:
@@ -43,8 +48,30 @@ class Result:
         if self._figure is None:
             from .render import render_figure
 
-            self._figure = render_figure(self.graph, show_all=self.show_all, rankdir=self.rankdir)
+            self._figure = render_figure(self.graph, show_all=self.show_all, rankdir=self.rankdir,
+                                         depth=self.depth, max_nodes=self.max_nodes)
         return self._figure
+
+    @property
+    def diagnostics(self) -> list:
+        """What went wrong with the gradients (lost, cut, accumulated, NaN ...), each a one-line message."""
+        if self._diagnostics is None:
+            from .diagnose import diagnose
+
+            self._diagnostics = diagnose(self.graph)
+        return self._diagnostics
+
+    def explain(self, name: str, root: str | None = None, *, max_paths: int = 10):
+        """d root / d name as the chain rule over named variables and the sum over paths (an Explanation)."""
+        from .explain import explain
+
+        return explain(self.graph, name, root=root, max_paths=max_paths, trace=self.trace)
+
+    def check(self, *, eps: float = 1e-6):
+        """The leaves' autograd gradients against central finite differences in float64 (a GradCheck)."""
+        from .gradcheck import check_gradients
+
+        return check_gradients(self, eps=eps)
 
     @property
     def table(self) -> str:
@@ -106,13 +133,16 @@ class Result:
         return bundle
 
     def _plain_text(self) -> str:
-        parts = report.summary_lines(self.graph)
+        parts = report.summary_lines(self.graph) + [f"⚠ {d.message}" for d in self.diagnostics]
         if self.show_table and not self.empty:
             parts = [report.text_table(self.graph), "", *parts]
+        parts += [str(item) for item in (*self.explained, self.gradient_check) if item is not None]
         return "\n".join(parts)
 
     def _html(self, image: bytes | None) -> str:
         summary = "".join(f"<p>{html.escape(line)}</p>" for line in report.summary_lines(self.graph))
+        summary += "".join(f"<p style='color:#b00'>⚠ {html.escape(d.message)}</p>" for d in self.diagnostics)
+        summary += "".join(item._repr_html_() for item in (*self.explained, self.gradient_check) if item is not None)
         picture = ""
         if image is not None:
             if self.image_format == "svg":

@@ -8,6 +8,9 @@ import torch  # noqa: E402
 from gradmagic.naming import LABEL_HOOK  # noqa: E402
 
 
+_FUNCTION_APPLY = torch.autograd.Function.__dict__["apply"]
+
+
 @pytest.fixture(autouse=True)
 def _clean_torch_state():
     """Each test starts from torch's defaults and must leave them as it found them."""
@@ -16,6 +19,7 @@ def _clean_torch_state():
     assert torch._C._len_torch_function_stack() == 0, "a torch function mode was left active"
     assert torch.get_default_dtype() == torch.float32
     assert torch.is_grad_enabled()
+    assert torch.autograd.Function.__dict__["apply"] is _FUNCTION_APPLY, "Function.apply was left patched"
 
 
 def pytest_report_header(config):

@@ -157,7 +157,7 @@ def test_device_and_dtype_options_apply_inside_the_cell_only(shell):
 def test_help_documents_every_option(shell):
     doc = shell.find_cell_magic("autograd").__doc__
     for option in ("--out", "--device", "--dtype", "--save", "--format", "--no-graph", "--no-table", "--backward",
-                   "--rankdir", "--all"):
+                   "--rankdir", "--all", "--depth", "--max-nodes", "--explain", "--check"):
         assert option in doc
 
 
@@ -175,3 +175,40 @@ def test_cuda_cell_draws_and_matches_plain(shell):
     assert result.success and shell.user_ns["x"].is_cuda
     assert shell.user_ns["_autograd"].tensor("x")["grad"] == pytest.approx(17200.0)
     assert "image/png" in outputs[0]
+
+
+def test_explain_option_shows_both_paths_summing_to_the_gradient(shell):
+    result, outputs, _ = run(shell, "%%autograd --explain x --no-graph\n" + SEED_3)
+    assert result.success
+    text = outputs[0]["text/plain"]
+    assert "x → y → z" in text and "x → b → z" in text and "17200" in text and "-1.55e-06" in text
+    assert "x → y → z" in outputs[0]["text/html"]
+    paths = shell.user_ns["_autograd"].explained[0].paths
+    assert [p.names for p in paths] == [["x", "y", "z"], ["x", "b", "z"]]
+
+
+def test_check_option_reports_a_passing_gradient_check(shell):
+    result, outputs, _ = run(shell, "%%autograd --check --no-graph\n" + SEED_3)
+    assert result.success and shell.user_ns["_autograd"].gradient_check.ok
+    assert "gradient check of z (ok)" in outputs[0]["text/plain"]
+
+
+def test_explain_of_a_missing_name_is_a_usage_error_after_showing_the_result(shell):
+    result, outputs, _ = run(shell, "%%autograd --explain nope --no-graph\n" + SEED_3)
+    assert isinstance(result.error_in_exec, UsageError) and "nope" in str(result.error_in_exec)
+    assert len(outputs) == 1 and shell.user_ns["x"].grad.item() == pytest.approx(17200.0)
+
+
+def test_diagnostics_appear_under_the_result(shell):
+    cell = "%%autograd --no-graph\nw = torch.ones(2, requires_grad=True)\nu = torch.ones(2, requires_grad=True)\n" \
+           "loss = (w * 2).sum()\nloss.backward()"
+    result, outputs, _ = run(shell, cell)
+    assert result.success and "⚠" in outputs[0]["text/plain"] and "u" in outputs[0]["text/plain"]
+    assert shell.user_ns["_autograd"].diagnostics[0].kind == "no_gradient"
+
+
+@pytest.mark.parametrize("line, message", [("--depth -1", "depth=-1"), ("--max-nodes 0", "max_nodes=0")])
+def test_bad_collapse_options_are_usage_errors(shell, line, message):
+    result, _, _ = run(shell, f"%%autograd {line}\nran = True")
+    assert isinstance(result.error_in_exec, UsageError) and message in str(result.error_in_exec)
+    assert "ran" not in shell.user_ns

@@ -225,3 +225,35 @@ def test_a_60000_node_chain_is_captured_and_freed_without_crashing():
     done = subprocess.run([sys.executable, "-c", DEEP_CHAIN], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["This run built more than 20,000 autograd", "freed"]
+
+
+SQUARE = """
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return 2 * x * g
+
+w = torch.tensor([1.0, 2.0], requires_grad=True)
+m = torch.ones(2, 2, requires_grad=True)
+y = Square.apply(w)
+t = (m.T @ y)[None]
+loss = t.sum()
+loss.backward()
+"""
+
+
+def test_custom_functions_attributes_and_none_indices_are_recorded():
+    namespace = {"torch": torch}
+    result = gradmagic.run(SQUARE, namespace)
+    labels = [d["label"] for _, d in result.graph.nodes(data=True) if d["kind"] == "op"]
+    assert "Square.apply" in labels and "T" in labels and "getitem(None)" in labels
+    assert torch.autograd.Function.__dict__["apply"].__func__.__name__ == "apply"
+    assert not hasattr(torch.autograd.Function.apply, "__wrapped__")  # torch's own apply is back
+    assert result.tensor("y")["grad"] == [2.0, 2.0]
+    assert result.tensor("w")["grad"] == namespace["w"].grad.tolist() == [4.0, 8.0]
