@@ -145,7 +145,7 @@ def _fix(graph, edge) -> str:
     if d["op"] in ("detach", "detach_"):
         return f"Use {who} instead of {who}.detach() where the gradient should flow."
     if not d["grad_enabled"]:
-        return f"Compute it outside `with torch.no_grad():` if the gradient should flow."
+        return "Compute it outside `with torch.no_grad():` if the gradient should flow."
     return "Use a differentiable operation on the way to the result."
 
 

@@ -3,7 +3,7 @@
 Scalar paths are composed from the recorded per-edge flows (the run's own numbers): the local derivative
 ∂v/∂u is the gradient that reached u along the edges leading to v, divided by the gradient of v. Paths
 through tensors, or where the flows do not separate, are computed on a float64 re-run of the recorded
-computation (`gradcheck.replay`) in which every named tensor is cut into a fresh leaf, so each step
+computation (`replay.replay`) in which every named tensor is cut into a fresh leaf, so each step
 ∂v/∂u is a vector-Jacobian product through ops and anonymous tensors only.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import networkx as nx
 import torch
 
 from . import text
-from .gradcheck import ReplayError, replay
+from .replay import ReplayError, replay
 from .graph import tensor_nodes
 
 __all__ = ["explain", "Explanation", "Path", "Term"]

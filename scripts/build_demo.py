@@ -96,7 +96,64 @@ score = (w * w).sum()"""),
     ("code", """%%autograd --backward score
 w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
 score = (w * w).sum()"""),
-    ("markdown", """## 7. Exports
+    ("markdown", """## 7. Explain: the gradient is a sum over paths
+
+`--explain NAME` writes the seed's lesson out with the run's own numbers: the chain rule over the named variables
+and every path from `x` to `z`, each with its product of local derivatives. On the picture, each edge carries the
+gradient that flowed along it (label and line width)."""),
+    ("code", """%%autograd --explain x --no-table
+a = torch.tensor(5.0, requires_grad=True)
+x = torch.tensor(10.0, requires_grad=True)
+y = 2*x*x + 3*a
+b = 6*x*a
+z = y*y + 1/(b*y)
+z.backward()"""),
+    ("markdown", """## 8. Where did my gradient go?
+
+gradmagic marks what autograd could not follow. Here `u` never gets a gradient because `.detach()` cut the only
+path from it to the loss, and reading `.grad` of a non-leaf gives `None` (the fix is `retain_grad()`)."""),
+    ("code", """%%autograd --no-table
+w = torch.tensor(2.0, requires_grad=True)
+u = torch.tensor(3.0, requires_grad=True)
+hidden = (w * u).detach()
+loss = hidden * w
+loss.backward()
+print(loss.grad)"""),
+    ("markdown", """`--check` compares the leaves' gradients with finite differences on a float64 re-run of the recorded
+operations. A custom `autograd.Function` whose backward is wrong (it forgets the factor 2) is caught:"""),
+    ("code", """%%autograd --check --no-table
+class BadSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return x * grad  # should be 2 * x * grad
+
+p = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+q = BadSquare.apply(p).sum()
+q.backward()"""),
+    ("markdown", """## 9. Big graphs stay readable
+
+A 1,000-step RNN makes about 12,000 nodes. The picture folds the repeated iterations into one block (ops inside
+`nn.Module`s fold into one box per module the same way, `--depth N` opens them); `_autograd.graph` keeps every
+node."""),
+    ("code", """%%autograd --no-table
+torch.manual_seed(0)
+xs = torch.randn(1000, 1, 32)
+wx = torch.randn(32, 64, requires_grad=True)
+wh = (torch.randn(64, 64) * 0.1).requires_grad_()
+bias = torch.zeros(64, requires_grad=True)
+h = torch.zeros(1, 64)
+for t in range(1000):
+    h = torch.tanh(xs[t] @ wx + h @ wh + bias)
+loss = h.sum()
+loss.backward()"""),
+    ("code", """_autograd.graph.number_of_nodes()"""),
+    ("markdown", """## 10. Exports
 
 `-s PATH` (repeatable) writes the picture (`.png .svg .pdf`) or the graph data (`.graphml .json .dot`);
 `_autograd.save(path)` does the same from Python."""),

@@ -6,7 +6,8 @@ import torch
 from torch.overrides import handle_torch_function, has_torch_function
 
 import gradmagic
-from gradmagic.gradcheck import ReplayError, check_gradients, replay
+from gradmagic.gradcheck import check_gradients
+from gradmagic.replay import ReplayError, replay
 
 from helpers import plain_namespace
 from programs import IN_PLACE, MODULE_STEP, SEED_3
