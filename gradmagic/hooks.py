@@ -1,0 +1,178 @@
+"""Capture stage, gradients: hooks on the autograd nodes a backward pass runs, removed right after it.
+
+One post-hook per node sees both the gradient that reached its outputs (the recorded tensors', non-leaves included,
+with no `retain_grad`) and the gradient it sends to each input: the flow along each tensor->op edge.
+"""
+from __future__ import annotations
+
+import weakref
+from functools import partial
+
+import torch
+
+from . import summary
+from .torchstate import torch_function_disabled
+
+__all__ = ["GradientHooks", "kept_gradient", "deref", "UNREAD", "MAX_INNER_NODES", "MAX_NODE_OBJECTS"]
+
+MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
+# torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
+# freeing a chain of such nodes then recurses once per node: a 60,000-node chain overflows the C stack and
+# crashes the process when the user later drops it. So one run makes Python objects for at most this many nodes.
+MAX_NODE_OBJECTS = 20_000  # node Python objects per run
+_TENSOR = torch.Tensor
+_REF = weakref.ref
+
+
+class _Unread:
+    """Stands for the grad_fn of a non-leaf past the node budget: known to exist, not looked at."""
+
+
+UNREAD = _Unread()
+
+
+class GradientHooks:
+    """The Recorder's backward side: it needs `records`, `_lookup`, `_resolve`, `_outputs`, `_add_op`."""
+
+    def _backward(self, func, is_grad: bool, args, kwargs):
+        """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots."""
+        roots = _as_list(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
+        wrt = _as_list(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
+        root_recs = [self._resolve(t) for t in roots]
+        input_recs = [self._resolve(t) for t in wrt]
+        pass_index = len(self.records.passes)
+        self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
+        handles = self._hook_graph(roots, pass_index)
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if is_grad:
+            # autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes
+            self._on_grad(pass_index, list(enumerate(input_recs)), out)
+            inputs = [item for pair in enumerate(root_recs + input_recs) for item in pair]
+            self._add_op(func, inputs, (), self._outputs([g for g in out if g is not None], ()), None)
+        return out
+
+    def _hook_graph(self, roots, pass_index) -> list:
+        """Hooks on every autograd node reachable from the roots that produced a recorded tensor.
+
+        One post-hook per node sees both the gradient that reached its outputs (the recorded tensors')
+        and the gradient it sends to each input: the flow along each tensor->op edge. Ops built from several
+        autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too.
+        """
+        self._index_nodes()
+        handles, seen = [], set()
+        stack = [t.grad_fn for t in roots if t.grad_fn is not None]
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            self._node_objects += 1
+            if self._node_objects > MAX_NODE_OBJECTS:
+                self._over_budget()
+                break
+            entries = self._node_entries.get(node)
+            if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
+                rec = self._lookup(node.variable)
+                if rec is not None:
+                    handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
+            elif entries:
+                edges = self._op_edges(node, entries[0][1])
+                handles.append(node.register_hook(partial(self._on_node, pass_index, entries, edges.pop(node, ()))))
+                handles.extend(inner.register_hook(partial(self._on_node, pass_index, (), inner_edges))
+                               for inner, inner_edges in edges.items())
+            for next_node, _ in node.next_functions:
+                if next_node is not None and next_node not in seen:
+                    stack.append(next_node)
+        return handles
+
+    def _index_nodes(self) -> None:
+        r = self.records
+        for rec in range(self._indexed_upto, len(r.grad_fns)):
+            grad_fn = r.grad_fns[rec]
+            if grad_fn is not None and grad_fn is not UNREAD:
+                self._node_entries.setdefault(grad_fn, []).append((r.output_nrs[rec], rec))
+        self._indexed_upto = len(r.grad_fns)
+
+    def _op_edges(self, node, rec) -> dict:
+        """{autograd node of the op: [(node input index, op, slot)]} for the op that made `rec`:
+        which gradient each node sends down which recorded tensor->op edge."""
+        r = self.records
+        op = r.producers[rec]
+        if op is None:
+            return {}
+        flat = r.inputs[op]
+        inputs = list(zip(flat[::2], flat[1::2]))
+        edges, used, stack, inner_seen = {}, set(), [node], {node}
+        while stack and len(inner_seen) <= MAX_INNER_NODES:
+            current = stack.pop()
+            for i, (next_node, nr) in enumerate(current.next_functions):
+                if next_node is None:
+                    continue
+                slot = self._matching_slot(next_node, nr, inputs, used)
+                if slot is not None:
+                    edges.setdefault(current, []).append((i, op, slot))
+                elif next_node not in self._node_entries and not hasattr(next_node, "variable") \
+                        and next_node not in inner_seen:
+                    inner_seen.add(next_node)  # an inner node of the same op
+                    stack.append(next_node)
+        return edges
+
+    def _matching_slot(self, next_node, nr, inputs, used):
+        """The first unused input slot whose recorded tensor is fed by (next_node, nr), else None."""
+        r = self.records
+        variable = getattr(next_node, "variable", None)
+        for slot, source in inputs:
+            if slot not in used and ((r.grad_fns[source] is next_node and r.output_nrs[source] == nr)
+                                     or (variable is not None and deref(r.objs[source]) is variable)):
+                used.add(slot)
+                return slot
+        return None
+
+    def _on_node(self, pass_index, entries, edges, grad_inputs, grad_outputs):
+        if entries:
+            self._on_grad(pass_index, entries, grad_outputs)
+        if edges:
+            flows = self.records.flows
+            with torch_function_disabled():
+                for i, op, slot in edges:
+                    grad = grad_inputs[i] if i < len(grad_inputs) else None
+                    if grad is not None:
+                        flows.append((pass_index, op, slot, *kept_gradient(grad, summary.norm_vector)))
+        return None
+
+    def _on_grad(self, pass_index, entries, grad_outputs):
+        if torch._C._len_torch_function_stack():  # autograd threads may run with our mode active
+            with torch_function_disabled():
+                return self._on_grad(pass_index, entries, grad_outputs)
+        grads = self.records.grads
+        for output_nr, rec in entries:
+            grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
+            if grad is not None:
+                grads.append((pass_index, rec, *kept_gradient(grad)))
+        return None
+
+
+def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
+    """(value, version, numel): the tensor itself when small (read after the run, all at once),
+    a device-side summary vector when large."""
+    numel = grad.numel()
+    if numel > summary.SMALL_NUMEL:
+        return summarise(grad), None, numel
+    return grad, grad._version, numel
+
+
+def deref(obj):
+    """A recorded tensor from its slot in `Records.objs` (None once a weakly held one has died)."""
+    return obj() if type(obj) is _REF else obj
+
+
+def _as_list(tensors) -> list:
+    if tensors is None:
+        return []
+    if isinstance(tensors, _TENSOR):
+        return [tensors]
+    return [t for t in tensors if isinstance(t, _TENSOR)]
