@@ -287,7 +287,7 @@ def _op_count(data: dict) -> int:
 
 
 def _contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
-    """A new view with each block's members replaced by one node; edges between blocks merged with a count."""
+    """A new view with each block's members replaced by one node; edges between blocks merged (counts, flows)."""
     ids = {key: key if isinstance(key, str) else f"module:{key[0]}:{key[1]}" for key in attrs}
     out = nx.DiGraph()
     out.graph.update(view.graph)
@@ -299,14 +299,18 @@ def _contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
         elif key not in placed and data.get("kind") in _OP_LIKE:  # where its first op was: op order is kept
             placed.add(key)
             out.add_node(ids[key], **attrs[key])
+    stand_in = {node: ids[owner[at]] if at in owner else at for node, at in view.graph.get("stand_in", {}).items()}
+    out.graph["stand_in"] = {**stand_in, **{node: ids[key] for node, key in owner.items()}}
     edges = {}
     for u, v, data in view.edges(data=True):
         a = ids[owner[u]] if u in owner else u
         b = ids[owner[v]] if v in owner else v
         if a != b:
-            edge = edges.setdefault((a, b), {"count": 0, "differentiable": False})
+            edge = edges.setdefault((a, b), {"count": 0, "differentiable": False, "flows": [], "grads": []})
             edge["count"] += data.get("count", 1)
             edge["differentiable"] = edge["differentiable"] or data.get("differentiable", True)
+            edge["flows"] += data.get("flows", ())
+            edge["grads"] += data.get("grads", ())
     out.add_edges_from((a, b, data) for (a, b), data in edges.items())
     return out
 

@@ -6,7 +6,8 @@ import networkx as nx
 from .collapse import check_options, collapse_view
 from .text import tensor_caption
 
-__all__ = ["drawing_view", "layered_layout", "spread_in_order", "LayeredPositions", "RANKDIRS"]
+__all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_in_order", "LayeredPositions",
+           "RANKDIRS"]
 
 #: Directions a layered picture can run: inputs left ("LR") or inputs on top ("TB").
 RANKDIRS = ("LR", "TB")
@@ -26,7 +27,12 @@ class LayeredPositions(dict):
 
 def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int | None = None,
                  max_nodes: int | None = None) -> nx.DiGraph:
-    """The DiGraph to draw: anonymous tensors folded, then modules and loops collapsed (show_all: everything)."""
+    """The DiGraph to draw: anonymous tensors folded, then modules and loops collapsed (show_all: everything).
+
+    Each edge keeps `count` (graph edges it stands for), `differentiable`, `flows` (the gradients that arrived along
+    its tensor->op graph edges in the last pass, unknown ones left out) and `grads` (the gradients of the tensors its
+    op->tensor graph edges made); `graph["stand_in"]` maps each graph node not drawn itself to the node drawn for it.
+    """
     check_options(depth, max_nodes)
     view = _folded_view(graph, show_all=show_all)
     if show_all:
@@ -35,6 +41,30 @@ def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int |
         view = collapse_view(view, depth=depth, max_nodes=max_nodes, total=len(graph))
     _caption_folds(view, graph)  # only for the ops still drawn: captions cost more than folding
     return view
+
+
+def view_node(view: nx.DiGraph, node):
+    """The node of a drawing view that stands for graph node `node` (itself, its op, its box), or None if none does."""
+    return node if node in view else view.graph.get("stand_in", {}).get(node)
+
+
+def view_marks(view: nx.DiGraph, marks: dict | None) -> tuple:
+    """(view nodes, view edges, view node -> note) standing for `marks` {"nodes", "edges", "notes"} of the graph."""
+    marks = marks or {}
+    nodes = {view_node(view, node) for node in [*marks.get("nodes", ()), *marks.get("notes", {})]}
+    edges, notes = set(), {}
+    for u, v, *_ in marks.get("edges", ()):
+        a, b = view_node(view, u), view_node(view, v)
+        if a is not None and a == b:  # an edge hidden inside a fold or a box marks the node drawn for both ends
+            nodes.add(a)
+        elif view.has_edge(a, b):
+            edges.add((a, b))
+    for node, text in marks.get("notes", {}).items():
+        at = view_node(view, node)
+        if at is not None and text:
+            notes[at] = f"{notes[at]}; {text}" if at in notes else str(text)
+    nodes.discard(None)
+    return nodes, edges, notes
 
 
 def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
@@ -46,14 +76,22 @@ def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
     view.add_nodes_from((n, dict(d)) for n, d in graph.nodes(data=True) if n not in stand_in and n not in dropped)
     for tensor, op in stand_in.items():
         view.nodes[op].setdefault("folded_nodes", []).append(tensor)
+    made = {op: next((t for t in graph.successors(op) if t in view), None)
+            for op in graph if op in dropped and op not in unused}  # graph order: sets of str are hash-ordered
+    view.graph["stand_in"] = {**stand_in, **{op: t for op, t in made.items() if t is not None}}
     edges = {}
     for u, v, data in graph.edges(data=True):
-        u, v, differentiable = stand_in.get(u, u), stand_in.get(v, v), _edge_differentiable(graph, u, v, data)
-        if u == v or u not in view or v not in view:
+        a, b = stand_in.get(u, u), stand_in.get(v, v)
+        if a == b or a not in view or b not in view:
             continue
-        edge = edges.setdefault((u, v), {"count": 0, "differentiable": False})
+        edge = edges.setdefault((a, b), {"count": 0, "differentiable": False, "flows": [], "grads": []})
         edge["count"] += 1
-        edge["differentiable"] = edge["differentiable"] or differentiable
+        edge["differentiable"] = edge["differentiable"] or _edge_differentiable(graph, u, v, data)
+        if data.get("flow") is not None:
+            edge["flows"].append(data["flow"])
+        elif graph.nodes[u].get("kind") == "op" and not graph.nodes[v].get("is_leaf") \
+                and _gradient(graph.nodes[v]) is not None:  # a leaf keeps its gradient: none goes back to its op
+            edge["grads"].append(_gradient(graph.nodes[v]))
     view.add_edges_from((u, v, data) for (u, v), data in edges.items())
     return view
 
@@ -113,6 +151,11 @@ def _caption_folds(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
             tensors = [graph.nodes[t] for t in op["folded_nodes"]]
             op["folded"] = "; ".join(tensor_caption(t) for t in tensors)
             op["folded_role"] = tensors[0].get("role")
+
+
+def _gradient(tensor: dict):
+    """A tensor's last gradient: the exact value, the stats of a large one (with its "norm"), or None."""
+    return tensor.get("grad") if tensor.get("grad") is not None else tensor.get("grad_stats")
 
 
 def _edge_differentiable(graph: nx.MultiDiGraph, u, v, data: dict) -> bool:

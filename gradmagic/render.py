@@ -7,17 +7,17 @@ from functools import lru_cache
 import networkx as nx
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PatchCollection, PolyCollection
+from matplotlib.collections import PatchCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
 from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
-from matplotlib.path import Path
+from matplotlib.patches import FancyBboxPatch, Patch
 
 from .collapse import BLOCK_KINDS
+from .edges import EDGE_COLOUR, FLOW_FONT, MARK_COLOUR, draw_edges, edge_flows, edge_texts
 from .graph import ROLES
-from .layout import RANKDIRS, drawing_view, layered_layout, spread_in_order
+from .layout import RANKDIRS, drawing_view, layered_layout, spread_in_order, view_marks
 from .text import tensor_caption
 
 try:  # matplotlib >= 3.10 keeps FreeType load flags in an enum; older versions as module constants
@@ -37,38 +37,55 @@ OP_COLOURS = ("#ffffff", "#707070")
 #: Collapsed blocks, drawn with a thick border: kind -> (fill, border, legend text).
 BLOCK_COLOURS = {"cluster": ("#fdf1d3", "#b7791f", "module call"), "loop": ("#dcf1ee", "#2c7a6e", "folded loop")}
 
-_EDGE, _NO_GRAD, _FOLDED = "#505050", "#a8a8a8", "#6e6e6e"
-_FONT = {"tensor": 10.0, "op": 9.0, "block": 10.0, "folded": 8.0, "caption": 8.0, "note": 8.0}  # points at full size
+_NO_GRAD, _FOLDED = "#a8a8a8", "#6e6e6e"
+_FONT = {"tensor": 10.0, "op": 9.0, "block": 10.0, "folded": 8.0, "caption": 8.0, "mark": 8.0, "note": 8.0,
+         "flow": FLOW_FONT}  # points at full size
 _PAD = (0.08, 0.045)  # inches inside a box: across the text, above and below it
 _LAYER_GAP, _CROSS_GAP = 0.36, 0.14  # inches between layers, between neighbours within a layer
+_FLOW_GAP, _MAX_FLOW_GAP = 0.5, 1.0  # inches between layers with flow labels between them
 _DOT = 0.14  # inches: a node's size when labels would be unreadable
 _MAX_INCHES, _MIN_SCALE, _MARGIN, _MIN_WIDTH = 40.0, 0.75, 0.15, 3.0
 _BIG = 300  # nodes; above this, edges are one LineCollection without arrowheads
-_MAX_CHARS = {"tensor": 44, "op": 32, "block": 44, "folded": 40, "caption": 56}
-_BLOCK_BORDER = 2.2  # points: collapsed blocks stand out from single ops
+_MAX_CHARS = {"tensor": 44, "op": 32, "block": 44, "folded": 40, "caption": 56, "mark": 44}
+_BLOCK_BORDER, _MARK_BORDER = 2.2, 2.6  # points: collapsed blocks stand out from single ops, marks from both
+_MARK_KEYS = ("nodes", "edges", "notes")
+_TEXT_COLOURS = {"folded": _FOLDED, "caption": _FOLDED, "mark": MARK_COLOUR}
 _NOTE_LINE = 0.17  # inches per line of the note under the picture
 
 
 def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: str = "TB", title: str | None = None,
-                  depth: int | None = None, max_nodes: int | None = None) -> Figure:
+                  depth: int | None = None, max_nodes: int | None = None, flows: bool = True,
+                  marks: dict | None = None) -> Figure:
     """The picture of a captured graph: drawing_view (collapsed unless show_all) -> layered_layout -> draw_graph."""
+    _check_marks(graph, marks)
     view = drawing_view(graph, show_all=show_all, depth=depth, max_nodes=max_nodes)
-    return draw_graph(view, layered_layout(view, rankdir=rankdir), title=title, rankdir=rankdir)
+    return draw_graph(view, layered_layout(view, rankdir=rankdir), title=title, rankdir=rankdir, flows=flows,
+                      marks=marks)
 
 
-def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, rankdir: str = "LR") -> Figure:
-    """A Figure of `view` with nodes at layered `positions` (layer units), inputs left ("LR") or top ("TB")."""
+def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, rankdir: str = "LR",
+               flows: bool = True, marks: dict | None = None) -> Figure:
+    """A Figure of `view` with nodes at layered `positions` (layer units), inputs left ("LR") or top ("TB").
+
+    `flows`: after a backward pass, each edge is as wide as the gradient that flowed along it and labelled with it
+    (see gradmagic.edges). `marks`: {"nodes": graph nodes, "edges": (u, v, key) graph edges, "notes": {node: text}}
+    drawn red on whatever stands for them in the view, a ⚠ before the node's first line and its note under it.
+    """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)")
     missing = [n for n in view if n not in positions]
     if missing:
         raise ValueError(f"positions has no entry for {len(missing)} node(s), e.g. {missing[0]!r}; "
                          "use layered_layout(view) for the same view")
-    items = _legend_items(view)
+    marked, marked_edges, notes = view_marks(view, marks)
+    found = edge_flows(view) if flows and view.graph.get("passes") else [None] * view.number_of_edges()
+    items = _legend_items(view, flowing=any(found), marked=bool(marked or marked_edges))
+    texts = edge_texts(view, found) if len(view) <= _BIG else [None] * len(found)
     room = _MAX_INCHES - 2 * _MARGIN
-    for detail in _details(positions, rankdir, room):  # full labels, without folded values, names only, dots
-        lines = {n: _node_lines(d, detail) for n, d in view.nodes(data=True)}
-        place = _Placement(positions, {n: _box_size(lines[n], d) for n, d in view.nodes(data=True)}, rankdir)
+    flow_labels = [t for t, f in zip(texts, found) if t and f and f.text]
+    for detail, gap in _details(positions, rankdir, room, flow_labels):  # most detail first, then dots
+        lines = {n: _node_lines(d, detail, n in marked, notes.get(n)) for n, d in view.nodes(data=True)}
+        place = _Placement(positions, {n: _box_size(lines[n], d) for n, d in view.nodes(data=True)}, rankdir, gap)
         scale = min(1.0, room / place.width, (room - 1.0) / place.height)
         if scale >= _MIN_SCALE or detail == 0:
             break
@@ -88,8 +105,10 @@ def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, r
     if not view:
         ax.text(0.5, 0.5, "(no tensors recorded)", transform=ax.transAxes, ha="center", va="center",
                 fontsize=_FONT["tensor"], color=_FOLDED)
-    _draw_edges(ax, view, place, scale, labels=detail > 0)
-    _draw_nodes(ax, view, place, lines, scale)
+    boxes = {node: _node_box(place, node) for node in view}
+    draw_edges(ax, view, place, boxes, scale, found=found, texts=texts if detail else None, plain=len(view) > _BIG,
+               marked=marked_edges, measure=_text_width)
+    _draw_nodes(ax, view, place, lines, scale, marked)
     _draw_legend(figure, items, title)
     if note:
         figure.text(_MARGIN / fw, _MARGIN / fh, "\n".join(note), fontsize=_FONT["note"], ha="left", va="bottom",
@@ -97,10 +116,28 @@ def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, r
     return figure
 
 
-def _details(positions: dict, rankdir: str, room: float) -> tuple:
-    """The detail levels worth trying: only dots when the layers alone cannot fit at a readable scale."""
+def _check_marks(graph: nx.MultiDiGraph, marks: dict | None) -> None:
+    """ValueError unless `marks` has only nodes, edges and notes, all of them in `graph`."""
+    if marks is None:
+        return
+    if not isinstance(marks, dict) or set(marks) - set(_MARK_KEYS):
+        extra = sorted(map(str, set(marks) - set(_MARK_KEYS))) if isinstance(marks, dict) else type(marks).__name__
+        raise ValueError(f"marks: {extra} not understood; use a dict with {', '.join(_MARK_KEYS)}")
+    nodes = [n for n in [*marks.get("nodes", ()), *marks.get("notes", {})] if n not in graph]
+    edges = [e for e in marks.get("edges", ()) if not (len(e) == 3 and graph.has_edge(*e))]
+    if nodes or edges:
+        raise ValueError(f"marks names {(nodes or edges)[0]!r}, which is not a node or (u, v, key) edge of this graph")
+
+
+def _details(positions: dict, rankdir: str, room: float, flow_labels: list) -> list:
+    """(detail, layer gap) to try in turn: full labels, without folded values, names only, dots; each first with
+    room between the layers for the flow labels, if any; only dots when the layers alone cannot fit readably."""
     along = {round(x if rankdir == "LR" else y, 6) for x, y in positions.values()}
-    return (0,) if len(along) * _LAYER_GAP * _MIN_SCALE > room else (3, 2, 1, 0)
+    if len(along) * _LAYER_GAP * _MIN_SCALE > room:
+        return [(0, _LAYER_GAP)]
+    roomy = _LAYER_GAP if not flow_labels else _FLOW_GAP if rankdir == "TB" else \
+        min(_MAX_FLOW_GAP, max(_FLOW_GAP, max(_text_width(t, _FONT["flow"]) for t in flow_labels) + 0.15))
+    return [(detail, gap) for detail in (3, 2, 1) for gap in dict.fromkeys((roomy, _LAYER_GAP))] + [(0, _LAYER_GAP)]
 
 
 def _wrap(text: str, width: float, size: float) -> list:
@@ -117,8 +154,8 @@ def _wrap(text: str, width: float, size: float) -> list:
 class _Placement:
     """Node centres and edge bends in inches, from positions in layer units and box sizes."""
 
-    def __init__(self, positions: dict, sizes: dict, rankdir: str):
-        self.lr = rankdir == "LR"
+    def __init__(self, positions: dict, sizes: dict, rankdir: str, gap: float = _LAYER_GAP):
+        self.lr, self.gap = rankdir == "LR", gap
         # (along, across): along the layers and across them, whatever the direction
         self.sizes = {n: (w, h) if self.lr else (h, w) for n, (w, h) in sizes.items()}
         split = {n: self._split(positions[n]) for n in sizes}
@@ -153,7 +190,7 @@ class _Placement:
             depth[round(a, 6)] = max(depth.get(round(a, 6), 0.0), self.sizes[n][0])
         keys = sorted(depth) or [0.0]
         widths = [depth.get(k, 0.0) for k in keys]
-        centres = np.cumsum([0.0] + [(p + q) / 2 + _LAYER_GAP for p, q in zip(widths, widths[1:])])
+        centres = np.cumsum([0.0] + [(p + q) / 2 + self.gap for p, q in zip(widths, widths[1:])])
         self._keys, self._centres = np.array(keys), centres
         self._centre_of = dict(zip(keys, centres.tolist()))
 
@@ -185,8 +222,8 @@ class _Placement:
         return [(au + self.sizes[u][0] / 2, cu + out_port), *middle, (av - self.sizes[v][0] / 2, cv + in_port)]
 
 
-def _node_lines(data: dict, detail: int) -> list:
-    """(text, font key) lines drawn in a node; none when nodes are dots."""
+def _node_lines(data: dict, detail: int, marked: bool = False, note: str | None = None) -> list:
+    """(text, font key) lines drawn in a node, a ⚠ first when marked; none when nodes are dots."""
     if detail == 0:
         return []
     if data.get("kind") in BLOCK_KINDS:
@@ -195,13 +232,17 @@ def _node_lines(data: dict, detail: int) -> list:
             lines.append((data["caption"], "caption"))
     elif detail == 1:
         name = data.get("op") if data.get("kind") == "op" else data.get("label")
-        return [(name, "op" if data.get("kind") == "op" else "tensor")] if name else []
+        lines = [(name, "op" if data.get("kind") == "op" else "tensor")] if name else []
     elif data.get("kind") == "op":
         lines = [(data.get("label") or data.get("op") or "op", "op")]
         if data.get("folded") and detail > 2:
             lines.append((data["folded"], "folded"))
     else:
         lines = [(tensor_caption(data), "tensor")]
+    if marked and lines:
+        lines[0] = (f"⚠ {lines[0][0]}", lines[0][1])
+    if note and detail > 1:
+        lines.append((note, "mark"))
     return [(text if len(text) <= _MAX_CHARS[key] else text[:_MAX_CHARS[key] - 1] + "…", key) for text, key in lines]
 
 
@@ -232,59 +273,13 @@ def _text_width(text: str, size: float) -> float:
     return sum(_advance(char) for char in text) * size / 72 * 1.1
 
 
-def _ports(view: nx.DiGraph, place: _Placement) -> dict:
-    """(u, v) -> (offset where it leaves u, offset where it enters v), spread along each side in order."""
-    ports = {edge: [0.0, 0.0] for edge in view.edges()}
-    for node in view:
-        for side, edges in ((0, list(view.out_edges(node))), (1, list(view.in_edges(node)))):
-            other = [place.centre[e[1 - side]][1] for e in edges]
-            order = sorted(range(len(edges)), key=lambda i: other[i])
-            spread = place.sizes[node][1] * 0.6
-            for rank, i in enumerate(order):
-                ports[edges[i]][side] = spread * ((rank + 0.5) / len(edges) - 0.5)
-    return ports
-
-
-def _draw_edges(ax, view: nx.DiGraph, place: _Placement, scale: float, *, labels: bool) -> None:
-    """Edges as curved arrows (small graphs) or one LineCollection; no gradient: dashed and grey."""
-    ports = _ports(view, place)
-    lines, colours, styles = [], [], []
-    for u, v, data in view.edges(data=True):
-        points = place.edge_points(u, v, *ports[u, v])
-        grad = data.get("differentiable", True)
-        colour, style = (_EDGE, "-") if grad else (_NO_GRAD, "--")
-        if len(view) > _BIG:
-            lines.append([place.xy(*p) for p in points])
-            colours.append(colour)
-            styles.append(style)
-            continue
-        ax.add_patch(FancyArrowPatch(path=_curve(points, place), arrowstyle="-|>", mutation_scale=9 * scale,
-                                     color=colour, linestyle=style, linewidth=1.0, zorder=1, shrinkA=0, shrinkB=0))
-        if labels and data.get("count", 1) > 1:
-            (a0, c0), (a1, c1) = points[-2], points[-1]
-            ax.text(*place.xy((a0 + a1) / 2, (c0 + c1) / 2), f"×{data['count']}", fontsize=_FONT["note"] * scale,
-                    ha="center", va="center", color=colour, zorder=1.5, parse_math=False,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
-    if lines:
-        ax.add_collection(LineCollection(lines, colors=colours, linestyles=styles, linewidths=0.6, zorder=1))
-
-
-def _curve(points: list, place: _Placement) -> Path:
-    """Smooth S-curves through the points, leaving and entering each along the layer direction."""
-    verts, codes = [place.xy(*points[0])], [Path.MOVETO]
-    for (a0, c0), (a1, c1) in zip(points, points[1:]):
-        bend = (a1 - a0) / 2 if a1 > a0 else 0.0
-        verts += [place.xy(a0 + bend, c0), place.xy(a1 - bend, c1), place.xy(a1, c1)]
-        codes += [Path.CURVE4] * 3
-    return Path(verts, codes)
-
-
-def _draw_nodes(ax, view: nx.DiGraph, place: _Placement, lines: dict, scale: float) -> None:
+def _draw_nodes(ax, view: nx.DiGraph, place: _Placement, lines: dict, scale: float, marked: set) -> None:
     """Rounded boxes for tensors, pills for ops, thick boxes for blocks (one collection), and their text lines."""
     if len(view) > _BIG and not any(lines.values()):  # thousands of dots: rounded patches cost seconds
-        ax.add_collection(_plain_boxes(view, place))
+        ax.add_collection(_plain_boxes(view, place, marked))
     else:
-        patches = [_node_patch(data, *_node_box(place, node)) for node, data in view.nodes(data=True)]
+        patches = [_node_patch(data, *_node_box(place, node), marked=node in marked)
+                   for node, data in view.nodes(data=True)]
         ax.add_collection(PatchCollection(patches, match_original=True, zorder=2))
     for node in view:
         x, y = place.xy(*place.centre[node])
@@ -292,7 +287,7 @@ def _draw_nodes(ax, view: nx.DiGraph, place: _Placement, lines: dict, scale: flo
         top = y + sum(heights) / 2
         for (text, key), height in zip(lines[node], heights):
             ax.text(x, top - height / 2, text, fontsize=_FONT[key] * scale, ha="center", va="center_baseline",
-                    color=_FOLDED if key in ("folded", "caption") else "black", zorder=3, gid=f"{node}.{key}",
+                    color=_TEXT_COLOURS.get(key, "black"), zorder=3, gid=f"{node}.{key}",
                     parse_math=False, fontweight="bold" if key == "block" else "normal")
             top -= height
 
@@ -311,30 +306,33 @@ def _node_colours(data: dict) -> tuple:
     return ROLE_COLOURS.get(data.get("role"), OP_COLOURS) if data.get("kind") == "tensor" else OP_COLOURS
 
 
-def _node_patch(data: dict, x: float, y: float, w: float, h: float) -> FancyBboxPatch:
+def _node_patch(data: dict, x: float, y: float, w: float, h: float, *, marked: bool = False) -> FancyBboxPatch:
     """Rounded box (tensor), pill (op) or thick-bordered box (module call, folded loop) centred at (x, y)."""
     block = data.get("kind") in BLOCK_KINDS
     radius = h / 2 if data.get("kind") == "op" else min(0.06, h / 3)
     fill, border = _node_colours(data)
+    width = _MARK_BORDER if marked else _BLOCK_BORDER if block else 1.0
     return FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=f"round,pad=0,rounding_size={radius}",
-                          facecolor=fill, edgecolor=border, linewidth=_BLOCK_BORDER if block else 1.0,
+                          facecolor=fill, edgecolor=MARK_COLOUR if marked else border, linewidth=width,
                           linestyle="--" if data.get("role") == "constant" else "-")
 
 
-def _plain_boxes(view: nx.DiGraph, place: _Placement) -> PolyCollection:
+def _plain_boxes(view: nx.DiGraph, place: _Placement, marked: set) -> PolyCollection:
     """All node boxes as plain rectangles in one collection: fast for thousands of nodes."""
     boxes = np.array([_node_box(place, node) for node in view]).reshape(-1, 4)
     x, y, hw, hh = boxes[:, 0], boxes[:, 1], boxes[:, 2] / 2, boxes[:, 3] / 2
     corners = np.stack([np.stack([x - hw, y - hh], 1), np.stack([x + hw, y - hh], 1),
                         np.stack([x + hw, y + hh], 1), np.stack([x - hw, y + hh], 1)], 1)
-    colours = [_node_colours(data) for _, data in view.nodes(data=True)]
-    widths = [_BLOCK_BORDER if d.get("kind") in BLOCK_KINDS else 0.6 for _, d in view.nodes(data=True)]
+    colours = [(_node_colours(d)[0], MARK_COLOUR if n in marked else _node_colours(d)[1])
+               for n, d in view.nodes(data=True)]
+    widths = [_MARK_BORDER if n in marked else _BLOCK_BORDER if d.get("kind") in BLOCK_KINDS else 0.6
+              for n, d in view.nodes(data=True)]
     return PolyCollection(corners, facecolors=[c[0] for c in colours], edgecolors=[c[1] for c in colours],
                           linewidths=widths, zorder=2)
 
 
-def _legend_items(view: nx.DiGraph) -> list:
-    """Legend handles for the roles present, op nodes, and dashed edges if any."""
+def _legend_items(view: nx.DiGraph, *, flowing: bool, marked: bool) -> list:
+    """Legend handles for the roles present, op nodes, gradient flows, dashed edges and diagnostic marks if any."""
     roles = {d.get("role") for _, d in view.nodes(data=True) if d.get("kind") == "tensor"}
     items = [Patch(facecolor=ROLE_COLOURS[r][0], edgecolor=ROLE_COLOURS[r][1], label=r) for r in ROLES if r in roles]
     if any(d.get("kind") == "op" for _, d in view.nodes(data=True)):
@@ -342,8 +340,12 @@ def _legend_items(view: nx.DiGraph) -> list:
     kinds = {d.get("kind") for _, d in view.nodes(data=True)}
     items += [Patch(facecolor=fill, edgecolor=border, linewidth=_BLOCK_BORDER, label=text)
               for kind, (fill, border, text) in BLOCK_COLOURS.items() if kind in kinds]
+    if flowing:
+        items.append(Line2D([], [], color=EDGE_COLOUR, linewidth=2.5, label="∇ flow"))
     if not all(d.get("differentiable", True) for _, _, d in view.edges(data=True)):
         items.append(Line2D([], [], color=_NO_GRAD, linestyle="--", label="no gradient"))
+    if marked:
+        items.append(Patch(facecolor="white", edgecolor=MARK_COLOUR, linewidth=_MARK_BORDER, label="⚠ diagnostic"))
     return items
 
 

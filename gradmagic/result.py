@@ -49,8 +49,15 @@ class Result:
             from .render import render_figure
 
             self._figure = render_figure(self.graph, show_all=self.show_all, rankdir=self.rankdir,
-                                         depth=self.depth, max_nodes=self.max_nodes)
+                                         depth=self.depth, max_nodes=self.max_nodes, marks=self._marks())
         return self._figure
+
+    def _marks(self) -> dict | None:
+        """The nodes and edges the diagnostics point at, for the picture to mark."""
+        if not self.diagnostics:
+            return None
+        return {"nodes": {n for d in self.diagnostics for n in d.nodes},
+                "edges": {tuple(e) for d in self.diagnostics for e in d.edges}}
 
     @property
     def diagnostics(self) -> list:

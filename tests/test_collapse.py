@@ -7,7 +7,7 @@ import pytest
 
 import gradmagic
 from gradmagic.collapse import DEFAULT_MAX_NODES, fold_loops, group_modules
-from gradmagic.layout import drawing_view, layered_layout
+from gradmagic.layout import drawing_view, layered_layout, view_node
 from gradmagic.render import draw_graph
 from tests.programs import SEED_3
 
@@ -225,3 +225,21 @@ def test_a_20000_node_chain_draws_without_recursion():
     finally:
         sys.setrecursionlimit(limit)
     assert len(full) == 20001 and len(folded) < 10 and positions["t10000"][0] == 20000
+
+
+def test_folding_keeps_every_flow_and_where_each_node_went(loop_50):
+    view = drawing_view(loop_50)
+    w = next(n for n, d in view.nodes(data=True) if d.get("label") == "w")
+    drawn = sum(f for _, _, d in view.out_edges(w, data=True) for f in d["flows"])
+    assert drawn == pytest.approx(sum(d["flow"] for _, _, d in loop_50.out_edges(w, data=True)))
+    assert drawn == pytest.approx(loop_50.nodes[w]["grad"], rel=1e-5)  # dloss/dw: the sum over all 50 steps
+    block = next(n for n, d in view.nodes(data=True) if d["kind"] == "loop")
+    tanh = [view_node(view, n) for n, d in loop_50.nodes(data=True) if d.get("op") == "tanh"]
+    assert tanh[0] in view and tanh[1:] == [block] * 49  # the first step stays drawn, the block stands for the rest
+    assert all(view_node(view, n) in view for n in loop_50 if view_node(view, n) is not None)
+
+
+def test_module_boxes_stand_for_their_parameters(blocks):
+    view = drawing_view(blocks, depth=1)
+    weight = next(n for n, d in blocks.nodes(data=True) if d.get("param") == "model.1.up.weight")
+    assert view.nodes[view_node(view, weight)]["label"].startswith("model.1 ")

@@ -3,7 +3,7 @@ import networkx as nx
 import pytest
 
 import gradmagic
-from gradmagic.layout import drawing_view, layered_layout
+from gradmagic.layout import drawing_view, layered_layout, view_marks, view_node
 from tests.programs import DETACH, SEED_3
 
 
@@ -130,3 +130,27 @@ def test_depth_and_max_nodes_are_checked_even_with_show_all(seed_graph):
 def test_view_records_no_hidden_note_when_nothing_is_collapsed(seed_graph):
     assert drawing_view(seed_graph).graph["hidden_note"] is None
     assert drawing_view(seed_graph, show_all=True).graph["hidden_note"] is None
+
+
+def test_view_edges_keep_the_flows_of_the_graph_edges_they_stand_for(seed_graph):
+    view = drawing_view(seed_graph)
+    assert view.edges["t1", "op2"]["flows"] == [8600.0]  # x -> mul ×2
+    assert view.edges["t5", "op8"]["flows"] == [215.0, 215.0]  # y*y: one flow per argument
+    assert view.edges["op2", "op3"]["flows"] == [4300.0]  # through the folded 2*x
+    assert view.edges["op5", "t5"] == {"count": 1, "differentiable": True, "flows": [], "grads": [430.0]}  # -> y
+
+
+def test_every_graph_node_has_a_stand_in_or_is_drawn(seed_graph):
+    view = drawing_view(seed_graph)
+    assert view_node(view, "t1") == "t1" and view_node(view, "t2") == "op2"
+    assert view_node(view, "op1") == "t1"  # the dropped torch.tensor(10.0) that made x
+    assert all(view_node(view, n) in view for n in seed_graph)
+
+
+def test_view_marks_map_graph_marks_onto_the_view(seed_graph):
+    view = drawing_view(seed_graph)
+    marks = {"nodes": {"t2"}, "edges": {("t2", "op3", "0"), ("op5", "t5", 0)}, "notes": {"t7": "a", "op7": "b"}}
+    nodes, edges, notes = view_marks(view, marks)
+    assert nodes == {"op2", "t7", "op7"} and edges == {("op2", "op3"), ("op5", "t5")}
+    assert notes == {"t7": "a", "op7": "b"}
+    assert view_marks(view, None) == (set(), set(), {})

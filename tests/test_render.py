@@ -5,13 +5,15 @@ import xml.etree.ElementTree as ET
 
 import matplotlib
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_rgba
+from matplotlib.text import Text
 import networkx as nx
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import gradmagic
-from gradmagic.layout import drawing_view, layered_layout
+from gradmagic.layout import drawing_view, layered_layout, view_node
 from gradmagic.render import draw_graph, render_figure
 from tests.programs import DETACH, SEED_3
 
@@ -30,7 +32,17 @@ def _svg(figure, **rc) -> bytes:
 
 def _node_texts(figure) -> list:
     """The text artists that label nodes (their gid is `node.line`)."""
-    return [t for t in figure.axes[0].texts if t.get_gid()]
+    return [t for t in figure.axes[0].texts if t.get_gid() and not t.get_gid().startswith("flow:")]
+
+
+def _flow_texts(figure) -> list:
+    """The labels on edges (their gid is `flow:u->v`)."""
+    return [t for t in figure.axes[0].texts if (t.get_gid() or "").startswith("flow:")]
+
+
+def _edge(figure, u: str, v: str):
+    """The arrow drawn for view edge u -> v."""
+    return next(p for p in figure.axes[0].patches if p.get_gid() == f"edge:{u}->{v}")
 
 
 def test_figure_is_not_registered_with_pyplot(seed_graph):
@@ -173,3 +185,107 @@ def test_collapsed_labels_do_not_overlap(loop_graph):
     boxes = [t.get_window_extent() for t in _node_texts(figure)]
     for one, other in itertools.combinations(boxes, 2):
         assert not one.overlaps(other), (one, other)
+
+
+# ---- gradient flow on the edges and diagnostic marks -----------------------------------------------------
+
+SEED_NO_BACKWARD = SEED_3.replace("z.backward()\n", "")
+
+
+def test_seed_edges_are_labelled_with_the_gradient_that_flowed_along_them(seed_graph):
+    texts = [t.get_text() for t in render_figure(seed_graph).findobj(Text)]
+    assert texts.count("8600") == 2  # x -> mul ×2 and x -> mul: 2x·x gets dz/dx from both arguments
+    assert texts.count("-1.55e-06") == 1  # x -> mul ×6, the path through b
+    assert "430.0 (×2)" in texts  # y*y: the two arguments' flows summed on the one edge drawn
+    assert "∇ flow" in texts  # the legend says what the labels and widths are
+
+
+def test_flow_labels_are_readable_and_clear_of_nodes_and_each_other(seed_graph):
+    for rankdir in ("TB", "LR"):
+        figure = render_figure(seed_graph, rankdir=rankdir)
+        FigureCanvasAgg(figure).draw()
+        labels = [t.get_window_extent() for t in _flow_texts(figure)]
+        nodes = [t.get_window_extent() for t in _node_texts(figure)]
+        assert len(labels) >= 15 and all(t.get_fontsize() >= 8 for t in _flow_texts(figure))
+        for one, other in itertools.combinations(labels, 2):
+            assert not one.overlaps(other), (rankdir, one, other)
+        assert not any(label.overlaps(node) for label in labels for node in nodes), rankdir
+
+
+def test_edges_are_as_wide_as_their_flow(seed_graph):
+    figure = render_figure(seed_graph)
+    x_mul2, x_mul6 = _edge(figure, "t1", "op2"), _edge(figure, "t1", "op6")  # 8600 and -1.55e-06
+    assert x_mul6.get_linewidth() < x_mul2.get_linewidth() == 3.0
+    assert x_mul6.get_linewidth() > 0.7  # tiny, but still drawn as a flow
+
+
+def test_flows_false_draws_plain_edges(seed_graph):
+    figure = render_figure(seed_graph, flows=False)
+    assert [t.get_text() for t in _flow_texts(figure)] == ["×2"]  # the y*y count only
+    assert "∇ flow" not in [t.get_text() for t in figure.findobj(Text)]
+    assert {p.get_linewidth() for p in figure.axes[0].patches} == {1.0}
+
+
+def test_a_program_without_backward_has_no_flows():
+    figure = render_figure(gradmagic.run(SEED_NO_BACKWARD).graph)
+    assert [t.get_text() for t in _flow_texts(figure)] == ["×2"]  # the y*y count only
+    assert {p.get_linewidth() for p in figure.axes[0].patches} == {1.0}
+
+
+def test_folded_loop_edges_sum_their_flows(loop_graph):
+    view = drawing_view(loop_graph)
+    block = next(n for n, d in view.nodes(data=True) if d["kind"] == "loop")
+    w = next(n for n in view.predecessors(block) if view.nodes[n]["label"] == "w")
+    label = next(t.get_text() for t in _flow_texts(render_figure(loop_graph)) if t.get_gid() == f"flow:{w}->{block}")
+    flows = [d["flow"] for u, _, d in loop_graph.out_edges(w, data=True)]
+    assert label.endswith(" (×39)") and float(label.split()[0]) == pytest.approx(sum(flows[1:]), rel=1e-2)
+
+
+def _patch_of(figure, view, node):
+    """The node's box in the one PatchCollection of a small picture."""
+    return figure.axes[0].collections[0].get_edgecolors()[list(view).index(node)]
+
+
+def test_marked_nodes_get_a_red_border_a_warning_sign_and_their_note(seed_graph):
+    marks = {"nodes": {"t7"}, "notes": {"t7": "b.grad is None"}}  # t7 is b
+    figure = render_figure(seed_graph, marks=marks)
+    view = drawing_view(seed_graph)
+    assert tuple(_patch_of(figure, view, "t7")) == to_rgba("#d62728")
+    assert tuple(_patch_of(figure, view, "t5")) != to_rgba("#d62728")
+    texts = {t.get_gid(): t.get_text() for t in _node_texts(figure)}
+    assert texts["t7.tensor"].startswith("⚠ b = 300.0") and texts["t7.mark"] == "b.grad is None"
+    assert "⚠ diagnostic" in _svg(figure).decode()
+    assert "⚠ diagnostic" not in _svg(render_figure(seed_graph)).decode()
+
+
+def test_a_mark_on_a_folded_tensor_lands_on_its_op(seed_graph):
+    view = drawing_view(seed_graph)
+    assert view_node(view, "t2") == "op2"  # 2*x, drawn as `mul ×2`
+    for marks in ({"nodes": {"t2"}}, {"edges": {("op2", "t2", 0)}}):  # an edge inside the fold marks the fold
+        figure = render_figure(seed_graph, marks=marks)
+        assert tuple(_patch_of(figure, view, "op2")) == to_rgba("#d62728")
+        assert next(t.get_text() for t in _node_texts(figure) if t.get_gid() == "op2.op") == "⚠ mul ×2"
+
+
+def test_marked_edges_are_red_and_keep_their_dashes(seed_graph):
+    figure = render_figure(seed_graph, marks={"edges": {("t1", "op6", "0")}})
+    assert _edge(figure, "t1", "op6").get_edgecolor() == to_rgba("#d62728")
+    assert _edge(figure, "t1", "op2").get_edgecolor() != to_rgba("#d62728")
+    detached = gradmagic.run(DETACH).graph
+    edge = next((u, v, k) for u, v, k, d in detached.edges(keys=True, data=True) if d.get("differentiable") is False)
+    arrow = _edge(render_figure(detached, marks={"edges": {edge}}), view_node(drawing_view(detached), edge[0]),
+                  view_node(drawing_view(detached), edge[1]))
+    assert arrow.get_edgecolor() == to_rgba("#d62728") and arrow.get_linestyle() == "--"
+
+
+def test_marks_on_unknown_nodes_are_value_errors(seed_graph):
+    with pytest.raises(ValueError, match="'t999'"):
+        render_figure(seed_graph, marks={"nodes": {"t999"}})
+    with pytest.raises(ValueError, match="colour"):
+        render_figure(seed_graph, marks={"colour": "red"})
+
+
+def test_svg_with_flows_and_marks_is_deterministic(seed_graph, loop_graph):
+    marks = {"nodes": {"t2", "t7"}, "edges": {("t1", "op6", "0")}, "notes": {"t7": "check b"}}
+    assert _svg(render_figure(seed_graph, marks=marks)) == _svg(render_figure(seed_graph, marks=marks))
+    assert _svg(render_figure(loop_graph)) == _svg(render_figure(loop_graph))
