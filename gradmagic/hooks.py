@@ -13,13 +13,13 @@ import torch
 from . import summary
 from .torchstate import torch_function_disabled
 
-__all__ = ["GradientHooks", "kept_gradient", "deref", "UNREAD", "MAX_INNER_NODES", "MAX_NODE_OBJECTS"]
+__all__ = ["GradientHooks", "kept_gradient", "deref", "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 # torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
 # freeing a chain of such nodes then recurses once per node: a 60,000-node chain overflows the C stack and
-# crashes the process when the user later drops it. So one run makes Python objects for at most this many nodes.
-MAX_NODE_OBJECTS = 20_000  # node Python objects per run
+# crashes the process when the user later drops it. So gradmagic looks at no node deeper than this many ops.
+MAX_NODE_DEPTH = 20_000
 _TENSOR = torch.Tensor
 _REF = weakref.ref
 
@@ -42,7 +42,10 @@ class GradientHooks:
         input_recs = [self._resolve(t) for t in wrt]
         pass_index = len(self.records.passes)
         self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
-        handles = self._hook_graph(roots, pass_index)
+        too_deep = any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs)
+        if too_deep:
+            self.too_deep()
+        handles = [] if too_deep else self._hook_graph(roots, pass_index)
         try:
             out = func(*args, **kwargs)
         finally:
@@ -70,10 +73,6 @@ class GradientHooks:
             if node in seen:
                 continue
             seen.add(node)
-            self._node_objects += 1
-            if self._node_objects > MAX_NODE_OBJECTS:
-                self._over_budget()
-                break
             entries = self._node_entries.get(node)
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
                 rec = self._lookup(node.variable)

@@ -16,10 +16,10 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
 
 from . import summary
-from .hooks import MAX_NODE_OBJECTS, UNREAD, GradientHooks, deref, kept_gradient
+from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, deref, kept_gradient
 from .torchstate import torch_function_disabled
 
-__all__ = ["Recorder", "Records", "EXIT_NAMES", "MAX_NODE_OBJECTS"]
+__all__ = ["Recorder", "Records", "EXIT_NAMES"]
 
 _PASS, _OP, _INPLACE, _EXIT, _BACKWARD, _GRAD = range(1, 7)
 
@@ -80,6 +80,7 @@ class Records:
         self.grad_fns: list = []
         self.output_nrs: list = []
         self.producers: list = []
+        self.depths: list = []  # longest chain of recorded ops leading to the tensor
         self.snapshots: dict = {}  # record -> copy taken before an in-place op overwrote a small tensor
         self.previous: dict = {}  # record -> the record of the same tensor before an in-place op
         # one entry per op; inputs are flat (slot, record, slot, record, ...) tuples, consts (slot, value, ...)
@@ -113,7 +114,6 @@ class Recorder(GradientHooks, TorchFunctionMode):
         self._module_stack: list = []
         self._node_entries: dict = {}  # autograd node -> [(output_nr, record)]
         self._indexed_upto = 0
-        self._node_objects = 0  # autograd node Python objects this run made (see MAX_NODE_OBJECTS)
         self._function_apply = None
         self._module_handles: list = []
 
@@ -164,7 +164,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
             produced = ()
         versions = self.records.versions
         mutated = [t for t, rec in zip(tensors, inputs[1::2]) if t._version != versions[rec]]
-        outputs = self._outputs(produced, mutated)
+        depths = self.records.depths
+        depth = 1 + max([depths[rec] for rec in inputs[1::2]], default=0)
+        outputs = self._outputs(produced, mutated, depth)
         if outputs or mutated:
             self._add_op(func, inputs, consts, outputs, None)
         return out
@@ -194,10 +196,10 @@ class Recorder(GradientHooks, TorchFunctionMode):
         rec = self._lookup(t)
         return self._record(t, None) if rec is None else rec
 
-    def _record(self, t, producer) -> int:
+    def _record(self, t, producer, depth: int = 0) -> int:
         r = self.records
         rec = len(r.versions)
-        grad_fn = self._grad_fn(t)
+        grad_fn = self._grad_fn(t, depth)
         r.objs.append(t if t.numel() <= _SMALL else _REF(t))
         r.versions.append(t._version)
         r.shapes.append(tuple(t.shape))
@@ -207,6 +209,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.grad_fns.append(grad_fn)
         r.output_nrs.append(0 if grad_fn is None else t.output_nr)
         r.producers.append(producer)
+        r.depths.append(depth)
         self._latest[id(t)] = rec
         if producer is None and grad_fn is None and t.grad is not None:  # a leaf from before the run
             r.grads_before[rec] = kept_gradient(t.grad.detach().clone())  # .grad may accumulate in place
@@ -222,23 +225,23 @@ class Recorder(GradientHooks, TorchFunctionMode):
             warnings.warn(warning.message, warning.category, stacklevel=3)
         return value
 
-    def _grad_fn(self, t):
-        """`t.grad_fn`, within the budget of node objects one run may create (see MAX_NODE_OBJECTS)."""
+    def _grad_fn(self, t, depth: int):
+        """`t.grad_fn`, unless the op chain to `t` is deeper than MAX_NODE_DEPTH (see hooks.py)."""
         if t.is_leaf:
             return None
-        if self._node_objects < MAX_NODE_OBJECTS:
-            self._node_objects += 1
+        if depth <= MAX_NODE_DEPTH:
             return t.grad_fn
-        self._over_budget()
+        self.too_deep()
         return UNREAD
 
-    def _over_budget(self) -> None:
+    def too_deep(self) -> None:
+        """Say once that gradients deeper than the node budget are not recorded."""
         if not self.records.notes:
             self.records.notes.append(
-                f"This run built more than {MAX_NODE_OBJECTS:,} autograd nodes; gradients of the rest are not "
-                f"recorded (torch 2.13 can crash freeing a deeper graph once gradmagic has looked at its nodes).")
+                f"This cell's graph is more than {MAX_NODE_DEPTH:,} ops deep; gradients beyond that depth are not "
+                f"recorded (torch 2.13 can crash freeing a deeper chain once its nodes were looked at from Python).")
 
-    def _outputs(self, produced, mutated) -> tuple:
+    def _outputs(self, produced, mutated, depth: int = 0) -> tuple:
         r = self.records
         op = len(r.funcs)
         outputs = []
@@ -246,7 +249,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
             rec = self._lookup(t)
             if rec is None:
                 before = self._latest.get(id(t))
-                outputs.append(self._record(t, op))
+                outputs.append(self._record(t, op, depth))
                 if before is not None and deref(r.objs[before]) is t:  # a new version of the same tensor
                     r.previous[outputs[-1]] = before
             elif r.requires_grad[rec] != t.requires_grad:  # requires_grad_() hands back the same version
