@@ -1,6 +1,7 @@
 """Tensor summaries: small tensors kept exactly, large ones as device-side stats, copied to the host in one go."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import torch
@@ -21,16 +22,32 @@ def is_small(t: torch.Tensor) -> bool:
 
 
 def stats_vector(t: torch.Tensor) -> torch.Tensor:
-    """min, max, mean, std, norm, nan and inf counts of `t`, computed on its device without a sync."""
+    """min, max, mean, std, norm, nan and inf counts of `t`, computed on its device without a sync.
+
+    Three passes over the data (aminmax, sum, norm); mean and std follow from the sum and the sum of squares.
+    On the CPU, where reading a number costs nothing, the nan/inf counts are only computed when min or max
+    says there are some.
+    """
     x = t.detach()
     if x.is_complex():
         x = x.abs()
     if not x.is_floating_point() or x.element_size() < 4:
         x = x.to(torch.float32 if x.element_size() < 4 and x.is_floating_point() else torch.float64)
+    n = x.numel()
     lo, hi = torch.aminmax(x)
-    std, mean = torch.std_mean(x)
-    parts = (lo, hi, mean, std, torch.linalg.vector_norm(x), torch.isnan(x).sum(), torch.isinf(x).sum())
-    return torch.stack([p.to(torch.float64) for p in parts])
+    head = torch.stack([lo, hi, x.sum(), torch.linalg.vector_norm(x)]).to(torch.float64)
+    if x.device.type == "cpu":
+        lo_, hi_, total, norm = head.tolist()
+        clean = math.isfinite(lo_) and math.isfinite(hi_)
+        nan, inf = (0, 0) if clean else (int(torch.isnan(x).sum()), int(torch.isinf(x).sum()))
+        mean = total / n
+        std = math.sqrt(max(norm * norm - n * mean * mean, 0.0) / (n - 1)) if n > 1 else float("nan")
+        return torch.tensor([lo_, hi_, mean, std, norm, nan, inf], dtype=torch.float64)
+    total, norm = head[2], head[3]
+    mean = total / n
+    std = ((norm * norm - n * mean * mean).clamp_min(0) / max(n - 1, 1)).sqrt()
+    counts = torch.stack([torch.isnan(x).sum(), torch.isinf(x).sum()]).to(torch.float64)
+    return torch.cat([head[:2], torch.stack([mean, std, norm]), counts])
 
 
 def to_python(tensors: list) -> list:
