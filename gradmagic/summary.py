@@ -58,7 +58,8 @@ def to_python(tensors: list) -> list:
         if isinstance(t, torch.Tensor):
             groups[t.dtype].append(i)
     for indices in groups.values():
-        flat = _flatten_dense_tensors([out[i].detach() for i in indices]).tolist()
+        with torch.no_grad():
+            flat = _flatten_dense_tensors([out[i] for i in indices]).tolist()
         start = 0
         for i in indices:
             shape, n = out[i].shape, out[i].numel()
