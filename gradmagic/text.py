@@ -27,6 +27,10 @@ def stats_text(stats: dict) -> str:
 
 def value_text(value, stats, *, limit: int = 6) -> str:
     """The exact value when small (first `limit` numbers of a list), else the stats line; '' when unknown."""
+    if isinstance(value, dict):  # a gradient or flow kept as stats
+        value, stats = None, value
+    if stats is not None and "min" not in stats:  # a flow kept as its norm only
+        return f"‖{number(stats['norm'])}‖"
     if stats is not None:
         return stats_text(stats)
     if value is None:

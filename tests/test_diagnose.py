@@ -125,3 +125,11 @@ def test_comparisons_under_no_grad_are_not_cuts():
     source = ("x = torch.tensor([1.0, -2.0], requires_grad=True)\nwith torch.no_grad():\n    mask = x > 0\n"
               "y = (x * mask).sum()\ny.backward()\n")
     assert found(source)[1] == []
+
+
+def test_accumulated_gradient_of_a_large_parameter_is_described_by_its_stats():
+    namespace = {"torch": torch, "w": torch.ones(100, requires_grad=True)}
+    source = "loss = (w * 2).sum()\nloss.backward()"
+    gradmagic.run(source, namespace)
+    found = [d for d in gradmagic.run(source, namespace).diagnostics if d.kind == "accumulated"]
+    assert len(found) == 1 and "n=100" in found[0].message and "w" in found[0].message
