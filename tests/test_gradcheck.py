@@ -1,9 +1,7 @@
 """check_gradients(): autograd against float64 finite differences on a re-run of the recorded computation."""
-import contextlib
 
 import pytest
 import torch
-from torch.overrides import handle_torch_function, has_torch_function
 
 import gradmagic
 from gradmagic.gradcheck import check_gradients
@@ -32,36 +30,6 @@ z.backward()
 RIGHT, WRONG = SQUARE.replace("FACTOR", "2"), SQUARE.replace("FACTOR", "3")
 
 
-@contextlib.contextmanager
-def function_apply_recorded():
-    """Route autograd.Function.apply through torch's function modes while the block runs.
-
-    This is the recorder change gradmagic needs to see custom Functions (today their forward's ops are recorded
-    under no_grad instead); once the recorder does it itself, this is a no-op.
-    """
-    if _recorder_sees_apply():
-        yield
-        return
-    original = torch.autograd.Function.__dict__["apply"]
-
-    def apply(cls, *args, **kwargs):
-        tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
-        if tensors and has_torch_function(tensors):
-            return handle_torch_function(cls.apply, tensors, *args, **kwargs)
-        return original.__func__(cls, *args, **kwargs)
-
-    torch.autograd.Function.apply = classmethod(apply)
-    try:
-        yield
-    finally:
-        torch.autograd.Function.apply = original
-
-
-def _recorder_sees_apply() -> bool:
-    result = gradmagic.run(RIGHT)
-    return any(d.get("op") == "apply" for _, d in result.graph.nodes(data=True))
-
-
 def test_seed_gradients_match_finite_differences():
     check = check_gradients(gradmagic.run(SEED_3))
     plain = plain_namespace(SEED_3)
@@ -73,16 +41,14 @@ def test_seed_gradients_match_finite_differences():
 
 
 def test_right_custom_function_passes():
-    with function_apply_recorded():
-        result = gradmagic.run(RIGHT)
+    result = gradmagic.run(RIGHT)
     check = check_gradients(result)
     assert check.ok and check.suspects == []
     assert check.leaves[0].autograd == pytest.approx(plain_namespace(RIGHT)["x"].grad.tolist())
 
 
 def test_wrong_custom_function_is_flagged_with_its_backward():
-    with function_apply_recorded():
-        result = gradmagic.run(WRONG)
+    result = gradmagic.run(WRONG)
     check = check_gradients(result)
     assert not check.ok and check.max_error == pytest.approx(1 / 3, rel=1e-6)
     (leaf,) = check.leaves
