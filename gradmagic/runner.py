@@ -13,7 +13,7 @@ import torch
 from .recorder import Recorder
 from .naming import install_label_hook, label_assignments
 from .result import Result
-from .trace import resolve
+from .trace import Trace, resolve
 from .torchstate import check_device, check_dtype, defaults, pushed_mode
 
 __all__ = ["run", "capture", "last", "recording", "Capture"]
@@ -82,7 +82,13 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
         finally:
             recorder.stop()
             _active.remove(recorder)
-            trace = resolve(recorder, names_from() if names_from else namespace, source)
+            try:
+                trace = resolve(recorder, names_from() if names_from else namespace, source)
+            except Exception:
+                recorder.release()
+                if error is None:
+                    raise
+                trace = Trace(source=source)  # the code's own exception is the one to see
             session.result = Result(trace, error=error)
             _last[0] = session.result
 

@@ -188,3 +188,12 @@ def test_random_programs_are_transparent_and_gradients_match(source):
         assert (grad is None) == (expected is None)
         if expected is not None:
             assert torch.equal(torch.tensor(grad), expected)
+
+
+def test_a_failure_while_resolving_never_hides_the_code_s_own_exception(monkeypatch):
+    from gradmagic import runner
+
+    monkeypatch.setattr(runner, "resolve", lambda *a, **k: 1 / 0)
+    with pytest.raises(KeyError, match="mine"):
+        gradmagic.run("x = torch.ones(1) * 2\nraise KeyError('mine')")
+    assert gradmagic.last().empty and torch._C._len_torch_function_stack() == 0
