@@ -66,6 +66,21 @@ def _kind(func) -> int:
     return kind
 
 
+_NN_INIT_FILE = torch.nn.init.__file__
+
+
+def _inside_nn_init() -> bool:
+    """True when the in-place op being recorded was called from torch.nn.init (a parameter's initialisation)."""
+    frame = sys._getframe(3)
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename == _NN_INIT_FILE:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class Records:
     """Column lists filled while code runs: one entry per tensor version, per op, per gradient seen."""
 
@@ -141,6 +156,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def _call(self, func, kind, args, kwargs):
         """Run one torch call and record its tensor inputs, constants and the tensors it made or changed."""
+        if kind is _INPLACE and _inside_nn_init():  # module construction: `init.ones_` arrives as a plain `fill_`
+            return func(*args, **kwargs) if kwargs else func(*args)
         tensors, inputs, consts = [], [], []
         collect = self._collect
         for slot, arg in enumerate(args):

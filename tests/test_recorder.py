@@ -265,3 +265,12 @@ def test_many_shallow_graphs_keep_all_their_gradients():
     xs = tensor_nodes(result.graph, "x")
     assert len(xs) == 8000 and all(result.graph.nodes[n]["grad"] == 12.0 for n in xs)
     assert result.graph.graph["notes"] == []
+
+
+def test_parameter_initialisation_is_not_recorded():
+    result = gradmagic.run("import torch.nn as nn\nln = nn.LayerNorm(4)\nlin = nn.Linear(4, 2)\n"
+                           "y = lin(ln(torch.ones(2, 4))).sum()\ny.backward()")
+    ops = [d["op"] for _, d in result.graph.nodes(data=True) if d["kind"] == "op"]
+    assert "fill_" not in ops and "zero_" not in ops and "kaiming_uniform_" not in ops
+    assert [result.graph.nodes[n]["label"] for n in tensor_nodes(result.graph) if result.graph.nodes[n]["name"]] == [
+        "ln.weight", "ln.bias", "lin.weight", "lin.bias", "y"]
