@@ -17,7 +17,7 @@ import torch
 
 from . import text
 from .replay import ReplayError, replay
-from .graph import tensor_nodes
+from .graph import first_reached, tensor_nodes
 
 __all__ = ["explain", "Explanation", "Path", "Term"]
 
@@ -204,16 +204,7 @@ def _first_named(graph, u: str, stops: set, between: set) -> dict:
     for _, op, key, data in graph.out_edges(u, keys=True, data=True):
         if not data.get("differentiable"):
             continue
-        stack, seen, firsts = [op], set(), set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            if n in stops:
-                firsts.add(n)
-                continue
-            stack.extend(v for _, v, d in graph.out_edges(n, data=True) if d.get("differentiable", True))
+        firsts = first_reached(graph, [op], stops, lambda d: d.get("differentiable", True))
         for child in firsts & between:
             out.setdefault(child, []).append((op, key, len(firsts & between)))
     return out

@@ -7,7 +7,7 @@ import networkx as nx
 
 from .trace import Trace
 
-__all__ = ["build_graph", "named_graph", "tensor_nodes", "op_label", "ROLES"]
+__all__ = ["build_graph", "named_graph", "first_reached", "tensor_nodes", "op_label", "ROLES"]
 
 #: Tensor roles, in the order a legend lists them.
 ROLES = ("leaf", "named", "intermediate", "output", "constant")
@@ -73,17 +73,23 @@ def named_graph(graph: nx.MultiDiGraph) -> nx.DiGraph:
     contracted = nx.DiGraph()
     contracted.add_nodes_from((n, {"name": graph.nodes[n]["name"]}) for n in named)
     for source in named:
-        stack, seen = list(graph.successors(source)), set()
-        while stack:
-            node = stack.pop()
-            if node in seen:
-                continue
-            seen.add(node)
-            if node in named:
-                contracted.add_edge(source, node)
-            else:
-                stack.extend(graph.successors(node))
+        contracted.add_edges_from((source, v) for v in first_reached(graph, graph.successors(source), named))
     return contracted
+
+
+def first_reached(graph: nx.MultiDiGraph, starts, stops: set, edge_ok=None) -> set:
+    """The `stops` reached from `starts` along paths through non-stop nodes (iterative; `edge_ok(data)` filters)."""
+    stack, seen, found = list(starts), set(), set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node in stops:
+            found.add(node)
+        else:
+            stack.extend(v for _, v, d in graph.out_edges(node, data=True) if edge_ok is None or edge_ok(d))
+    return found
 
 
 def op_label(op: str, consts: list) -> str:
