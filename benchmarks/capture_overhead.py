@@ -98,15 +98,19 @@ def main() -> None:
     args = parser.parse_args()
     where = torch.cuda.get_device_name() if args.device != "cpu" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}, median of {args.repeats}")
-    print("capture = gradmagic.run (record + values + gradients); +graph = also building the networkx graph")
-    print(f"{'program':36} {'plain s':>8} {'capture s':>10} {'ratio':>7} {'target':>7} {'+graph s':>9} {'ratio':>7}")
+    print("capture = gradmagic.run (record + values + gradients); +graph = also building the networkx graph;"
+          " us/op = extra capture time per recorded op (backward hooks included)")
+    print(f"{'program':36} {'plain s':>8} {'capture s':>10} {'ratio':>7} {'target':>7} {'+graph s':>9} {'ratio':>7}"
+          f" {'ops':>7} {'us/op':>6}")
     for name, (source, namespace, target) in setups(args.device).items():
         if args.only.lower() not in name.lower():
             continue
         measure(source, namespace, 1, args.device)  # warm-up
         plain, captured, graphed = measure(source, namespace, args.repeats, args.device)
+        trace = gradmagic.run(source, namespace(), device=args.device).trace
+        ops = len(trace.funcs)
         print(f"{name:36} {plain:8.3f} {captured:10.3f} {captured / plain:6.2f}x {target:6.1f}x "
-              f"{graphed:9.3f} {graphed / plain:6.2f}x")
+              f"{graphed:9.3f} {graphed / plain:6.2f}x {ops:7d} {(captured - plain) / ops * 1e6:6.1f}")
 
 
 if __name__ == "__main__":
