@@ -298,13 +298,7 @@ def _nonzero(value) -> bool:
     """True when a value or stats dict has an element other than 0."""
     if isinstance(value, dict):
         return bool(value.get("min") or value.get("max"))
-    return any(v != 0 for v in _flat(value))
-
-
-def _flat(value) -> list:
-    if isinstance(value, list):
-        return [x for v in value for x in _flat(v)]
-    return [value]
+    return any(v != 0 for v in text.flatten(value))
 
 
 def _nonfinite(value, stats=None) -> bool:
@@ -312,7 +306,7 @@ def _nonfinite(value, stats=None) -> bool:
     if isinstance(stats, dict) or isinstance(value, dict):
         s = stats if isinstance(stats, dict) else value
         return bool(s.get("nan") or s.get("inf"))
-    return any(isinstance(v, float) and not math.isfinite(v) for v in _flat(value))
+    return any(isinstance(v, float) and not math.isfinite(v) for v in text.flatten(value))
 
 
 def _nonfinite_value(node: dict) -> bool:
@@ -323,4 +317,4 @@ def _kind_of(value, stats=None) -> str:
     s = stats if isinstance(stats, dict) else value if isinstance(value, dict) else None
     if s is not None:
         return "NaN" if s.get("nan") else "inf"
-    return "NaN" if any(isinstance(v, float) and math.isnan(v) for v in _flat(value)) else "inf"
+    return "NaN" if any(isinstance(v, float) and math.isnan(v) for v in text.flatten(value)) else "inf"

@@ -1,7 +1,7 @@
 """Short human text for values, gradients and tensor nodes, shared by the picture and the table."""
 from __future__ import annotations
 
-__all__ = ["number", "value_text", "grad_text", "tensor_caption", "shape_text"]
+__all__ = ["number", "value_text", "grad_text", "tensor_caption", "shape_text", "flatten"]
 
 
 def number(x) -> str:
@@ -36,7 +36,7 @@ def value_text(value, stats, *, limit: int = 6) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
-        flat = _flatten(value)
+        flat = flatten(value)
         shown = ", ".join(number(v) for v in flat[:limit])
         return f"[{shown}{', …' if len(flat) > limit else ''}]"
     return number(value)
@@ -54,7 +54,7 @@ def shape_text(shape) -> str:
 def tensor_caption(node: dict, *, limit: int = 3) -> str:
     """`x = 10.0 · ∇ 17200`: name, value and gradient on one line; larger tensors by shape, mean and ‖∇‖."""
     name = node.get("label") or ""
-    flat = _flatten(node["value"]) if isinstance(node.get("value"), list) else None
+    flat = flatten(node["value"]) if isinstance(node.get("value"), list) else None
     if node.get("stats") is not None or (flat is not None and len(flat) > limit):
         mean = node["stats"]["mean"] if node.get("stats") else _mean(flat)
         head = f"{name} {shape_text(node.get('shape'))} μ={number(mean)}".strip()
@@ -64,8 +64,8 @@ def tensor_caption(node: dict, *, limit: int = 3) -> str:
     grad, grad_stats = node.get("grad"), node.get("grad_stats")
     if grad_stats is not None:
         return f"{head} · ∇ ‖{number(grad_stats['norm'])}‖"
-    if isinstance(grad, list) and len(_flatten(grad)) > limit:
-        return f"{head} · ∇ ‖{number(_norm(_flatten(grad)))}‖"
+    if isinstance(grad, list) and len(flatten(grad)) > limit:
+        return f"{head} · ∇ ‖{number(_norm(flatten(grad)))}‖"
     if grad is not None:
         return f"{head} · ∇ {value_text(grad, None, limit=limit)}"
     return head
@@ -79,7 +79,8 @@ def _norm(values: list) -> float:
     return sum(float(v) * float(v) for v in values) ** 0.5
 
 
-def _flatten(value) -> list:
+def flatten(value) -> list:
+    """The numbers of a nested list in order (a number gives itself), without recursion."""
     out, stack = [], [value]
     while stack:
         item = stack.pop()

@@ -1,11 +1,13 @@
 """After the run: the recorder's columns resolved into a Trace of plain Python (values copied once, names attached)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 
 from . import summary
+from .hooks import deref
 from .recorder import EXIT_NAMES, Recorder
 from .torchstate import torch_function_disabled
 
@@ -83,8 +85,7 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
 
 def _current(r, rec):
     """The tensor of a record if it is still alive and unchanged, else None."""
-    obj = r.objs[rec]
-    t = obj if isinstance(obj, torch.Tensor) else obj()
+    t = deref(r.objs[rec])
     return t if t is not None and t._version == r.versions[rec] else None
 
 
@@ -96,7 +97,7 @@ def _attach_values(trace: Trace, r) -> None:
         is_small = isinstance(obj, torch.Tensor)
         small.append(snapshot if snapshot is not None else t if is_small else None)
         large.append(summary.stats_vector(t) if t is not None and not is_small else None)
-        numels.append(_numel(r.shapes[rec]))
+        numels.append(math.prod(r.shapes[rec]))
     trace.values = summary.to_python(small)
     trace.stats = summary.stats_dicts(large, numels)
 
@@ -148,7 +149,7 @@ def _attach_names(trace: Trace, r, recorder: Recorder, namespace: dict) -> None:
     params = _parameter_paths(namespace)
     grads = _grad_names(namespace, params)
     for rec, obj in enumerate(r.objs):
-        t = obj if isinstance(obj, torch.Tensor) else obj()
+        t = deref(obj)
         if t is not None and id(t) in params:
             trace.params[rec] = params[id(t)]
         elif t is not None and id(t) in grads and rec not in trace.names:
@@ -168,12 +169,6 @@ def _attach_ops(trace: Trace, r, namespace: dict) -> None:
     trace.lines = r.lines
     trace.results = r.results
 
-
-def _numel(shape: tuple) -> int:
-    n = 1
-    for size in shape:
-        n *= size
-    return n
 
 
 def _parameter_paths(namespace: dict) -> dict:
