@@ -9,9 +9,8 @@ from pathlib import Path
 import torch
 
 from . import export
+from .options import check_run_options
 from .runner import last, run
-from .collapse import check_options
-from .torchstate import check_device, check_dtype
 
 __all__ = ["main"]
 
@@ -30,24 +29,26 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--explain", action="append", default=[], metavar="NAME",
                         help="print d root/d NAME as the chain rule and the sum over paths; repeatable")
     parser.add_argument("--check", action="store_true", help="check gradients against finite differences")
+    parser.add_argument("--lean", action="store_true",
+                        help="record only torch's autograd graph (fast; named values only, no --explain/--check)")
     parser.add_argument("--rankdir", choices=["LR", "TB"], default="TB", help="inputs on top (TB, default) or left (LR)")
     args = parser.parse_args(argv)
     if not args.script.is_file():
         parser.error(f"{args.script}: no such file")
     outputs = [Path(p) for p in args.output]
     try:
-        device, dtype = check_device(args.device), check_dtype(args.dtype)
-        check_options(args.depth, args.max_nodes)
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
-            export.check_save_path(path)
+        device, dtype = check_run_options(device=args.device, dtype=args.dtype, depth=args.depth,
+                                          max_nodes=args.max_nodes, save=outputs, lean=args.lean,
+                                          explain=args.explain, check=args.check)
     except ValueError as error:
         parser.error(str(error))
     source = args.script.read_text()
     namespace = {"torch": torch, "__name__": "__main__", "__file__": str(args.script)}
     status = 0
     try:
-        result = run(source, namespace, device=device, dtype=dtype)
+        result = run(source, namespace, device=device, dtype=dtype, lean=args.lean)
     except Exception:  # the script's own error: report it, still write what was captured
         traceback.print_exc()
         result, status = last(), 1

@@ -41,6 +41,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         pass_roots=[[f"t{r}" for r in pass_roots] for _, pass_roots, _ in trace.passes],
         pass_kinds=[kind for kind, _, _ in trace.passes],
         source=trace.source,
+        capture="lean" if trace.lean else "full",
         grad_reads=[[f"t{rec}", line] for rec, line in trace.grad_reads],
         notes=list(trace.notes),
     )

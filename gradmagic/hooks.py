@@ -13,7 +13,8 @@ import torch
 from . import summary
 from .torchstate import torch_function_disabled
 
-__all__ = ["GradientHooks", "kept_gradient", "deref", "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
+__all__ = ["GradientHooks", "kept_gradient", "deref", "as_tensor_list", "UNREAD", "MAX_INNER_NODES",
+           "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 # torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
@@ -36,8 +37,8 @@ class GradientHooks:
 
     def _backward(self, func, is_grad: bool, args, kwargs):
         """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots."""
-        roots = _as_list(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
-        wrt = _as_list(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
+        roots = as_tensor_list(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
+        wrt = as_tensor_list(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
         root_recs = [self._resolve(t) for t in roots]
         input_recs = [self._resolve(t) for t in wrt]
         pass_index = len(self.records.passes)
@@ -169,7 +170,8 @@ def deref(obj):
     return obj() if type(obj) is _REF else obj
 
 
-def _as_list(tensors) -> list:
+def as_tensor_list(tensors) -> list:
+    """The tensors among a backward call's `tensors`/`inputs` argument (one tensor or a sequence)."""
     if tensors is None:
         return []
     if isinstance(tensors, _TENSOR):

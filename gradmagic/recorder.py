@@ -19,7 +19,7 @@ from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, deref, kept_gradient
 from .torchstate import torch_function_disabled
 
-__all__ = ["Recorder", "Records", "EXIT_NAMES"]
+__all__ = ["Recorder", "Records", "EXIT_NAMES", "caller_line"]
 
 _PASS, _OP, _INPLACE, _EXIT, _BACKWARD, _GRAD = range(1, 7)
 
@@ -120,6 +120,8 @@ class Records:
 
 class Recorder(GradientHooks, TorchFunctionMode):
     """Records every torch call while pushed; `records` holds what it saw."""
+
+    lean = False
 
     def __init__(self, filename: str = "<gradmagic>"):
         super().__init__()
@@ -293,14 +295,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.results.append(result)
 
     def _caller_line(self, depth: int = 3) -> int | None:
-        frame = sys._getframe(depth)
-        for _ in range(4):  # operator -> [torch's Python wrapper -> handle_torch_function] -> the code's line
-            if frame is None:
-                return None
-            if frame.f_code.co_filename == self.filename:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
+        return caller_line(self.filename, depth + 1)
 
     # ---- names --------------------------------------------------------------------------------
 
@@ -321,8 +316,10 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     # ---- modules ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Track which nn.Module each op runs in and see custom autograd Functions (undone by stop())."""
+    def start(self, namespace: dict | None = None) -> None:
+        """Track which nn.Module each op runs in and see custom autograd Functions (undone by stop()).
+
+        (`namespace` is not needed: a leaf's .grad before the run is noted when an op first uses it.)"""
         self._module_handles = [
             register_module_forward_pre_hook(self._enter_module),
             register_module_forward_hook(self._exit_module, always_call=True),
@@ -350,6 +347,18 @@ class Recorder(GradientHooks, TorchFunctionMode):
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.records = Records()
         self._latest, self._node_entries, self._module_stack = {}, {}, []
+
+
+def caller_line(filename: str, depth: int, tries: int = 4) -> int | None:
+    """The line of `filename` that called into torch, looking up to `tries` frames above `depth`."""
+    frame = sys._getframe(depth)
+    for _ in range(tries):  # operator -> [torch's Python wrapper -> handle_torch_function] -> the code's line
+        if frame is None:
+            return None
+        if frame.f_code.co_filename == filename:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
 
 
 def _routed_apply(apply):

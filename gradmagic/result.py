@@ -19,8 +19,8 @@ IMAGE_FORMATS = ("png", "svg")
 class Result:
     """What one captured run did to tensors: `.graph` (networkx), `.figure`, `.table`, `.save(path)`."""
 
-    def __init__(self, trace: Trace, *, error: BaseException | None = None):
-        self.trace = trace
+    def __init__(self, trace, *, error: BaseException | None = None):
+        self._trace = trace  # a Trace, or a function that makes it on first use (the lean capture)
         self.error = error
         self.image_format = "png"
         self.show_graph = True
@@ -34,6 +34,13 @@ class Result:
         self._graph: nx.MultiDiGraph | None = None
         self._figure = None
         self._diagnostics: list | None = None
+
+    @property
+    def trace(self) -> Trace:
+        """What the run did to tensors, as plain Python columns."""
+        if not isinstance(self._trace, Trace):
+            self._trace = self._trace()
+        return self._trace
 
     @property
     def graph(self) -> nx.MultiDiGraph:
@@ -72,13 +79,20 @@ class Result:
         """d root / d name as the chain rule over named variables and the sum over paths (an Explanation)."""
         from .explain import explain
 
+        self._needs_full_capture("explain()")
         return explain(self.graph, name, root=root, max_paths=max_paths, trace=self.trace)
 
     def check(self, *, eps: float = 1e-6):
         """The leaves' autograd gradients against central finite differences in float64 (a GradCheck)."""
         from .gradcheck import check_gradients
 
+        self._needs_full_capture("check()")
         return check_gradients(self, eps=eps)
+
+    def _needs_full_capture(self, what: str) -> None:
+        if self.trace.lean:
+            raise ValueError(f"{what} needs the full capture (every op, constant and gradient flow); "
+                             f"this result is from a lean one: run it again without lean")
 
     @property
     def table(self) -> str:

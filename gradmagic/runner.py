@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import gc
 import itertools
 import linecache
@@ -10,6 +11,7 @@ import sys
 
 import torch
 
+from .lean import LeanRecorder
 from .recorder import Recorder
 from .naming import install_label_hook, label_assignments
 from .result import Result
@@ -23,8 +25,11 @@ _last: list = [None]
 _counter = itertools.count(1)
 
 
-def run(source: str, namespace: dict | None = None, *, device=None, dtype=None) -> Result:
-    """Run Python source under the capture and return its Result; exceptions propagate, `last()` keeps the partial one."""
+def run(source: str, namespace: dict | None = None, *, device=None, dtype=None, lean: bool = False) -> Result:
+    """Run Python source under the capture and return its Result; exceptions propagate, `last()` keeps the partial one.
+
+    `lean=True` records only what autograd keeps (see lean.py): a fraction of the cost, no constants, no flows.
+    """
     __tracebackhide__ = True
     target = check_device(device)
     floating = check_dtype(dtype)
@@ -32,7 +37,7 @@ def run(source: str, namespace: dict | None = None, *, device=None, dtype=None) 
     filename = f"<gradmagic-{next(_counter)}>"
     code = compile(instrument(source, filename), filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    with recording(namespace, source, filename, device=target, dtype=floating) as session:
+    with recording(namespace, source, filename, device=target, dtype=floating, lean=lean) as session:
         exec(code, namespace)
     return session.result
 
@@ -63,18 +68,19 @@ class Capture:
 
 
 @contextlib.contextmanager
-def recording(namespace: dict, source: str, filename: str, *, device=None, dtype=None, names_from=None):
+def recording(namespace: dict, source: str, filename: str, *, device=None, dtype=None, names_from=None,
+              lean: bool = False):
     """Record everything the block does to tensors; on exit (also by exception) restore state and build the Result."""
     __tracebackhide__ = True
-    recorder = Recorder(filename)
+    recorder = LeanRecorder(filename) if lean else Recorder(filename)
     session = Capture(recorder)
-    install_label_hook(_label)
     _active.append(recorder)
-    recorder.start()
+    install_label_hook(recorder.label)  # called once per assignment: no dispatch through _label
+    recorder.start(names_from() if names_from else namespace)
     error = None
     with gc_frozen():
         try:
-            with defaults(device, dtype), pushed_mode(recorder):
+            with defaults(device, dtype), contextlib.nullcontext() if lean else pushed_mode(recorder):
                 yield session
         except BaseException as exc:
             error = exc
@@ -82,15 +88,30 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
         finally:
             recorder.stop()
             _active.remove(recorder)
-            try:
-                trace = resolve(recorder, names_from() if names_from else namespace, source)
-            except Exception:
-                recorder.release()
-                if error is None:
-                    raise
-                trace = Trace(source=source)  # the code's own exception is the one to see
-            session.result = Result(trace, error=error)
+            install_label_hook(_active[-1].label if _active else _label)
+            names = names_from() if names_from else namespace
+            if lean:  # the autograd graph is read when the result is first used, with the bindings as they are now
+                session.result = Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error),
+                                        error=error)
+            else:
+                session.result = Result(_resolved(recorder, names, source, error), error=error)
             _last[0] = session.result
+
+
+def _resolved(recorder, names: dict, source: str, error) -> Trace:
+    """The run's Trace; an empty one if that failed after the code itself raised (its exception is the one to see)."""
+    try:
+        return resolve(recorder, names, source)
+    except Exception:
+        recorder.release()
+        if error is None:
+            raise
+        return Trace(source=source)
+
+
+def _resolved_lazily(recorder, names: dict, source: str, error) -> Trace:
+    with gc_frozen():
+        return _resolved(recorder, names, source, error)
 
 
 @contextlib.contextmanager
@@ -111,7 +132,7 @@ def gc_frozen():
 
 
 @contextlib.contextmanager
-def capture(*, device=None, dtype=None):
+def capture(*, device=None, dtype=None, lean: bool = False):
     """Capture a block of ordinary code; tensors are named from the caller's variables when the block ends."""
     frame = sys._getframe(2)
     target, floating = check_device(device), check_dtype(dtype)
@@ -119,7 +140,8 @@ def capture(*, device=None, dtype=None):
     def caller_names() -> dict:
         return {**frame.f_globals, **frame.f_locals}
 
-    with recording({}, "", frame.f_code.co_filename, device=target, dtype=floating, names_from=caller_names) as session:
+    with recording({}, "", frame.f_code.co_filename, device=target, dtype=floating, names_from=caller_names,
+                   lean=lean) as session:
         yield session
 
 

@@ -103,7 +103,7 @@ def _to_host(tensors: list) -> list:
     out = list(tensors)
     by_device = defaultdict(list)
     for i, t in enumerate(tensors):
-        if isinstance(t, torch.Tensor) and t.device.type != "cpu":
+        if isinstance(t, torch.Tensor) and not t.is_cpu:
             by_device[t.device].append(i)
     for indices in by_device.values():
         parts = [_as_real(tensors[i].detach()) for i in indices]

@@ -11,7 +11,10 @@ from .hooks import deref
 from .recorder import EXIT_NAMES, Recorder
 from .torchstate import torch_function_disabled
 
-__all__ = ["Trace", "resolve"]
+__all__ = ["Trace", "resolve", "LEAN_HINT_OPS"]
+
+#: A full capture of more ops than this suggests the lean one in its notes.
+LEAN_HINT_OPS = 20_000
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Trace:
     """Everything a run did to tensors, as plain Python columns indexed by record (tensor version) and op."""
 
     source: str = ""
+    lean: bool = False  # from the lean capture (lean.py): the autograd graph only
     # per record
     shapes: list = field(default_factory=list)
     dtypes: list = field(default_factory=list)
@@ -63,12 +67,12 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
     with torch_function_disabled():
         trace = Trace(
             source=source,
+            lean=recorder.lean,
             shapes=r.shapes,
-            dtypes=[str(d).removeprefix("torch.") for d in r.dtypes],
-            devices=[str(d) for d in r.devices],
+            dtypes=_texts(r.dtypes, lambda d: str(d).removeprefix("torch.")),
+            devices=_texts(r.devices, str),
             requires_grad=r.requires_grad,
-            grad_fns=[None if g is None else "unrecorded" if type(g).__name__ == "_Unread" else type(g).__name__
-                      for g in r.grad_fns],
+            grad_fns=_texts([type(g) for g in r.grad_fns], _node_class_text),
             notes=list(r.notes),
             versions=r.versions,
             producers=r.producers,
@@ -79,8 +83,22 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
         _attach_names(trace, r, recorder, namespace)
         _attach_ops(trace, r, namespace)
         trace.passes = list(r.passes)
+    if not recorder.lean and len(r.funcs) > LEAN_HINT_OPS:
+        trace.notes.append(f"The full capture recorded {len(r.funcs):,} ops (tens of µs each); %%autograd --lean "
+                           f"(gradmagic.run(..., lean=True)) reads torch's autograd graph instead, at a fraction "
+                           f"of the cost.")
     recorder.release()
     return trace
+
+
+def _texts(items: list, text) -> list:
+    """`text(item)` for each item, computed once per distinct item (dtypes, devices, node classes repeat)."""
+    cache = {}
+    return [cache[item] if item in cache else cache.setdefault(item, text(item)) for item in items]
+
+
+def _node_class_text(cls: type) -> str | None:
+    return None if cls is type(None) else "unrecorded" if cls.__name__ == "_Unread" else cls.__name__
 
 
 def _current(r, rec):
@@ -92,6 +110,11 @@ def _current(r, rec):
 def _attach_values(trace: Trace, r) -> None:
     small, large, numels = [], [], []
     for rec, obj in enumerate(r.objs):
+        if obj is None:  # an anonymous tensor of the lean capture: no value kept
+            small.append(None)
+            large.append(None)
+            numels.append(0)
+            continue
         snapshot = r.snapshots.get(rec)
         t = _current(r, rec)
         is_small = isinstance(obj, torch.Tensor)
@@ -109,7 +132,8 @@ def _attach_grads(trace: Trace, r) -> None:
         trace.flows.setdefault((op, slot), {})[pass_index] = value
     trace.grads_before = dict(zip(r.grads_before, _gradient_values(list(r.grads_before.values()))))
     trace.grad_reads = list(r.grad_reads)
-    leaf_grads = [_leaf_grad(r, rec) for rec in range(len(r.objs))]
+    leaf_grads = [None if obj is None or grad_fn is not None else _leaf_grad(r, rec)
+                  for rec, (obj, grad_fn) in enumerate(zip(r.objs, r.grad_fns))]
     small = [g if g is not None and summary.is_small(g) else None for g in leaf_grads]
     large = [summary.stats_vector(g) if g is not None and not summary.is_small(g) else None for g in leaf_grads]
     numels = [0 if g is None else g.numel() for g in leaf_grads]

@@ -9,6 +9,7 @@ from gradmagic.naming import LABEL_HOOK  # noqa: E402
 
 
 _FUNCTION_APPLY = torch.autograd.Function.__dict__["apply"]
+_AUTOGRAD_FUNCTIONS = (torch.autograd.backward, torch.autograd.grad)
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +21,7 @@ def _clean_torch_state():
     assert torch.get_default_dtype() == torch.float32
     assert torch.is_grad_enabled()
     assert torch.autograd.Function.__dict__["apply"] is _FUNCTION_APPLY, "Function.apply was left patched"
+    assert (torch.autograd.backward, torch.autograd.grad) == _AUTOGRAD_FUNCTIONS, "torch.autograd was left patched"
 
 
 def pytest_report_header(config):

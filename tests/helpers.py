@@ -12,11 +12,11 @@ def plain_namespace(source: str, seed: int = 0) -> dict:
     return namespace
 
 
-def captured_namespace(source: str, seed: int = 0):
+def captured_namespace(source: str, seed: int = 0, *, lean: bool = False):
     """The namespace and Result of gradmagic.run on the same source."""
     torch.manual_seed(seed)
     namespace = {"torch": torch}
-    result = gradmagic.run(source, namespace)
+    result = gradmagic.run(source, namespace, lean=lean)
     return namespace, result
 
 

@@ -22,6 +22,19 @@ z = y*y+1/(b*y)
 z.backward()
 """
 
+SQUARE_FUNCTION = """
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return 2 * x * g
+"""
+
 CONTROL_FLOW = """
 x = torch.tensor(1.5, requires_grad=True)
 h = x

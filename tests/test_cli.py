@@ -33,3 +33,18 @@ def test_cli_bad_options_exit_2_with_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gradmagic", str(script), "-o", str(tmp_path / "g.bmp")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "unknown suffix" in done.stderr
+
+
+def test_cli_lean_writes_the_autograd_graph(tmp_path, capsys):
+    graphml = tmp_path / "seed.graphml"
+    assert main([str(ROOT / "examples" / "seed.py"), "--lean", "-o", str(graphml)]) == 0
+    assert "Lean capture" in capsys.readouterr().out
+    graph = nx.read_graphml(graphml)
+    assert graph.graph["capture"] == "lean"
+    assert {d["label"] for _, d in graph.nodes(data=True) if d["kind"] == "op"} <= {"mul", "add", "reciprocal"}
+
+
+def test_cli_lean_with_check_exits_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "gradmagic", str(ROOT / "examples" / "seed.py"), "--lean", "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--check needs the full capture" in done.stderr

@@ -117,6 +117,8 @@ def test_cell_without_tensors_prints_a_message_and_no_figure(shell):
     ("-s /no/such/folder/g.png", "does not exist"),
     ("--backward missing", "no variable 'missing'"),
     ("--backward vec", "backward() needs a scalar"),
+    ("--lean --check", "--check needs the full capture"),
+    ("--lean --explain x", "--explain needs the full capture"),
 ])
 def test_bad_options_are_one_line_usage_errors_and_run_nothing(shell, line, message):
     shell.user_ns["vec"] = torch.ones(3, requires_grad=True)
@@ -212,3 +214,13 @@ def test_bad_collapse_options_are_usage_errors(shell, line, message):
     result, _, _ = run(shell, f"%%autograd {line}\nran = True")
     assert isinstance(result.error_in_exec, UsageError) and message in str(result.error_in_exec)
     assert "ran" not in shell.user_ns
+
+
+def test_lean_option_draws_the_autograd_graph_and_matches_plain(shell):
+    result, outputs, _ = run(shell, "%%autograd --lean\n" + SEED_3)
+    assert result.success and base64.b64decode(outputs[0]["image/png"]).startswith(b"\x89PNG")
+    captured = shell.user_ns.pop("_autograd")
+    assert captured.graph.graph["capture"] == "lean"
+    assert captured.tensor("x")["grad"] == pytest.approx(17200.0)
+    assert "Lean capture" in outputs[0]["text/plain"]
+    assert_same(plain_namespace(SEED_3), {k: v for k, v in shell.user_ns.items() if k in plain_namespace(SEED_3)})

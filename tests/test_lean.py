@@ -1,0 +1,207 @@
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+import gradmagic
+from gradmagic.graph import tensor_nodes
+from gradmagic.lean import LEAN_NOTE, NodeOp
+from helpers import assert_same, captured_namespace, plain_namespace
+from programs import SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
+
+RNN = """
+h = h0
+for t in range(12):
+    h = torch.tanh(xs[t] @ wx + h @ wh + bias)
+loss = h.sum()
+loss.backward()
+"""
+
+
+def rnn_namespace() -> dict:
+    torch.manual_seed(0)
+    return {"torch": torch, "h0": torch.zeros(1, 8), "xs": torch.randn(12, 1, 4),
+            "wx": torch.randn(4, 8, requires_grad=True), "wh": (torch.randn(8, 8) * 0.5).requires_grad_(),
+            "bias": torch.zeros(8, requires_grad=True)}
+
+
+def autograd_edges(*roots) -> list:
+    """Torch's own graph below `roots`, as sorted (op, input) pairs: ops by NodeOp name, leaves as `leaf`."""
+    edges, seen, stack = [], set(), [r.grad_fn for r in roots]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for source, _ in node.next_functions:
+            if source is None:
+                continue
+            leaf = hasattr(source, "variable")
+            edges.append((NodeOp(type(node)).__name__, "leaf" if leaf else NodeOp(type(source)).__name__))
+            if not leaf:
+                stack.append(source)
+    return sorted(edges)
+
+
+def graph_edges(graph) -> list:
+    """The same pairs read off a lean graph: each op's inputs, by the op that made them or `leaf`."""
+    edges = []
+    for op, data in graph.nodes(data=True):
+        if data["kind"] != "op":
+            continue
+        for tensor in graph.predecessors(op):
+            makers = list(graph.predecessors(tensor))
+            for _ in range(graph.number_of_edges(tensor, op)):
+                edges.append((data["op"], graph.nodes[makers[0]]["op"] if makers else "leaf"))
+    return sorted(edges)
+
+
+def test_seed_graph_is_torch_s_own_autograd_graph_node_by_node():
+    plain = plain_namespace(SEED_3.replace("z.backward()", ""))
+    result = gradmagic.run(SEED_3, {"torch": torch}, lean=True)
+    assert graph_edges(result.graph) == autograd_edges(plain["z"])
+    assert result.graph.graph["capture"] == "lean" and LEAN_NOTE in result.graph.graph["notes"]
+
+
+def test_seed_values_and_gradients_match_plain_torch():
+    plain = plain_namespace(SEED_3.replace("z.backward()", "y.retain_grad()\nb.retain_grad()\nz.retain_grad()\nz.backward()"))
+    captured, result = captured_namespace(SEED_3, lean=True)
+    for name in "axybz":
+        node = result.tensor(name)
+        assert node["value"] == plain[name].item()
+        expected = plain[name].grad
+        assert node["grad"] == (None if expected is None else expected.item()), name
+    assert result.tensor("x")["grad"] == 17200.0
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPARENCY_SUITE))
+def test_namespace_matches_plain_exec(name):
+    source = TRANSPARENCY_SUITE[name]
+    captured, result = captured_namespace(source, lean=True)
+    assert_same(plain_namespace(source), captured)
+    assert result.graph.number_of_nodes() > 0
+
+
+def test_rnn_gradients_of_every_step_match_retain_grad():
+    plain = rnn_namespace()
+    exec(RNN.replace("h = torch.tanh(xs[t] @ wx + h @ wh + bias)",
+                     "h = torch.tanh(xs[t] @ wx + h @ wh + bias)\n    h.retain_grad()\n    hs.append(h)"),
+         {**plain, "hs": (hs := [])})
+    namespace = rnn_namespace()
+    result = gradmagic.run(RNN, namespace, lean=True)
+    nodes = tensor_nodes(result.graph, "h")[1:]  # the first `h` is h0
+    assert len(nodes) == 12
+    for node, expected in zip(nodes, hs):
+        data = result.graph.nodes[node]
+        assert data["value"] == expected.tolist() and data["grad"] == expected.grad.tolist()
+    for leaf in ("wx", "wh", "bias"):
+        (node,) = tensor_nodes(result.graph, leaf)
+        assert result.graph.nodes[node]["grad"] == plain[leaf].grad.tolist()
+    ops = [d["op"] for _, d in result.graph.nodes(data=True) if d["kind"] == "op"]
+    assert ops.count("tanh") == 12 and ops.count("mm") == 24 and ops[-1] == "sum"
+
+
+def test_ops_belong_to_their_modules():
+    source = "out = mlp(x)\nloss = out.pow(2).mean()\nloss.backward()"
+
+    def namespace():
+        torch.manual_seed(0)
+        mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        return {"torch": torch, "mlp": mlp, "x": torch.randn(5, 3)}
+
+    lean = gradmagic.run(source, namespace(), lean=True).graph
+    full = gradmagic.run(source, namespace()).graph
+    modules = [(d["op"], d["module"]) for _, d in lean.nodes(data=True) if d["kind"] == "op"]
+    assert [m for _, m in modules] == ["mlp.0", "mlp.0", "mlp.1", "mlp.2", "mlp.2", None, None]
+    names = {d["name"] for _, d in lean.nodes(data=True) if d["kind"] == "tensor" and d["name"]}
+    assert names == {d["name"] for _, d in full.nodes(data=True) if d["kind"] == "tensor" and d["name"]} - {"x"}
+    # x neither requires grad nor is bound in the cell: autograd's graph does not hold it
+
+
+def test_custom_function_and_autograd_grad():
+    source = SQUARE_FUNCTION + textwrap.dedent("""
+        x = torch.tensor([1.0, 3.0], requires_grad=True)
+        y = Square.apply(x).sum()
+        (g,) = torch.autograd.grad(y, x)
+    """)
+    result = gradmagic.run(source, {"torch": torch}, lean=True)
+    assert "Square.apply" in [d["op"] for _, d in result.graph.nodes(data=True) if d["kind"] == "op"]
+    assert result.graph.graph["pass_kinds"] == ["grad"]
+    assert result.tensor("x")["pass_grads"] == {0: [2.0, 6.0]}
+
+
+def test_hooks_are_gone_after_the_run():
+    source = "x = torch.ones(3, requires_grad=True)\ny = (x * 2).sum()\ny.backward(retain_graph=True)"
+    namespace = {"torch": torch}
+    result = gradmagic.run(source, namespace, lean=True)
+    grads = result.tensor("y")["pass_grads"]
+    namespace["y"].backward()  # the same graph again, outside the capture
+    assert result.tensor("y")["pass_grads"] == grads == {0: 1.0}
+    assert namespace["x"].grad.tolist() == [4.0, 4.0, 4.0]
+
+
+def test_a_raising_cell_keeps_the_partial_result_and_restores_torch():
+    with pytest.raises(ZeroDivisionError):
+        gradmagic.run("x = torch.ones(2, requires_grad=True)\ny = (x * 3).sum()\ny.backward()\n1 / 0", lean=True)
+    result = gradmagic.last()
+    assert isinstance(result.error, ZeroDivisionError)
+    assert result.tensor("x")["grad"] == [3.0, 3.0]
+
+
+def test_names_are_the_bindings_when_the_run_ended():
+    namespace = {"torch": torch}
+    result = gradmagic.run("w = torch.ones(2, requires_grad=True)\nv = w * 2", namespace, lean=True)
+    namespace["v"] = "rebound later"
+    assert result.names() == ["w", "v"]
+
+
+def test_accumulated_gradient_is_diagnosed():
+    namespace = {"torch": torch, "w": torch.ones(2, requires_grad=True)}
+    gradmagic.run("(w * 2).sum().backward()", namespace)
+    result = gradmagic.run("loss = (w * 3).sum()\nloss.backward()", namespace, lean=True)
+    assert result.tensor("w")["grad_before"] == [2.0, 2.0]
+    assert [d.kind for d in result.diagnostics] == ["accumulated"]
+
+
+def test_explain_and_check_need_the_full_capture():
+    result = gradmagic.run(SEED_2, lean=True)
+    with pytest.raises(ValueError, match="full capture"):
+        result.explain("x")
+    with pytest.raises(ValueError, match="full capture"):
+        result.check()
+
+
+def test_a_deep_chain_is_cut_at_the_node_budget_and_freeing_it_does_not_crash():
+    script = textwrap.dedent("""
+        import torch, gradmagic
+        ns = {"torch": torch, "h": torch.zeros(1, requires_grad=True)}
+        result = gradmagic.run("for i in range(30_000):\\n    h = torch.tanh(h * 1.0)", ns, lean=True)
+        notes = result.graph.graph["notes"]
+        print(any("10,000 tensors were named" in note for note in notes))
+        del ns, result
+        print("freed")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "freed"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rnn_matches_plain():
+    plain = {k: v.cuda() if isinstance(v, torch.Tensor) and not v.requires_grad else v
+             for k, v in rnn_namespace().items()}
+    plain.update({k: rnn_namespace()[k].detach().cuda().requires_grad_() for k in ("wx", "wh", "bias")})
+    exec(RNN, plain)
+    namespace = {k: v.cuda() if isinstance(v, torch.Tensor) and not v.requires_grad else v
+                 for k, v in rnn_namespace().items()}
+    namespace.update({k: rnn_namespace()[k].detach().cuda().requires_grad_() for k in ("wx", "wh", "bias")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = gradmagic.run(RNN, namespace, lean=True)
+    for leaf in ("wx", "wh", "bias"):
+        assert torch.equal(namespace[leaf].grad, plain[leaf].grad)
+        (node,) = tensor_nodes(result.graph, leaf)
+        assert result.graph.nodes[node]["device"].startswith("cuda")
