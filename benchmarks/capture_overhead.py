@@ -1,12 +1,14 @@
-"""Capture overhead: plain torch vs gradmagic.run on the same programs, interleaved in one process.
+"""Capture overhead: plain torch vs gradmagic.run (full and lean capture) on the same programs, in one process.
 
-    python benchmarks/capture_overhead.py [--repeats N] [--device cuda]
+    python benchmarks/capture_overhead.py [--repeats N] [--device cuda] [--only TEXT]
 
-Prints the median seconds of each and their ratio. Targets (issue 2): seed ≤2x, MLP ≤1.1x, RNN ≤1.3x.
+Prints median seconds and ratios to plain torch, runs interleaved. Targets (issue 4): seed <=2x, MLP <=1.1x,
+RNN <=1.3x. "full" records every op (torch function mode); "lean" reads torch's autograd graph (lean.py).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 
@@ -29,6 +31,13 @@ for _ in range(50):
     out = mlp(batch)
     loss = out.pow(2).mean()
     mlp.zero_grad()
+    loss.backward()
+"""
+
+CNN = """
+for _ in range(20):
+    loss = cnn(images).logsumexp(1).mean()
+    cnn.zero_grad()
     loss.backward()
 """
 
@@ -57,14 +66,25 @@ def setups(device: str = "cpu") -> dict:
                 "wh": (torch.randn(64, 64, device=device) * 0.1).requires_grad_(),
                 "bias": torch.zeros(64, device=device, requires_grad=True)}
 
+    def cnn_ns():
+        torch.manual_seed(0)
+        nn = torch.nn
+        cnn = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
+                            nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+        return {"torch": torch, "cnn": cnn.to(device), "images": torch.randn(16, 3, 32, 32, device=device)}
+
     return {
         "seed program x10,000": (SEED_LOOP, lambda: {"torch": torch}, 2.0),
         "MLP 3xLinear(512) b64 fwd+bwd x50": (MLP, mlp_ns, 1.1),
         "RNN cell h64, 1,000 steps fwd+bwd": (RNN, rnn_ns, 1.3),
+        "small CNN b16 32x32 fwd+bwd x20": (CNN, cnn_ns, None),
     }
 
 
 def time_once(fn, device: str) -> float:
+    """Seconds of one call, after the previous run's result and garbage are gone (not billed to this one)."""
+    gradmagic.run("")  # gradmagic.last() let go of the previous result here, outside the timing
+    gc.collect()
     if device != "cpu":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -74,20 +94,29 @@ def time_once(fn, device: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(source: str, namespace, repeats: int, device: str = "cpu") -> tuple[float, float, float]:
-    """Median seconds of plain exec and of gradmagic.run, alternating so both see the same machine state."""
+KINDS = ("plain", "full", "full+graph", "lean", "lean+graph")
+
+
+def measure(source: str, namespace, repeats: int, device: str = "cpu") -> dict:
+    """Median seconds of each kind of run, alternating so all see the same machine state."""
     code = compile(source, "<plain>", "exec")
-    plain, captured, graphed = [], [], []
 
     def plain_run():
         with torch.device(device):
             exec(code, namespace())
 
+    runs = {
+        "plain": plain_run,
+        "full": lambda: gradmagic.run(source, namespace(), device=device),
+        "full+graph": lambda: gradmagic.run(source, namespace(), device=device).graph,
+        "lean": lambda: gradmagic.run(source, namespace(), device=device, lean=True),
+        "lean+graph": lambda: gradmagic.run(source, namespace(), device=device, lean=True).graph,
+    }
+    times = {kind: [] for kind in KINDS}
     for _ in range(repeats):
-        plain.append(time_once(plain_run, device))
-        captured.append(time_once(lambda: gradmagic.run(source, namespace(), device=device), device))
-        graphed.append(time_once(lambda: gradmagic.run(source, namespace(), device=device).graph, device))
-    return statistics.median(plain), statistics.median(captured), statistics.median(graphed)
+        for kind in KINDS:
+            times[kind].append(time_once(runs[kind], device))
+    return {kind: statistics.median(values) for kind, values in times.items()}
 
 
 def main() -> None:
@@ -97,20 +126,21 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the programs whose name contains this text")
     args = parser.parse_args()
     where = torch.cuda.get_device_name() if args.device != "cpu" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}, median of {args.repeats}")
-    print("capture = gradmagic.run (record + values + gradients); +graph = also building the networkx graph;"
-          " us/op = extra capture time per recorded op (backward hooks included)")
-    print(f"{'program':36} {'plain s':>8} {'capture s':>10} {'ratio':>7} {'target':>7} {'+graph s':>9} {'ratio':>7}"
-          f" {'ops':>7} {'us/op':>6}")
+    print(f"torch {torch.__version__}, {where}, median of {args.repeats}, seconds and ratio to plain")
+    print("full = every op recorded; lean = torch's autograd graph read after the run (--lean); "
+          "+graph = also the networkx graph; us/op = extra full-capture time per recorded op")
+    print(f"{'program':34} {'plain':>7} {'full':>14} {'lean':>14} {'target':>6} {'full+graph':>14} "
+          f"{'lean+graph':>14} {'ops':>7} {'us/op':>6}")
     for name, (source, namespace, target) in setups(args.device).items():
         if args.only.lower() not in name.lower():
             continue
         measure(source, namespace, 1, args.device)  # warm-up
-        plain, captured, graphed = measure(source, namespace, args.repeats, args.device)
-        trace = gradmagic.run(source, namespace(), device=args.device).trace
-        ops = len(trace.funcs)
-        print(f"{name:36} {plain:8.3f} {captured:10.3f} {captured / plain:6.2f}x {target:6.1f}x "
-              f"{graphed:9.3f} {graphed / plain:6.2f}x {ops:7d} {(captured - plain) / ops * 1e6:6.1f}")
+        t = measure(source, namespace, args.repeats, args.device)
+        ops = len(gradmagic.run(source, namespace(), device=args.device).trace.funcs)
+        cells = "".join(f" {t[kind]:7.3f} {t[kind] / t['plain']:5.2f}x" for kind in ("full", "lean"))
+        graphs = "".join(f" {t[kind]:7.3f} {t[kind] / t['plain']:5.2f}x" for kind in ("full+graph", "lean+graph"))
+        goal = f"{target:5.1f}x" if target else "     —"
+        print(f"{name:34} {t['plain']:7.3f}{cells} {goal}{graphs} {ops:7d} {(t['full'] - t['plain']) / ops * 1e6:6.1f}")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def plain(model, x):
     model(x).pow(2).mean().backward()
 
 
-def with_gradmagic(model, x, picture: bool):
-    result = gradmagic.run("loss = model(x).pow(2).mean()\nloss.backward()", {"torch": torch, "model": model, "x": x})
+def with_gradmagic(model, x, picture: bool, lean: bool = False):
+    result = gradmagic.run("loss = model(x).pow(2).mean()\nloss.backward()", {"torch": torch, "model": model, "x": x},
+                           lean=lean)
     if picture:
         result.image("png")
 
@@ -97,16 +98,18 @@ def main() -> None:
     has_dot = shutil.which("dot") is not None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}; "
           f"dot: {subprocess.run(['dot', '-V'], capture_output=True, text=True).stderr.strip() if has_dot else 'missing'}")
-    print("ratios: gradmagic, +picture and torchviz+dot against plain forward+backward; TorchLens (forward only,"
-          " all activations saved) against plain forward")
-    header = ["plain fwd", "plain f+b", "gradmagic f+b", "+picture (PNG)", "torchviz+dot", "TorchLens fwd"]
+    print("ratios: gradmagic (full capture), +picture, the lean capture with its picture and torchviz+dot against"
+          " plain forward+backward; TorchLens (forward only, all activations saved) against plain forward")
+    header = ["plain fwd", "plain f+b", "gradmagic f+b", "+picture (PNG)", "--lean +picture", "torchviz+dot",
+              "TorchLens fwd"]
     print(f"{'model':22}" + "".join(f"{h:>21}" for h in header))
     for name, (model, x) in models().items():
         plain(model, x)  # warm-up
         forward = median_time(lambda: forward_only(model, x), args.repeats)
         base = median_time(lambda: plain(model, x), args.repeats)
         cells = [f"{forward:.4f}s", f"{base:.4f}s"]
-        for fn in (lambda: with_gradmagic(model, x, False), lambda: with_gradmagic(model, x, True)):
+        for fn in (lambda: with_gradmagic(model, x, False), lambda: with_gradmagic(model, x, True),
+                   lambda: with_gradmagic(model, x, True, lean=True)):
             cells.append(_ratio(median_time(fn, args.repeats), base))
         big = x.shape[0] > args.torchviz_limit and "RNN" in name
         cells.append(_peer(lambda: with_torchviz(model, x), args.repeats, base, has_dot and not big,

@@ -20,6 +20,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, deref, kept_gradient
 from .recorder import Records, caller_line
+from .torchstate import torch_function_disabled
 
 __all__ = ["LeanRecorder", "NodeOp", "LEAN_NOTE"]
 
@@ -100,7 +101,7 @@ class LeanRecorder:
         self._open: list = []
         self._patched: dict = {}
         self._records: Records | None = None
-        self._grads_before: dict = {}  # id(leaf) -> (leaf, its .grad when the run started)
+        self._grads_before: dict = {}  # id(leaf) -> (leaf, its .grad before the first backward pass through it)
         self._reader: _GraphReader | None = None
 
     @property
@@ -113,7 +114,7 @@ class LeanRecorder:
     def label(self, value, info) -> None:
         """Keep the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
-            self._labels.append((self._see(value, info[1]), info))
+            self._labels.append((_unseen_by_modes(self._see, value, info[1]), info))
         elif isinstance(value, _SEQUENCES) and value and isinstance(value[0], _TENSOR):
             name, line, expr = info
             for i, item in enumerate(value):
@@ -127,8 +128,8 @@ class LeanRecorder:
         index = len(self._seen)
         if t.is_leaf:
             grad_fn = None
-            if t.grad is not None and id(t) not in self._grads_before:  # .grad is read after the run
-                self._grads_before[id(t)] = (t, kept_gradient(t.grad.detach().clone()))  # it may accumulate
+            if not self._passes and id(t) not in self._grads_before:  # .grad is read after the run
+                self._grads_before[id(t)] = (t, None)
         elif self._looked_at < _LOOK_BUDGET:
             self._looked_at += 1
             grad_fn = t.grad_fn  # its pre-hook sees the gradient of each of its outputs
@@ -150,23 +151,33 @@ class LeanRecorder:
     def _on_grads(self, index, output_nr, grad_outputs):
         grad = grad_outputs[output_nr]
         if grad is not None and self._pass is not None:
-            self._grads.append((self._pass, index, *kept_gradient(grad)))
+            self._grads.append((self._pass, index, *_unseen_by_modes(kept_gradient, grad)))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
         """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
         roots = as_tensor_list(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
         wrt = as_tensor_list(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
         line = caller_line(self.filename, 2)
+        if not self._passes:
+            _unseen_by_modes(self._note_grads_before)
         self._pass = len(self._passes)
-        self._passes.append(("grad" if is_grad else "backward", [self._see(t, line) for t in roots],
-                             [self._see(t, line) for t in wrt]))
+        self._passes.append(("grad" if is_grad else "backward", [_unseen_by_modes(self._see, t, line) for t in roots],
+                             [_unseen_by_modes(self._see, t, line) for t in wrt]))
         out = func(*args, **kwargs)
         if _frees_graph(is_grad, args, kwargs):
             self._looked_at = 0
         if is_grad:  # autograd.grad hands the inputs' gradients back instead of accumulating them
-            self._grads.extend((self._pass, index, *kept_gradient(g))
+            self._grads.extend((self._pass, index, *_unseen_by_modes(kept_gradient, g))
                                for index, g in zip(self._passes[-1][2], out) if g is not None)
         return out
+
+    def _note_grads_before(self) -> None:
+        """Before the first pass: the .grad of each leaf known so far (the code may have reset it since the start)."""
+        for key, (t, _) in list(self._grads_before.items()):
+            if t.grad is None:
+                del self._grads_before[key]
+            else:  # it may accumulate in place
+                self._grads_before[key] = (t, kept_gradient(t.grad.detach().clone()))
 
     def _enter_module(self, module, args):
         self._open.append(len(self._spans))
@@ -181,7 +192,7 @@ class LeanRecorder:
     def start(self, namespace: dict | None = None) -> None:
         """Note each nn.Module call and each backward pass (undone by stop()), and the leaves' .grad before."""
         for t in _leaves_with_grad(namespace or {}):
-            self._grads_before[id(t)] = (t, kept_gradient(t.grad.detach().clone()))
+            self._grads_before[id(t)] = (t, None)
         self._handles += [register_module_forward_pre_hook(self._enter_module),
                           register_module_forward_hook(self._exit_module, always_call=True)]
         for name, is_grad in (("backward", False), ("grad", True)):
@@ -228,12 +239,21 @@ class LeanRecorder:
         self._records = Records()
 
 
+def _unseen_by_modes(func, *args):
+    """`func(*args)` with no torch function mode seeing its calls (a device context's or the user's own)."""
+    if not torch._C._len_torch_function_stack():
+        return func(*args)
+    with torch_function_disabled():
+        return func(*args)
+
+
 def _chronological(order: list, done: dict) -> list:
     """The nodes in the order autograd made them, if that puts inputs first (it does unless threads made them)."""
     by_number = sorted(order, key=lambda node: node._sequence_nr())
-    placed = set(done)
+    placed = set()
     for node in by_number:
-        if any(n not in placed for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE):
+        if any(n not in placed and n not in done for n, _ in node.next_functions
+               if n is not None and n.__class__ is not _ACCUMULATE):
             return order
         placed.add(node)
     return by_number
@@ -312,7 +332,7 @@ class _GraphReader:
             r.versions[rec] = t._version
             self.leaves[id(t)] = rec
             before = self.recorder._grads_before.get(id(t))
-            if before is not None and before[0] is t:
+            if before is not None and before[0] is t and before[1] is not None:
                 r.grads_before[rec] = before[1]
         return rec
 

@@ -205,3 +205,27 @@ def test_cuda_rnn_matches_plain():
         assert torch.equal(namespace[leaf].grad, plain[leaf].grad)
         (node,) = tensor_nodes(result.graph, leaf)
         assert result.graph.nodes[node]["device"].startswith("cuda")
+
+
+USER_MODE = """
+from torch.overrides import TorchFunctionMode
+
+class Count(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        calls.append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+calls = []
+x = torch.ones(3, requires_grad=True)
+with Count():
+    y = x * 2
+    z = y.sum()
+    z.backward()
+"""
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_the_code_s_own_function_mode_sees_only_the_code_s_calls(lean):
+    plain = plain_namespace(USER_MODE)
+    captured, _ = captured_namespace(USER_MODE, lean=lean)
+    assert captured["calls"] == plain["calls"] and "backward" in plain["calls"]
