@@ -1,84 +1,33 @@
 """Capture stage, lean: no per-op recording; torch's own autograd graph is the record of the ops.
 
 While the code runs, each assignment keeps the tensor it bound (its `grad_fn` keeps the graph below it alive), a
-hook on it sees its gradient, and `backward()`/`autograd.grad` note their passes. The autograd graph is read once,
-after the run, when `records` is first asked for: the same `Records` as `recorder.Recorder` fills, so every later
-stage works unchanged. What it cannot see: ops off the gradient's path (constants, `.item()`, `detach`, no_grad
-code), values of anonymous intermediates, and the gradient flowing along each edge.
+hook on its autograd node sees its gradient, and `backward()`/`autograd.grad` note their passes. walk.py reads the
+autograd graph once, after the run, when `records` is first asked for: the same `Records` as `recorder.Recorder`
+fills, so every later stage works unchanged. What it cannot see: ops off the gradient's path (constants, `.item()`,
+`detach`, no_grad code), values of anonymous intermediates, and the gradient flowing along each edge.
 """
 from __future__ import annotations
 
-import bisect
 import functools
 from functools import partial
-import re
-import weakref
 
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, deref, kept_gradient
 from .recorder import Records, caller_line
 from .torchstate import torch_function_disabled
+from .walk import Bindings, GraphReader, Seen
 
-__all__ = ["LeanRecorder", "NodeOp", "LEAN_NOTE"]
-
-LEAN_NOTE = ("Lean capture: torch's autograd graph only, so values of named tensors only, no constants, detach, "
-             ".item() or no_grad code, and no gradient flows on edges; run without --lean to record every op.")
+__all__ = ["LeanRecorder"]
 
 _TENSOR = torch.Tensor
-_SMALL = summary.SMALL_NUMEL
 _SEQUENCES = (list, tuple)
-_ACCUMULATE = type(torch.ones(1, requires_grad=True).expand(1).grad_fn.next_functions[0][0])
-_CUSTOM = torch.autograd.function.BackwardCFunction
 _next_sequence_nr = torch._C._autograd._get_sequence_nr
 # Looking at a node makes torch 2.13 keep its Python object, and freeing a long chain of such nodes recurses
 # (hooks.py): between two backward passes that free their graphs, at most this many are looked at while the code
 # runs; reading the graph after the run adds at most MAX_NODE_DEPTH more to any chain.
 _LOOK_BUDGET = MAX_NODE_DEPTH // 2
-
-
-class NodeOp:
-    """Stands in `Records.funcs` for the torch op behind an autograd node: `TanhBackward0` is `tanh`."""
-
-    __module__ = "torch"
-
-    def __init__(self, node_class: type):
-        name = re.sub(r"Backward\d*$", "", node_class.__name__)
-        if issubclass(node_class, _CUSTOM):
-            self.__name__ = f"{name}.apply"
-        else:
-            self.__name__ = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-        self.__qualname__ = self.__name__
-
-    def __repr__(self) -> str:
-        return f"<op {self.__name__}>"
-
-
-_NODE_OPS: dict = {}
-
-
-def _node_op(node_class: type) -> NodeOp:
-    _NODE_OPS[node_class] = op = NodeOp(node_class)
-    return op
-
-
-class _Seen:
-    """One tensor the code bound to a name or started a backward pass from: kept until the graph is read."""
-
-    __slots__ = ("obj", "version", "grad_fn", "output_nr", "meta", "line")
-
-    def __init__(self, t, grad_fn, line):
-        self.obj = t if t.numel() <= _SMALL else weakref.ref(t)
-        self.version = t._version
-        self.grad_fn = grad_fn  # keeps the graph below it alive; None for leaves, UNREAD past the node budget
-        self.output_nr = t.output_nr
-        self.meta = None if self.obj is t else (t.shape, t.dtype, t.device, t.requires_grad)
-        self.line = line
-
-    def holds(self, t) -> bool:
-        return deref(self.obj) is t and self.version == t._version
 
 
 class LeanRecorder:
@@ -88,21 +37,18 @@ class LeanRecorder:
 
     def __init__(self, filename: str = "<gradmagic>"):
         self.filename = filename
-        self._seen: list = []  # _Seen, in the order the code bound them
-        self._by_id: dict = {}  # id(tensor) -> index in _seen of its latest binding
-        self._labels: list = []  # (index in _seen, (name, line, expression))
-        self._grads: list = []  # (pass, index in _seen, value, version, numel)
-        self._passes: list = []  # (kind, root indices, input indices)
+        self.bindings = Bindings()
+        b = self.bindings  # its lists, by short names for the hot path
+        self._seen, self._labels, self._grads, self._passes, self._grads_before = \
+            b.seen, b.labels, b.grads, b.passes, b.grads_before
+        self._by_id: dict = {}  # id(tensor) -> index in bindings.seen of its latest binding
         self._pass: int | None = None
         self._looked_at = 0  # autograd nodes looked at since a backward pass last freed a graph
-        self._notes: list = []
         self._handles: list = []
-        self._spans: list = []  # [module, first node number, end] per module call, in call order
-        self._open: list = []
+        self._open: list = []  # indices in bindings.spans of the module calls under way
         self._patched: dict = {}
         self._records: Records | None = None
-        self._grads_before: dict = {}  # id(leaf) -> (leaf, its .grad before the first backward pass through it)
-        self._reader: _GraphReader | None = None
+        self._reader: GraphReader | None = None
 
     @property
     def passes(self) -> int:
@@ -136,16 +82,17 @@ class LeanRecorder:
             self._handles.append(grad_fn.register_prehook(partial(self._on_grads, index, t.output_nr)))
         else:
             grad_fn = self._past_budget()
-        self._seen.append(_Seen(t, grad_fn, line))
+        self._seen.append(Seen(t, grad_fn, line))
         self._by_id[id(t)] = index
         return index
 
     def _past_budget(self):
         """UNREAD, and a note the first time: see _LOOK_BUDGET."""
-        if not self._notes:
-            self._notes.append(f"More than {_LOOK_BUDGET:,} tensors were named without a backward pass in between; "
-                               f"the lean capture stopped reading their autograd graph there (torch 2.13 can crash "
-                               f"freeing a long chain of nodes once they were looked at from Python).")
+        if not self.bindings.notes:
+            self.bindings.notes.append(
+                f"More than {_LOOK_BUDGET:,} tensors were named without a backward pass in between; the lean capture "
+                f"stopped reading their autograd graph there (torch 2.13 can crash freeing a long chain of nodes once "
+                f"they were looked at from Python).")
         return UNREAD
 
     def _on_grads(self, index, output_nr, grad_outputs):
@@ -174,18 +121,20 @@ class LeanRecorder:
     def _note_grads_before(self) -> None:
         """Before the first pass: the .grad of each leaf known so far (the code may have reset it since the start)."""
         for key, (t, _) in list(self._grads_before.items()):
-            if t.grad is None:
+            if not t.is_leaf or t.grad is None:  # an in-place op can give a leaf a grad_fn
                 del self._grads_before[key]
             else:  # it may accumulate in place
                 self._grads_before[key] = (t, kept_gradient(t.grad.detach().clone()))
 
     def _enter_module(self, module, args):
-        self._open.append(len(self._spans))
-        self._spans.append([module, _next_sequence_nr(), None])
+        spans = self.bindings.spans
+        self._open.append(len(spans))
+        spans.append([module, _next_sequence_nr(), None])
 
     def _exit_module(self, module, args, output):
-        if self._open and self._spans[self._open[-1]][0] is module:
-            self._spans[self._open.pop()][2] = _next_sequence_nr()
+        spans = self.bindings.spans
+        if self._open and spans[self._open[-1]][0] is module:
+            spans[self._open.pop()][2] = _next_sequence_nr()
 
     # ---- start and stop -----------------------------------------------------------------------
 
@@ -216,7 +165,7 @@ class LeanRecorder:
     def records(self) -> Records:
         """The autograd graph below everything the code bound, read once into the recorder's columns."""
         if self._records is None:
-            self._reader = _GraphReader(self)
+            self._reader = GraphReader(self.bindings)
             self._records = self._reader.read()
         return self._records
 
@@ -234,8 +183,7 @@ class LeanRecorder:
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
-        self._seen, self._by_id, self._labels, self._grads, self._passes, self._spans = [], {}, [], [], [], []
-        self._grads_before, self._reader = {}, None
+        self.__init__(self.filename)
         self._records = Records()
 
 
@@ -245,18 +193,6 @@ def _unseen_by_modes(func, *args):
         return func(*args)
     with torch_function_disabled():
         return func(*args)
-
-
-def _chronological(order: list, done: dict) -> list:
-    """The nodes in the order autograd made them, if that puts inputs first (it does unless threads made them)."""
-    by_number = sorted(order, key=lambda node: node._sequence_nr())
-    placed = set()
-    for node in by_number:
-        if any(n not in placed and n not in done for n, _ in node.next_functions
-               if n is not None and n.__class__ is not _ACCUMULATE):
-            return order
-        placed.add(node)
-    return by_number
 
 
 def _frees_graph(is_grad: bool, args, kwargs) -> bool:
@@ -274,142 +210,3 @@ def _leaves_with_grad(namespace: dict):
         for t in tensors:
             if isinstance(t, _TENSOR) and t.is_leaf and t.grad is not None:
                 yield t
-
-
-class _GraphReader:
-    """Walks the autograd graph below each binding, in binding order, turning nodes into ops and records."""
-
-    def __init__(self, recorder: LeanRecorder):
-        self.recorder = recorder
-        self.records = Records()
-        self.outputs: dict = {}  # (autograd node, output_nr) -> record
-        self.leaves: dict = {}  # id(leaf) -> record
-        self.ops: dict = {}  # autograd node -> op
-        self.numbers: list = []  # per op: the node's sequence number (when autograd made it)
-        self.record_of: list = []  # index in the recorder's _seen -> record
-        self.deepest = 0
-        self.stopped = False
-
-    def read(self) -> Records:
-        self.record_of = rec_of = [self._record(seen) for seen in self.recorder._seen]
-        r = self.records
-        r.labels = [(rec_of[index], info) for index, info in self.recorder._labels]
-        r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
-                    for kind, roots, wrt in self.recorder._passes]
-        r.grads = [(pass_index, rec_of[index], *kept) for pass_index, index, *kept in self.recorder._grads]
-        self._assign_modules()
-        r.notes += [*self.recorder._notes, LEAN_NOTE]
-        return r
-
-    def _record(self, seen: _Seen) -> int:
-        t = deref(seen.obj)
-        if seen.grad_fn is None or seen.grad_fn is UNREAD or self.stopped:
-            rec = self._held(t, seen)
-        else:
-            key = (seen.grad_fn, seen.output_nr)
-            if key not in self.outputs:
-                self._walk(seen.grad_fn, seen.line)
-            rec = self.outputs.get(key)
-            if rec is None:  # past the node budget
-                rec = self._held(t, seen)
-        r = self.records
-        r.objs[rec], r.versions[rec] = seen.obj, seen.version
-        return rec
-
-    def _held(self, t, seen: _Seen | None = None) -> int:
-        """A leaf, a tensor with no autograd history, or one past the node budget (`t` is None once it died)."""
-        r = self.records
-        if t is not None:
-            rec = self.leaves.get(id(t))
-            if rec is not None and deref(r.objs[rec]) is t and r.versions[rec] == t._version:
-                return rec
-        shape, dtype, device, requires_grad = seen.meta if t is None else (t.shape, t.dtype, t.device,
-                                                                            t.requires_grad)
-        grad_fn = UNREAD if seen is not None and seen.grad_fn is not None else None
-        rec = self._new_record(shape, dtype, device, requires_grad, grad_fn, 0, None, 0)
-        if t is not None:
-            r.objs[rec] = t if t.numel() <= _SMALL else weakref.ref(t)
-            r.versions[rec] = t._version
-            self.leaves[id(t)] = rec
-            before = self.recorder._grads_before.get(id(t))
-            if before is not None and before[0] is t and before[1] is not None:
-                r.grads_before[rec] = before[1]
-        return rec
-
-    def _new_record(self, shape, dtype, device, requires_grad, grad_fn, output_nr, producer, depth) -> int:
-        r = self.records
-        r.objs.append(None)
-        r.versions.append(0)
-        r.shapes.append(tuple(shape))
-        r.dtypes.append(dtype)
-        r.devices.append(device)
-        r.requires_grad.append(requires_grad)
-        r.grad_fns.append(grad_fn)
-        r.output_nrs.append(output_nr)
-        r.producers.append(producer)
-        r.depths.append(depth)
-        return len(r.objs) - 1
-
-    def _walk(self, root, line) -> None:
-        """Add every node below `root` not seen yet as an op, inputs first (iterative post-order).
-
-        No chain of nodes looked at grows past MAX_NODE_DEPTH (see hooks.py): the walk stops before."""
-        ops, stack, found, order = self.ops, [root], set(), []
-        allowance = MAX_NODE_DEPTH - self.deepest
-        while stack:
-            node = stack.pop()
-            if node is None:  # marker: the node below it has all its inputs added
-                order.append(stack.pop())
-                continue
-            if node in found or node in ops:
-                continue
-            found.add(node)
-            if len(found) > allowance:
-                self._stop()
-                return
-            stack += (node, None)
-            stack += [n for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE]
-        for node in _chronological(order, ops):
-            self._add_op(node, line)
-
-    def _add_op(self, node, line) -> None:
-        r, outputs_of = self.records, self.outputs
-        op = len(r.funcs)
-        inputs, depth = [], 0
-        for slot, (source, nr) in enumerate(node.next_functions):
-            if source is not None:
-                rec = self._held(source.variable) if source.__class__ is _ACCUMULATE else outputs_of[source, nr]
-                inputs += (slot, rec)
-                depth = max(depth, r.depths[rec])
-        self.deepest = max(self.deepest, depth + 1)
-        outputs = []
-        for nr, meta in enumerate(node._input_metadata):
-            rec = self._new_record(meta.shape, meta.dtype, meta.device, True, node, nr, op, depth + 1)
-            outputs_of[node, nr] = rec
-            outputs.append(rec)
-        self.ops[node] = op
-        self.numbers.append(node._sequence_nr())
-        r.funcs.append(_NODE_OPS.get(node.__class__) or _node_op(node.__class__))
-        r.inputs.append(tuple(inputs))
-        r.consts.append(())
-        r.outputs.append(tuple(outputs))
-        r.grad_enabled.append(True)
-        r.modules.append(None)
-        r.lines.append(line)
-        r.results.append(None)
-
-    def _stop(self) -> None:
-        self.stopped = True
-        self.records.notes.append(
-            f"This cell's autograd graph is more than {MAX_NODE_DEPTH:,} nodes deep; the lean capture stopped reading "
-            f"it there (torch 2.13 can crash freeing a deep chain once its nodes were looked at from Python).")
-
-    def _assign_modules(self) -> None:
-        """Each op's innermost module call: the last call, in call order, whose node numbers hold its node's."""
-        modules = self.records.modules
-        order = sorted(range(len(self.numbers)), key=self.numbers.__getitem__)
-        numbers = [self.numbers[op] for op in order]
-        for module, first, end in self.recorder._spans:
-            stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
-            for position in range(bisect.bisect_left(numbers, first), stop):
-                modules[order[position]] = module

@@ -8,7 +8,7 @@ import torch
 
 import gradmagic
 from gradmagic.graph import tensor_nodes
-from gradmagic.lean import LEAN_NOTE, NodeOp
+from gradmagic.walk import LEAN_NOTE, NodeOp
 from helpers import assert_same, captured_namespace, plain_namespace
 from programs import SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
 
@@ -67,7 +67,8 @@ def test_seed_graph_is_torch_s_own_autograd_graph_node_by_node():
 
 
 def test_seed_values_and_gradients_match_plain_torch():
-    plain = plain_namespace(SEED_3.replace("z.backward()", "y.retain_grad()\nb.retain_grad()\nz.retain_grad()\nz.backward()"))
+    retained = "y.retain_grad()\nb.retain_grad()\nz.retain_grad()\nz.backward()"
+    plain = plain_namespace(SEED_3.replace("z.backward()", retained))
     captured, result = captured_namespace(SEED_3, lean=True)
     for name in "axybz":
         node = result.tensor(name)
@@ -229,3 +230,11 @@ def test_the_code_s_own_function_mode_sees_only_the_code_s_calls(lean):
     plain = plain_namespace(USER_MODE)
     captured, _ = captured_namespace(USER_MODE, lean=lean)
     assert captured["calls"] == plain["calls"] and "backward" in plain["calls"]
+
+
+def test_a_leaf_written_in_place_before_the_pass_is_no_leaf_any_more():
+    source = "x = torch.ones(3, requires_grad=True)\ny = torch.zeros(3)\ny[1] = x[0] * 5\nz = y.sum()\nz.backward()"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reading .grad of the non-leaf y would warn
+        result = gradmagic.run(source, {"torch": torch}, lean=True)
+    assert result.tensor("x")["grad"] == [5.0, 0.0, 0.0]

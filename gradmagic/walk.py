@@ -1,0 +1,234 @@
+"""Capture stage, lean, after the run: torch's autograd graph below what the code bound, read into Records.
+
+One op per autograd node (`TanhBackward0` is `tanh`), one record per node output (shape, dtype and device from
+the node's metadata), leaves from `AccumulateGrad.variable`. Walks are iterative and never look at a chain of nodes
+longer than MAX_NODE_DEPTH (see hooks.py).
+"""
+from __future__ import annotations
+
+import bisect
+import re
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+
+from . import summary
+from .hooks import MAX_NODE_DEPTH, UNREAD, deref
+from .recorder import Records
+
+__all__ = ["Bindings", "Seen", "GraphReader", "NodeOp", "LEAN_NOTE"]
+
+LEAN_NOTE = ("Lean capture: torch's autograd graph only, so values of named tensors only, no constants, detach, "
+             ".item() or no_grad code, and no gradient flows on edges; run without --lean to record every op.")
+
+_SMALL = summary.SMALL_NUMEL
+_ACCUMULATE = type(torch.ones(1, requires_grad=True).expand(1).grad_fn.next_functions[0][0])
+_CUSTOM = torch.autograd.function.BackwardCFunction
+
+
+class NodeOp:
+    """Stands in `Records.funcs` for the torch op behind an autograd node: `TanhBackward0` is `tanh`."""
+
+    __module__ = "torch"
+
+    def __init__(self, node_class: type):
+        name = re.sub(r"Backward\d*$", "", node_class.__name__)
+        if issubclass(node_class, _CUSTOM):
+            self.__name__ = f"{name}.apply"
+        else:
+            self.__name__ = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        self.__qualname__ = self.__name__
+
+    def __repr__(self) -> str:
+        return f"<op {self.__name__}>"
+
+
+_NODE_OPS: dict = {}
+
+
+def _node_op(node_class: type) -> NodeOp:
+    _NODE_OPS[node_class] = op = NodeOp(node_class)
+    return op
+
+
+class Seen:
+    """One tensor the code bound to a name or started a backward pass from: kept until the graph is read."""
+
+    __slots__ = ("obj", "version", "grad_fn", "output_nr", "meta", "line")
+
+    def __init__(self, t, grad_fn, line):
+        self.obj = t if t.numel() <= _SMALL else weakref.ref(t)
+        self.version = t._version
+        self.grad_fn = grad_fn  # keeps the graph below it alive; None for leaves, UNREAD past the node budget
+        self.output_nr = t.output_nr
+        self.meta = None if self.obj is t else (t.shape, t.dtype, t.device, t.requires_grad)
+        self.line = line
+
+    def holds(self, t) -> bool:
+        return deref(self.obj) is t and self.version == t._version
+
+
+@dataclass
+class Bindings:
+    """What the lean capture kept while the code ran: all the graph reader needs."""
+
+    seen: list = field(default_factory=list)  # Seen, in the order the code bound them
+    labels: list = field(default_factory=list)  # (index in seen, (name, line, expression))
+    grads: list = field(default_factory=list)  # (pass, index in seen, value, version, numel)
+    passes: list = field(default_factory=list)  # (kind, root indices, input indices)
+    spans: list = field(default_factory=list)  # [module, first node number, end] per module call, in call order
+    grads_before: dict = field(default_factory=dict)  # id(leaf) -> (leaf, its .grad before the first pass or None)
+    notes: list = field(default_factory=list)
+
+
+class GraphReader:
+    """Walks the autograd graph below each binding, in binding order, turning nodes into ops and records."""
+
+    def __init__(self, bindings: Bindings):
+        self.bindings = bindings
+        self.records = Records()
+        self.outputs: dict = {}  # (autograd node, output_nr) -> record
+        self.leaves: dict = {}  # id(leaf) -> record
+        self.ops: dict = {}  # autograd node -> op
+        self.numbers: list = []  # per op: the node's sequence number (when autograd made it)
+        self.record_of: list = []  # index in bindings.seen -> record
+        self.deepest = 0
+        self.stopped = False
+
+    def read(self) -> Records:
+        """The Records of everything the bindings reach (once: the reader keeps its indexes for lookups)."""
+        self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
+        r = self.records
+        r.labels = [(rec_of[index], info) for index, info in self.bindings.labels]
+        r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
+                    for kind, roots, wrt in self.bindings.passes]
+        r.grads = [(pass_index, rec_of[index], *kept) for pass_index, index, *kept in self.bindings.grads]
+        self._assign_modules()
+        r.notes += [*self.bindings.notes, LEAN_NOTE]
+        return r
+
+    def _record(self, seen: Seen) -> int:
+        t = deref(seen.obj)
+        if seen.grad_fn is None or seen.grad_fn is UNREAD or self.stopped:
+            rec = self._held(t, seen)
+        else:
+            key = (seen.grad_fn, seen.output_nr)
+            if key not in self.outputs:
+                self._walk(seen.grad_fn, seen.line)
+            rec = self.outputs.get(key)
+            if rec is None:  # past the node budget
+                rec = self._held(t, seen)
+        r = self.records
+        r.objs[rec], r.versions[rec] = seen.obj, seen.version
+        return rec
+
+    def _held(self, t, seen: Seen | None = None) -> int:
+        """A leaf, a tensor with no autograd history, or one past the node budget (`t` is None once it died)."""
+        r = self.records
+        if t is not None:
+            rec = self.leaves.get(id(t))
+            if rec is not None and deref(r.objs[rec]) is t and r.versions[rec] == t._version:
+                return rec
+        shape, dtype, device, requires_grad = seen.meta if t is None else (t.shape, t.dtype, t.device,
+                                                                            t.requires_grad)
+        grad_fn = UNREAD if seen is not None and seen.grad_fn is not None else None
+        rec = self._new_record(shape, dtype, device, requires_grad, grad_fn, 0, None, 0)
+        if t is not None:
+            r.objs[rec] = t if t.numel() <= _SMALL else weakref.ref(t)
+            r.versions[rec] = t._version
+            self.leaves[id(t)] = rec
+            before = self.bindings.grads_before.get(id(t))
+            if before is not None and before[0] is t and before[1] is not None:
+                r.grads_before[rec] = before[1]
+        return rec
+
+    def _new_record(self, shape, dtype, device, requires_grad, grad_fn, output_nr, producer, depth) -> int:
+        r = self.records
+        r.objs.append(None)
+        r.versions.append(0)
+        r.shapes.append(tuple(shape))
+        r.dtypes.append(dtype)
+        r.devices.append(device)
+        r.requires_grad.append(requires_grad)
+        r.grad_fns.append(grad_fn)
+        r.output_nrs.append(output_nr)
+        r.producers.append(producer)
+        r.depths.append(depth)
+        return len(r.objs) - 1
+
+    def _walk(self, root, line) -> None:
+        """Add every node below `root` not seen yet as an op, inputs first (iterative post-order).
+
+        No chain of nodes looked at grows past MAX_NODE_DEPTH (see hooks.py): the walk stops before."""
+        ops, stack, found, order = self.ops, [root], set(), []
+        allowance = MAX_NODE_DEPTH - self.deepest
+        while stack:
+            node = stack.pop()
+            if node is None:  # marker: the node below it has all its inputs added
+                order.append(stack.pop())
+                continue
+            if node in found or node in ops:
+                continue
+            found.add(node)
+            if len(found) > allowance:
+                self._stop()
+                return
+            stack += (node, None)
+            stack += [n for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE]
+        for node in _chronological(order, ops):
+            self._add_op(node, line)
+
+    def _add_op(self, node, line) -> None:
+        r, outputs_of = self.records, self.outputs
+        op = len(r.funcs)
+        inputs, depth = [], 0
+        for slot, (source, nr) in enumerate(node.next_functions):
+            if source is not None:
+                rec = self._held(source.variable) if source.__class__ is _ACCUMULATE else outputs_of[source, nr]
+                inputs += (slot, rec)
+                depth = max(depth, r.depths[rec])
+        self.deepest = max(self.deepest, depth + 1)
+        outputs = []
+        for nr, meta in enumerate(node._input_metadata):
+            rec = self._new_record(meta.shape, meta.dtype, meta.device, True, node, nr, op, depth + 1)
+            outputs_of[node, nr] = rec
+            outputs.append(rec)
+        self.ops[node] = op
+        self.numbers.append(node._sequence_nr())
+        r.funcs.append(_NODE_OPS.get(node.__class__) or _node_op(node.__class__))
+        r.inputs.append(tuple(inputs))
+        r.consts.append(())
+        r.outputs.append(tuple(outputs))
+        r.grad_enabled.append(True)
+        r.modules.append(None)
+        r.lines.append(line)
+        r.results.append(None)
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self.records.notes.append(
+            f"This cell's autograd graph is more than {MAX_NODE_DEPTH:,} nodes deep; the lean capture stopped reading "
+            f"it there (torch 2.13 can crash freeing a deep chain once its nodes were looked at from Python).")
+
+    def _assign_modules(self) -> None:
+        """Each op's innermost module call: the last call, in call order, whose node numbers hold its node's."""
+        modules = self.records.modules
+        order = sorted(range(len(self.numbers)), key=self.numbers.__getitem__)
+        numbers = [self.numbers[op] for op in order]
+        for module, first, end in self.bindings.spans:
+            stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
+            for position in range(bisect.bisect_left(numbers, first), stop):
+                modules[order[position]] = module
+
+
+def _chronological(order: list, done: dict) -> list:
+    """The nodes in the order autograd made them, if that puts inputs first (it does unless threads made them)."""
+    by_number = sorted(order, key=lambda node: node._sequence_nr())
+    placed = set()
+    for node in by_number:
+        if any(n not in placed and n not in done for n, _ in node.next_functions
+               if n is not None and n.__class__ is not _ACCUMULATE):
+            return order
+        placed.add(node)
+    return by_number
