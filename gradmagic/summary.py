@@ -22,32 +22,26 @@ def is_small(t: torch.Tensor) -> bool:
 
 
 def stats_vector(t: torch.Tensor) -> torch.Tensor:
-    """min, max, mean, std, norm, nan and inf counts of `t`, computed on its device without a sync.
+    """min, max, sum, norm, nan and inf counts of `t` (float64), computed on its device without a sync.
 
-    Three passes over the data (aminmax, sum, norm); mean and std follow from the sum and the sum of squares.
-    On the CPU, where reading a number costs nothing, the nan/inf counts are only computed when min or max
-    says there are some.
+    Three passes over the data (aminmax, sum, norm); stats_dicts derives mean and std from the sum and the sum of
+    squares on the host, so a GPU launches few kernels here. On the CPU, where reading a number costs nothing,
+    the nan/inf counts are only computed when min or max says there are some.
     """
     x = t.detach()
     if x.is_complex():
         x = x.abs()
     if not x.is_floating_point() or x.element_size() < 4:
         x = x.to(torch.float32 if x.element_size() < 4 and x.is_floating_point() else torch.float64)
-    n = x.numel()
     lo, hi = torch.aminmax(x)
     head = torch.stack([lo, hi, x.sum(), torch.linalg.vector_norm(x)]).to(torch.float64)
     if x.device.type == "cpu":
-        lo_, hi_, total, norm = head.tolist()
-        clean = math.isfinite(lo_) and math.isfinite(hi_)
-        nan, inf = (0, 0) if clean else (int(torch.isnan(x).sum()), int(torch.isinf(x).sum()))
-        mean = total / n
-        std = math.sqrt(max(norm * norm - n * mean * mean, 0.0) / (n - 1)) if n > 1 else float("nan")
-        return torch.tensor([lo_, hi_, mean, std, norm, nan, inf], dtype=torch.float64)
-    total, norm = head[2], head[3]
-    mean = total / n
-    std = ((norm * norm - n * mean * mean).clamp_min(0) / max(n - 1, 1)).sqrt()
+        numbers = head.tolist()
+        clean = math.isfinite(numbers[0]) and math.isfinite(numbers[1])
+        counts = (0, 0) if clean else (int(torch.isnan(x).sum()), int(torch.isinf(x).sum()))
+        return torch.tensor([*numbers, *counts], dtype=torch.float64)
     counts = torch.stack([torch.isnan(x).sum(), torch.isinf(x).sum()]).to(torch.float64)
-    return torch.cat([head[:2], torch.stack([mean, std, norm]), counts])
+    return torch.cat([head, counts])
 
 
 def to_python(tensors: list) -> list:
@@ -86,10 +80,12 @@ def stats_dicts(vectors: list, numels: list) -> list:
 def _stats_dict(numbers: list, numel: int) -> dict:
     if len(numbers) == 1:  # a norm_vector
         return {"norm": numbers[0], "numel": numel}
-    stats = dict(zip(STAT_FIELDS, numbers))
-    stats["numel"] = numel
-    stats["nan"], stats["inf"] = int(stats["nan"]), int(stats["inf"])
-    return stats
+    lo, hi, total, norm, nan, inf = numbers
+    mean = total / numel
+    std = math.sqrt(max(norm * norm - numel * mean * mean, 0.0) / (numel - 1)) if numel > 1 else float("nan")
+    if not math.isfinite(total) or not math.isfinite(norm):
+        std = float("nan")
+    return dict(zip(STAT_FIELDS, (lo, hi, mean, std, norm, int(nan), int(inf))), numel=numel)
 
 
 def norm_vector(t: torch.Tensor) -> torch.Tensor:
