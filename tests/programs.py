@@ -35,6 +35,19 @@ class Square(torch.autograd.Function):
         return 2 * x * g
 """
 
+CUDA_NO_SYNC = """
+torch.cuda.set_sync_debug_mode("error")
+w = torch.randn(64, 64, device="cuda", requires_grad=True)
+x = torch.randn(8, 64, device="cuda")
+h = x
+for _ in range(4):
+    h = torch.tanh(h @ w) + 0.5
+small = (h[0, :4] * 2).sum()
+loss = h.pow(2).mean() + small
+loss.backward()
+torch.cuda.set_sync_debug_mode(0)
+"""
+
 CONTROL_FLOW = """
 x = torch.tensor(1.5, requires_grad=True)
 h = x

@@ -10,7 +10,7 @@ import gradmagic
 from gradmagic.graph import tensor_nodes
 from gradmagic.walk import LEAN_NOTE, NodeOp
 from helpers import assert_same, captured_namespace, plain_namespace
-from programs import SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
+from programs import CUDA_NO_SYNC, SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
 
 RNN = """
 h = h0
@@ -188,6 +188,16 @@ def test_a_deep_chain_is_cut_at_the_node_budget_and_freeing_it_does_not_crash():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "freed"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_lean_capture_on_cuda_never_synchronises_the_host():
+    exec(CUDA_NO_SYNC, {"torch": torch})  # the program itself is sync-free, so any sync would be ours
+    namespace = {"torch": torch}
+    result = gradmagic.run(CUDA_NO_SYNC, namespace, lean=True)
+    assert torch.cuda.get_sync_debug_mode() == 0
+    assert result.tensor("w")["grad_stats"]["norm"] == pytest.approx(namespace["w"].grad.norm().item(), rel=1e-5)
+    assert result.tensor("small")["value"] == pytest.approx(namespace["small"].item())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

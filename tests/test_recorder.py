@@ -6,7 +6,7 @@ import torch
 
 import gradmagic
 from gradmagic.graph import tensor_nodes
-from programs import SQUARE_FUNCTION
+from programs import CUDA_NO_SYNC, SQUARE_FUNCTION
 
 
 def _producer_op(graph, node):
@@ -132,20 +132,6 @@ def test_values_summarised_with_stats_when_large():
 def test_integer_tensors_have_values_but_no_gradients():
     result = gradmagic.run("i = torch.tensor([1, 2, 3])\nj = i * 2")
     assert result.tensor("j")["value"] == [2, 4, 6] and result.tensor("j")["grad"] is None
-
-
-CUDA_NO_SYNC = """
-torch.cuda.set_sync_debug_mode("error")
-w = torch.randn(64, 64, device="cuda", requires_grad=True)
-x = torch.randn(8, 64, device="cuda")
-h = x
-for _ in range(4):
-    h = torch.tanh(h @ w) + 0.5
-small = (h[0, :4] * 2).sum()
-loss = h.pow(2).mean() + small
-loss.backward()
-torch.cuda.set_sync_debug_mode(0)
-"""
 
 
 @pytest.mark.cuda
