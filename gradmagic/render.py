@@ -14,7 +14,7 @@ from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Patch
 
-from .collapse import BLOCK_KINDS
+from .blocks import BLOCK_KINDS
 from .edges import EDGE_COLOUR, FLOW_FONT, MARK_COLOUR, draw_edges, edge_flows, edge_texts
 from .graph import ROLES
 from .layout import RANKDIRS, drawing_view, layered_layout, spread_in_order, view_marks

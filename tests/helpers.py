@@ -58,3 +58,13 @@ def _grad(t: torch.Tensor):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # .grad of a non-leaf warns, in both runs alike
         return t.grad
+
+
+def nodes_of_kind(view, kind: str) -> dict:
+    """Node -> attributes of the nodes of one kind, in view order."""
+    return {n: d for n, d in view.nodes(data=True) if d["kind"] == kind}
+
+
+def labels_of(view, kind: str = "tensor") -> list:
+    """Labels of the nodes of one kind, in view order."""
+    return [d["label"] for d in nodes_of_kind(view, kind).values()]

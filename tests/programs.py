@@ -48,6 +48,15 @@ loss.backward()
 torch.cuda.set_sync_debug_mode(0)
 """
 
+LOOP_50 = """
+w = torch.tensor(0.9, requires_grad=True)
+h = torch.tensor(1.0)
+for t in range(50):
+    h = torch.tanh(h * w + 0.1)
+loss = h * 2
+loss.backward()
+"""
+
 CONTROL_FLOW = """
 x = torch.tensor(1.5, requires_grad=True)
 h = x

@@ -6,10 +6,12 @@ import networkx as nx
 import pytest
 
 import gradmagic
-from gradmagic.collapse import DEFAULT_MAX_NODES, fold_loops, group_modules
+from gradmagic.collapse import DEFAULT_MAX_NODES, group_modules
+from gradmagic.loops import fold_loops
 from gradmagic.layout import drawing_view, layered_layout, view_node
 from gradmagic.render import draw_graph
-from tests.programs import SEED_3
+from tests.programs import LOOP_50, SEED_3
+from tests.helpers import labels_of, nodes_of_kind
 
 BLOCKS = """
 import torch.nn as nn
@@ -33,15 +35,6 @@ loss = model(x).pow(2).mean()
 loss.backward()
 """
 
-LOOP_50 = """
-w = torch.tensor(0.9, requires_grad=True)
-h = torch.tensor(1.0)
-for t in range(50):
-    h = torch.tanh(h * w + 0.1)
-loss = h * 2
-loss.backward()
-"""
-
 SHARED_CELL = """
 import torch.nn as nn
 cell = nn.Linear(3, 3)
@@ -50,17 +43,6 @@ for t in range(6):
     h = torch.tanh(cell(h))
 h.sum().backward()
 """
-
-NESTED = """
-w = torch.tensor(0.9, requires_grad=True)
-h = torch.tensor(1.0)
-for e in range(4):
-    for t in range(10):
-        h = h * w
-    h = h + 1
-h.backward()
-"""
-
 
 @pytest.fixture(scope="module")
 def blocks():
@@ -72,16 +54,6 @@ def loop_50():
     return gradmagic.run(LOOP_50).graph
 
 
-def _kind(view, kind: str) -> dict:
-    """Node -> attributes of the nodes of one kind, in view order."""
-    return {n: d for n, d in view.nodes(data=True) if d["kind"] == kind}
-
-
-def _labels(view, kind: str = "tensor") -> list:
-    """Labels of the nodes of one kind, in view order."""
-    return [d["label"] for d in _kind(view, kind).values()]
-
-
 def _module_ops(graph, path: str) -> int:
     """Ops the capture attributed to the module at `path` or to modules inside it."""
     return sum(1 for _, d in graph.nodes(data=True)
@@ -90,8 +62,8 @@ def _module_ops(graph, path: str) -> int:
 
 def test_depth_0_draws_one_box_for_the_model(blocks):
     view = drawing_view(blocks, depth=0)
-    assert _labels(view, "cluster") == [f"model  ({_module_ops(blocks, 'model'):,} ops)"]
-    box = next(iter(_kind(view, "cluster")))
+    assert labels_of(view, "cluster") == [f"model  ({_module_ops(blocks, 'model'):,} ops)"]
+    box = next(iter(nodes_of_kind(view, "cluster")))
     assert [view.nodes[n]["name"] for n in view.predecessors(box)] == ["x"]
     assert [view.nodes[n]["label"] for n in view.successors(box)] == ["pow ^2"]
     assert view.graph["hidden_note"].startswith(f"Showing {len(view)} of {len(blocks)} nodes:")
@@ -99,7 +71,7 @@ def test_depth_0_draws_one_box_for_the_model(blocks):
 
 def test_depth_1_draws_one_box_per_block_in_a_chain(blocks):
     view = drawing_view(blocks, depth=1)
-    assert _labels(view, "cluster") == [f"model.{i}  ({_module_ops(blocks, f'model.{i}'):,} ops)" for i in range(3)]
+    assert labels_of(view, "cluster") == [f"model.{i}  ({_module_ops(blocks, f'model.{i}'):,} ops)" for i in range(3)]
     chain = [view.nodes[n]["label"].split()[0] for n in nx.topological_sort(view)]
     assert chain == ["x₁", "model.0", "model.1", "model.2", "pow", "mean", "loss"]
 
@@ -107,8 +79,8 @@ def test_depth_1_draws_one_box_per_block_in_a_chain(blocks):
 def test_no_tensor_inside_a_box_is_left_drawn(blocks):
     for depth in (0, 1, 2):
         view = drawing_view(blocks, depth=depth)
-        boxes = _kind(view, "cluster")
-        for node, data in _kind(view, "tensor").items():
+        boxes = nodes_of_kind(view, "cluster")
+        for node, data in nodes_of_kind(view, "tensor").items():
             made_by, used_by = set(view.predecessors(node)), set(view.successors(node))
             assert not (len(made_by) == 1 and made_by <= set(boxes) and used_by <= made_by), (depth, data["label"])
             assert not (data["param"] or "").startswith("model."), (depth, data["label"])  # parameters go inside
@@ -116,33 +88,8 @@ def test_no_tensor_inside_a_box_is_left_drawn(blocks):
 
 def test_each_call_of_a_shared_module_is_its_own_box():
     view = drawing_view(gradmagic.run(SHARED_CELL).graph, depth=0, max_nodes=1000)
-    assert _labels(view, "cluster") == [f"cell · call {i}  (1 op)" for i in range(1, 7)]
+    assert labels_of(view, "cluster") == [f"cell · call {i}  (1 op)" for i in range(1, 7)]
     assert nx.is_directed_acyclic_graph(view)
-
-
-def test_a_50_step_loop_folds_into_one_block(loop_50):
-    view = drawing_view(loop_50)
-    assert _labels(view, "loop") == ["loop ×49 more (line 5)"]
-    assert {"h₂", "h₅₁", "loss"} <= set(_labels(view)) and "h₃" not in _labels(view)
-    assert len(view) <= 15 and nx.is_directed_acyclic_graph(view)
-    assert "a loop of 50 iterations folded (line 5)" in view.graph["hidden_note"]
-
-
-def test_the_loop_block_joins_the_first_and_last_step(loop_50):
-    view = drawing_view(loop_50)
-    block = next(iter(_kind(view, "loop")))
-    name = {n: d["label"] for n, d in view.nodes(data=True)}
-    assert sorted(name[n] for n in view.predecessors(block)) == ["h₂", "w"]
-    assert [name[n] for n in view.successors(block)] == ["h₅₁"]
-    assert view.edges[next(n for n in view.predecessors(block) if name[n] == "w"), block]["count"] == 49
-
-
-def test_nested_loops_fold_inside_out():
-    view = drawing_view(gradmagic.run(NESTED).graph, max_nodes=10)
-    inner, outer = _kind(view, "loop").values()
-    assert (inner["label"], inner["caption"]) == ("loop ×9 more (line 6)", "each: mul")
-    assert (outer["label"], outer["caption"]) == ("loop ×3 more (lines 6–7)", "each: mul → loop ×10 → add")
-    assert "2 loops of 10 and 4 iterations folded (lines 6–7)" in view.graph["hidden_note"]
 
 
 def test_max_nodes_collapses_until_it_fits_and_says_so(blocks):
@@ -157,7 +104,7 @@ def test_max_nodes_collapses_until_it_fits_and_says_so(blocks):
 
 def test_small_graphs_are_not_collapsed():
     view = drawing_view(gradmagic.run(SEED_3).graph)
-    assert not _kind(view, "cluster") and not _kind(view, "loop") and view.graph["hidden_note"] is None
+    assert not nodes_of_kind(view, "cluster") and not nodes_of_kind(view, "loop") and view.graph["hidden_note"] is None
 
 
 def test_show_all_disables_collapsing(loop_50, blocks):
@@ -225,18 +172,6 @@ def test_a_20000_node_chain_draws_without_recursion():
     finally:
         sys.setrecursionlimit(limit)
     assert len(full) == 20001 and len(folded) < 10 and positions["t10000"][0] == 20000
-
-
-def test_folding_keeps_every_flow_and_where_each_node_went(loop_50):
-    view = drawing_view(loop_50)
-    w = next(n for n, d in view.nodes(data=True) if d.get("label") == "w")
-    drawn = sum(f for _, _, d in view.out_edges(w, data=True) for f in d["flows"])
-    assert drawn == pytest.approx(sum(d["flow"] for _, _, d in loop_50.out_edges(w, data=True)))
-    assert drawn == pytest.approx(loop_50.nodes[w]["grad"], rel=1e-5)  # dloss/dw: the sum over all 50 steps
-    block = next(n for n, d in view.nodes(data=True) if d["kind"] == "loop")
-    tanh = [view_node(view, n) for n, d in loop_50.nodes(data=True) if d.get("op") == "tanh"]
-    assert tanh[0] in view and tanh[1:] == [block] * 49  # the first step stays drawn, the block stands for the rest
-    assert all(view_node(view, n) in view for n in loop_50 if view_node(view, n) is not None)
 
 
 def test_module_boxes_stand_for_their_parameters(blocks):
