@@ -14,6 +14,7 @@ from functools import partial
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
+from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, deref, kept_gradient
 from .recorder import Records, caller_line
 from .torchstate import torch_function_disabled
@@ -97,8 +98,8 @@ class LeanRecorder:
 
     def _on_grads(self, index, output_nr, grad_outputs):
         grad = grad_outputs[output_nr]
-        if grad is not None and self._pass is not None:
-            self._grads.append((self._pass, index, *_unseen_by_modes(kept_gradient, grad)))
+        if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
+            self._grads.append((self._pass, index, *_unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
         """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
