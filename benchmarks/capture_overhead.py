@@ -97,8 +97,12 @@ def time_once(fn, device: str) -> float:
 KINDS = ("plain", "full", "full+graph", "lean", "lean+graph")
 
 
-def measure(source: str, namespace, repeats: int, device: str = "cpu") -> dict:
-    """Median seconds of each kind of run, alternating so all see the same machine state."""
+def measure(source: str, namespace, repeats: int, device: str = "cpu") -> tuple[dict, dict]:
+    """Median seconds of each kind of run, and the median of its ratios to the plain run of the same round.
+
+    The kinds alternate within each round, so a ratio compares runs made seconds apart: drifts of the machine
+    (other tenants, clock) cancel out of it, which they do not from a ratio of medians.
+    """
     code = compile(source, "<plain>", "exec")
 
     def plain_run():
@@ -116,7 +120,8 @@ def measure(source: str, namespace, repeats: int, device: str = "cpu") -> dict:
     for _ in range(repeats):
         for kind in KINDS:
             times[kind].append(time_once(runs[kind], device))
-    return {kind: statistics.median(values) for kind, values in times.items()}
+    ratios = {kind: statistics.median(t / p for t, p in zip(values, times["plain"])) for kind, values in times.items()}
+    return {kind: statistics.median(values) for kind, values in times.items()}, ratios
 
 
 def main() -> None:
@@ -126,7 +131,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the programs whose name contains this text")
     args = parser.parse_args()
     where = torch.cuda.get_device_name() if args.device != "cpu" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}, median of {args.repeats}, seconds and ratio to plain")
+    print(f"torch {torch.__version__}, {where}, {args.repeats} rounds: median seconds, median ratio to the plain run "
+          f"of the same round")
     print("full = every op recorded; lean = torch's autograd graph read after the run (--lean); "
           "+graph = also the networkx graph; us/op = extra full-capture time per recorded op")
     print(f"{'program':34} {'plain':>7} {'full':>14} {'lean':>14} {'target':>6} {'full+graph':>14} "
@@ -135,10 +141,10 @@ def main() -> None:
         if args.only.lower() not in name.lower():
             continue
         measure(source, namespace, 1, args.device)  # warm-up
-        t = measure(source, namespace, args.repeats, args.device)
+        t, ratio = measure(source, namespace, args.repeats, args.device)
         ops = len(gradmagic.run(source, namespace(), device=args.device).trace.funcs)
-        cells = "".join(f" {t[kind]:7.3f} {t[kind] / t['plain']:5.2f}x" for kind in ("full", "lean"))
-        graphs = "".join(f" {t[kind]:7.3f} {t[kind] / t['plain']:5.2f}x" for kind in ("full+graph", "lean+graph"))
+        cells = "".join(f" {t[kind]:7.3f} {ratio[kind]:5.2f}x" for kind in ("full", "lean"))
+        graphs = "".join(f" {t[kind]:7.3f} {ratio[kind]:5.2f}x" for kind in ("full+graph", "lean+graph"))
         goal = f"{target:5.1f}x" if target else "     —"
         print(f"{name:34} {t['plain']:7.3f}{cells} {goal}{graphs} {ops:7d} {(t['full'] - t['plain']) / ops * 1e6:6.1f}")
 

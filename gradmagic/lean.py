@@ -16,7 +16,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, deref, kept_gradient
-from .recorder import Records, caller_line
+from .records import Records, caller_line
 from .torchstate import torch_function_disabled
 from .walk import Bindings, GraphReader, Seen
 

@@ -15,7 +15,7 @@ import torch
 
 from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, deref
-from .recorder import Records
+from .records import Records
 
 __all__ = ["Bindings", "Seen", "GraphReader", "NodeOp", "LEAN_NOTE"]
 
