@@ -151,6 +151,12 @@ class LeanRecorder:
             noting = partial(self._backward, original, is_grad)
             setattr(torch.autograd, name, functools.wraps(original)(noting))
 
+    def keep(self, names: dict) -> None:
+        """The non-leaf tensors bound to names as the run ends: their values, where no assignment was labelled."""
+        self.bindings.kept = [value for name, value in names.items()
+                              if isinstance(value, _TENSOR) and not name.startswith("_") and value.grad_fn is not None
+                              and id(value) not in self._by_id]
+
     def stop(self) -> None:
         """Remove every hook and give torch.autograd its own functions back."""
         for name, original in self._patched.items():

@@ -248,3 +248,14 @@ def test_a_leaf_written_in_place_before_the_pass_is_no_leaf_any_more():
         warnings.simplefilter("error")  # reading .grad of the non-leaf y would warn
         result = gradmagic.run(source, {"torch": torch}, lean=True)
     assert result.tensor("x")["grad"] == [5.0, 0.0, 0.0]
+
+
+def test_capture_block_keeps_the_values_of_the_caller_s_tensors():
+    w = torch.ones(3, requires_grad=True)
+    with gradmagic.capture(lean=True) as cap:
+        h = w * 2
+        y = h.sum()
+        y.backward()
+    assert cap.result.tensor("h")["value"] == [2.0, 2.0, 2.0] and cap.result.tensor("y")["value"] == 6.0
+    assert cap.result.tensor("w")["grad"] == [2.0, 2.0, 2.0]
+    assert h.grad_fn is not None and y.grad is None  # nothing of the capture is left on them
