@@ -5,7 +5,6 @@ import math
 from collections import defaultdict
 
 import torch
-from torch._utils import _flatten_dense_tensors  # one C++ call to concatenate many small tensors
 
 __all__ = ["SMALL_NUMEL", "STAT_FIELDS", "is_small", "stats_vector", "norm_vector", "to_python", "stats_dicts"]
 
@@ -45,30 +44,12 @@ def stats_vector(t: torch.Tensor) -> torch.Tensor:
 
 
 def to_python(tensors: list) -> list:
-    """Python values for a list of small tensors (non-tensors pass through), one host copy per device."""
-    out = _to_host(tensors)
-    groups = defaultdict(list)
-    for i, t in enumerate(out):
-        if isinstance(t, torch.Tensor):
-            groups[t.dtype].append(i)
-    for indices in groups.values():
-        with torch.no_grad():
-            flat = _flatten_dense_tensors([out[i] for i in indices]).tolist()
-        start = 0
-        for i in indices:
-            shape, n = out[i].shape, out[i].numel()
-            out[i] = _nested(flat[start:start + n], shape) if n else out[i].tolist()
-            start += n
-    return out
+    """Python values for a list of small tensors (non-tensors pass through), one host copy per device.
 
-
-def _nested(flat: list, shape) -> object:
-    """A flat list shaped like `tolist()` would return it (a number for 0-d)."""
-    if not shape:
-        return flat[0]
-    for size in reversed(shape[1:]):
-        flat = [flat[i:i + size] for i in range(0, len(flat), size)]
-    return flat
+    On the host each tensor's own `tolist()` (C++ building the nested lists) is about twice as fast as one
+    concatenation split up again in Python.
+    """
+    return [t.tolist() if isinstance(t, torch.Tensor) else t for t in _to_host(tensors)]
 
 
 def stats_dicts(vectors: list, numels: list) -> list:
