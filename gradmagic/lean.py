@@ -8,8 +8,7 @@ fills, so every later stage works unchanged. What it cannot see: ops off the gra
 """
 from __future__ import annotations
 
-import functools
-from functools import partial
+from functools import partial, wraps
 
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
@@ -149,7 +148,7 @@ class LeanRecorder:
             original = getattr(torch.autograd, name)
             self._patched[name] = original
             noting = partial(self._backward, original, is_grad)
-            setattr(torch.autograd, name, functools.wraps(original)(noting))
+            setattr(torch.autograd, name, wraps(original)(noting))
 
     def keep(self, names: dict) -> None:
         """The non-leaf tensors bound to names as the run ends: their values, where no assignment was labelled."""
