@@ -5,15 +5,15 @@ with no `retain_grad`) and the gradient it sends to each input: the flow along e
 """
 from __future__ import annotations
 
-import weakref
 from functools import partial
 
 import torch
 
 from . import summary
+from .records import deref
 from .torchstate import torch_function_disabled
 
-__all__ = ["GradientHooks", "kept_gradient", "deref", "as_tensor_list", "UNREAD", "MAX_INNER_NODES",
+__all__ = ["GradientHooks", "kept_gradient", "as_tensor_list", "UNREAD", "MAX_INNER_NODES",
            "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
@@ -22,7 +22,6 @@ MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reci
 # crashes the process when the user later drops it. So gradmagic looks at no node deeper than this many ops.
 MAX_NODE_DEPTH = 20_000
 _TENSOR = torch.Tensor
-_REF = weakref.ref
 
 
 class _Unread:
@@ -163,11 +162,6 @@ def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
     if numel > summary.SMALL_NUMEL:
         return summarise(grad), None, numel
     return grad, grad._version, numel
-
-
-def deref(obj):
-    """A recorded tensor from its slot in `Records.objs` (None once a weakly held one has died)."""
-    return obj() if type(obj) is _REF else obj
 
 
 def as_tensor_list(tensors) -> list:

@@ -14,8 +14,8 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, deref, kept_gradient
-from .records import Records, caller_line
+from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, kept_gradient
+from .records import Records, caller_line, deref
 from .torchstate import torch_function_disabled
 from .walk import Bindings, GraphReader, Seen
 

@@ -15,9 +15,8 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
 
-from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, deref, kept_gradient
-from .records import Records, caller_line
+from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
+from .records import Records, caller_line, deref, held
 from .torchstate import torch_function_disabled
 
 __all__ = ["Recorder", "EXIT_NAMES"]
@@ -42,7 +41,6 @@ _TENSOR = torch.Tensor
 _WRAPPER = types.MethodWrapperType
 _REF = weakref.ref
 _SEQUENCES = (list, tuple)
-_SMALL = summary.SMALL_NUMEL
 _GRAD_ATTRIBUTE = torch.Tensor.grad
 _TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
                                if hasattr(torch.Tensor, name))
@@ -169,10 +167,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def _lookup(self, t) -> int | None:
         """The record of `t` at its current version, or None (new tensor, or changed by an unseen op)."""
         rec = self._latest.get(id(t))
-        if rec is not None:
-            if deref(self.records.objs[rec]) is t and self.records.versions[rec] == t._version:
-                return rec
-        return None
+        return rec if rec is not None and self.records.holds(rec, t) else None
 
     def _resolve(self, t) -> int:
         """The record of `t`, recording it as an outside input if it is new."""
@@ -183,7 +178,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r = self.records
         rec = len(r.versions)
         grad_fn = self._grad_fn(t, depth)
-        r.objs.append(t if t.numel() <= _SMALL else _REF(t))
+        r.objs.append(held(t))
         r.versions.append(t._version)
         r.shapes.append(tuple(t.shape))
         r.dtypes.append(t.dtype)

@@ -2,8 +2,24 @@
 from __future__ import annotations
 
 import sys
+import weakref
 
-__all__ = ["Records", "caller_line"]
+from .summary import SMALL_NUMEL
+
+__all__ = ["Records", "held", "deref", "caller_line"]
+
+_REF = weakref.ref
+
+
+def held(t):
+    """How a record keeps its tensor: the tensor itself while small (its value is read after the run), else a
+    weak reference, so the capture keeps no large tensor alive."""
+    return t if t.numel() <= SMALL_NUMEL else _REF(t)
+
+
+def deref(obj):
+    """A recorded tensor from its slot in `Records.objs` (None once a weakly held one has died)."""
+    return obj() if type(obj) is _REF else obj
 
 
 class Records:
@@ -11,7 +27,7 @@ class Records:
 
     def __init__(self):
         # one entry per tensor version ("record")
-        self.objs: list = []  # the tensor itself while small (its value is read after the run), else a weakref
+        self.objs: list = []  # held(tensor), or None for an anonymous tensor of the lean capture
         self.versions: list = []
         self.shapes: list = []
         self.dtypes: list = []
@@ -41,6 +57,15 @@ class Records:
         self.passes: list = []
         self.grads: list = []
         self.flows: list = []
+
+    def holds(self, rec: int, t) -> bool:
+        """Whether record `rec` is `t` at its current version."""
+        return deref(self.objs[rec]) is t and self.versions[rec] == t._version
+
+    def hold(self, rec: int, t) -> None:
+        """Make record `rec` keep `t` (and its version), for its value after the run."""
+        self.objs[rec] = held(t)
+        self.versions[rec] = t._version
 
 
 def caller_line(filename: str, depth: int, tries: int = 4) -> int | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import summary
-from .hooks import deref
+from .records import deref
 from .recorder import EXIT_NAMES, Recorder
 from .torchstate import torch_function_disabled
 

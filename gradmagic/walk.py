@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import bisect
 import re
-import weakref
 from dataclasses import dataclass, field
 
 import torch
 
-from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, deref
-from .records import Records
+from .hooks import MAX_NODE_DEPTH, UNREAD
+from .records import Records, deref, held
 
 __all__ = ["Bindings", "Seen", "GraphReader", "NodeOp", "LEAN_NOTE"]
 
 LEAN_NOTE = ("Lean capture: torch's autograd graph only, so values of named tensors only, no constants, detach, "
              ".item() or no_grad code, and no gradient flows on edges; run without --lean to record every op.")
 
-_SMALL = summary.SMALL_NUMEL
 _ACCUMULATE = type(torch.ones(1, requires_grad=True).expand(1).grad_fn.next_functions[0][0])
 _CUSTOM = torch.autograd.function.BackwardCFunction
 
@@ -58,7 +55,7 @@ class Seen:
     __slots__ = ("obj", "version", "grad_fn", "output_nr", "meta", "line")
 
     def __init__(self, t, grad_fn, line):
-        self.obj = t if t.numel() <= _SMALL else weakref.ref(t)
+        self.obj = held(t)
         self.version = t._version
         self.grad_fn = grad_fn  # keeps the graph below it alive; None for leaves, UNREAD past the node budget
         self.output_nr = t.output_nr
@@ -116,8 +113,7 @@ class GraphReader:
         for t in self.bindings.kept:
             rec = self.outputs.get((t.grad_fn, t.output_nr))
             if rec is not None and r.objs[rec] is None:
-                r.objs[rec] = t if t.numel() <= _SMALL else weakref.ref(t)
-                r.versions[rec] = t._version
+                r.hold(rec, t)
 
     def _record(self, seen: Seen) -> int:
         t = deref(seen.obj)
@@ -139,15 +135,14 @@ class GraphReader:
         r = self.records
         if t is not None:
             rec = self.leaves.get(id(t))
-            if rec is not None and deref(r.objs[rec]) is t and r.versions[rec] == t._version:
+            if rec is not None and r.holds(rec, t):
                 return rec
         shape, dtype, device, requires_grad = seen.meta if t is None else (t.shape, t.dtype, t.device,
                                                                             t.requires_grad)
         grad_fn = UNREAD if seen is not None and seen.grad_fn is not None else None
         rec = self._new_record(shape, dtype, device, requires_grad, grad_fn, 0, None, 0)
         if t is not None:
-            r.objs[rec] = t if t.numel() <= _SMALL else weakref.ref(t)
-            r.versions[rec] = t._version
+            r.hold(rec, t)
             self.leaves[id(t)] = rec
             before = self.bindings.grads_before.get(id(t))
             if before is not None and before[0] is t and before[1] is not None:
