@@ -11,9 +11,9 @@ import torch
 
 from . import summary
 from .records import deref
-from .torchstate import torch_function_disabled
+from .torchstate import torch_function_disabled, unseen_by_modes
 
-__all__ = ["GradientHooks", "kept_gradient", "as_tensor_list", "UNREAD", "MAX_INNER_NODES",
+__all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "UNREAD", "MAX_INNER_NODES",
            "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
@@ -36,8 +36,7 @@ class GradientHooks:
 
     def _backward(self, func, is_grad: bool, args, kwargs):
         """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots."""
-        roots = as_tensor_list(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
-        wrt = as_tensor_list(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
+        roots, wrt = backward_tensors(is_grad, args, kwargs)
         root_recs = [self._resolve(t) for t in roots]
         input_recs = [self._resolve(t) for t in wrt]
         pass_index = len(self.records.passes)
@@ -144,14 +143,11 @@ class GradientHooks:
         return None
 
     def _on_grad(self, pass_index, entries, grad_outputs):
-        if torch._C._len_torch_function_stack():  # autograd threads may run with our mode active
-            with torch_function_disabled():
-                return self._on_grad(pass_index, entries, grad_outputs)
         grads = self.records.grads
         for output_nr, rec in entries:
             grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
-            if grad is not None:
-                grads.append((pass_index, rec, *kept_gradient(grad)))
+            if grad is not None:  # autograd threads may run with our mode active
+                grads.append((pass_index, rec, *unseen_by_modes(kept_gradient, grad)))
         return None
 
 
@@ -164,7 +160,14 @@ def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
     return grad, grad._version, numel
 
 
-def as_tensor_list(tensors) -> list:
+def backward_tensors(is_grad: bool, args, kwargs) -> tuple[list, list]:
+    """The tensors a backward()/autograd.grad call starts from, and those autograd.grad differentiates by."""
+    roots = _tensors_in(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
+    wrt = _tensors_in(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
+    return roots, wrt
+
+
+def _tensors_in(tensors) -> list:
     """The tensors among a backward call's `tensors`/`inputs` argument (one tensor or a sequence)."""
     if tensors is None:
         return []

@@ -14,9 +14,9 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, as_tensor_list, kept_gradient
+from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, kept_gradient
 from .records import Records, caller_line, deref
-from .torchstate import torch_function_disabled
+from .torchstate import unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -60,7 +60,7 @@ class LeanRecorder:
     def label(self, value, info) -> None:
         """Keep the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
-            self._labels.append((_unseen_by_modes(self._see, value, info[1]), info))
+            self._labels.append((unseen_by_modes(self._see, value, info[1]), info))
         elif isinstance(value, _SEQUENCES) and value and isinstance(value[0], _TENSOR):
             name, line, expr = info
             for i, item in enumerate(value):
@@ -98,23 +98,22 @@ class LeanRecorder:
     def _on_grads(self, index, output_nr, grad_outputs):
         grad = grad_outputs[output_nr]
         if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
-            self._grads.append((self._pass, index, *_unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+            self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
         """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
-        roots = as_tensor_list(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
-        wrt = as_tensor_list(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
+        roots, wrt = backward_tensors(is_grad, args, kwargs)
         line = caller_line(self.filename, 2)
         if not self._passes:
-            _unseen_by_modes(self._note_grads_before)
+            unseen_by_modes(self._note_grads_before)
         self._pass = len(self._passes)
-        self._passes.append(("grad" if is_grad else "backward", [_unseen_by_modes(self._see, t, line) for t in roots],
-                             [_unseen_by_modes(self._see, t, line) for t in wrt]))
+        self._passes.append(("grad" if is_grad else "backward", [unseen_by_modes(self._see, t, line) for t in roots],
+                             [unseen_by_modes(self._see, t, line) for t in wrt]))
         out = func(*args, **kwargs)
         if _frees_graph(is_grad, args, kwargs):
             self._looked_at = 0
         if is_grad:  # autograd.grad hands the inputs' gradients back instead of accumulating them
-            self._grads.extend((self._pass, index, *_unseen_by_modes(kept_gradient, g))
+            self._grads.extend((self._pass, index, *unseen_by_modes(kept_gradient, g))
                                for index, g in zip(self._passes[-1][2], out) if g is not None)
         return out
 
@@ -191,14 +190,6 @@ class LeanRecorder:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.__init__(self.filename)
         self._records = Records()
-
-
-def _unseen_by_modes(func, *args):
-    """`func(*args)` with no torch function mode seeing its calls (a device context's or the user's own)."""
-    if not torch._C._len_torch_function_stack():
-        return func(*args)
-    with torch_function_disabled():
-        return func(*args)
 
 
 def _frees_graph(is_grad: bool, args, kwargs) -> bool:

@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled"]
+__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
 
 
 def check_device(device) -> torch.device | None:
@@ -71,3 +71,12 @@ def pushed_mode(mode):
 def torch_function_disabled():
     """A context in which torch calls skip all function modes (for the capture's own bookkeeping)."""
     return torch._C.DisableTorchFunction()
+
+
+def unseen_by_modes(func, *args):
+    """`func(*args)` with no torch function mode seeing its calls (ours, a device context's or the user's own):
+    for the capture's bookkeeping inside hooks, which autograd may call while modes are active."""
+    if not torch._C._len_torch_function_stack():
+        return func(*args)
+    with torch_function_disabled():
+        return func(*args)
