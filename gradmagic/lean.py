@@ -15,6 +15,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, kept_gradient
+from .naming import item_labels
 from .records import Records, caller_line, deref
 from .torchstate import unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
@@ -22,7 +23,6 @@ from .walk import Bindings, GraphReader, Seen
 __all__ = ["LeanRecorder"]
 
 _TENSOR = torch.Tensor
-_SEQUENCES = (list, tuple)
 _next_sequence_nr = torch._C._autograd._get_sequence_nr
 # Looking at a node makes torch 2.13 keep its Python object, and freeing a long chain of such nodes recurses
 # (hooks.py): between two backward passes that free their graphs, at most this many are looked at while the code
@@ -61,10 +61,9 @@ class LeanRecorder:
         """Keep the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
             self._labels.append((unseen_by_modes(self._see, value, info[1]), info))
-        elif isinstance(value, _SEQUENCES) and value and isinstance(value[0], _TENSOR):
-            name, line, expr = info
-            for i, item in enumerate(value):
-                self.label(item, (f"{name}[{i}]", line, expr))
+        elif isinstance(value, (list, tuple)):  # ints and other values bound in a loop stop here, cheaply
+            for item, item_info in item_labels(value, info):
+                self.label(item, item_info)
 
     def _see(self, t, line) -> int:
         """The index of `t`'s binding (new unless this version was bound before), its gradient hooked."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 import ast
 import builtins
 
-__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook"]
+import torch
+
+__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook", "item_labels"]
 
 #: The builtin the instrumented code calls; a no-op whenever no capture is active.
 LABEL_HOOK = "__gradmagic_label__"
@@ -17,6 +19,14 @@ def install_label_hook(hook) -> None:
     # A builtin rather than a global: functions defined in a cell keep working
     # in later cells without a new name appearing in the user's namespace.
     setattr(builtins, LABEL_HOOK, hook)
+
+
+def item_labels(value, info) -> list:
+    """`[(t0, ("xs[0]", line, expr)), ...]` when an assignment bound a list or tuple of tensors, else []."""
+    if not (isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor)):
+        return []
+    name, line, expr = info
+    return [(item, (f"{name}[{i}]", line, expr)) for i, item in enumerate(value)]
 
 
 def label_assignments(tree: ast.Module, source: str) -> ast.Module:

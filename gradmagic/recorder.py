@@ -16,6 +16,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
 
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
+from .naming import item_labels
 from .records import Records, caller_line, deref, held
 from .torchstate import torch_function_disabled
 
@@ -263,10 +264,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         if isinstance(value, _TENSOR):
             with torch_function_disabled():
                 self.records.labels.append((self._resolve(value), info))
-        elif isinstance(value, _SEQUENCES) and value and isinstance(value[0], _TENSOR):
-            name, line, expr = info
-            for i, item in enumerate(value):
-                self.label(item, (f"{name}[{i}]", line, expr))
+        elif isinstance(value, (list, tuple)):  # ints and other values bound in a loop stop here, cheaply
+            for item, item_info in item_labels(value, info):
+                self.label(item, item_info)
 
     def lookup(self, t) -> int | None:
         """The record of a tensor at its current version, if recorded (for naming after the run)."""

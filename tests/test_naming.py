@@ -37,3 +37,15 @@ def test_instrumented_code_keeps_line_numbers():
     source = "a = 1\n\nb = a + 1\n"
     tree = label_assignments(ast.parse(source), source)
     assert [node.lineno for node in tree.body] == [1, 1, 3, 3]
+
+
+def test_item_labels_name_each_tensor_of_a_bound_sequence():
+    import torch
+
+    from gradmagic.naming import item_labels
+
+    pair = (torch.ones(1), torch.zeros(1))
+    labels = item_labels(pair, ("rows", 3, "x.unbind(0)"))
+    assert [(item is t, info) for (item, info), t in zip(labels, pair)] == \
+        [(True, ("rows[0]", 3, "x.unbind(0)")), (True, ("rows[1]", 3, "x.unbind(0)"))]
+    assert item_labels([1, 2], ("n", 1, "[1, 2]")) == [] and item_labels(torch.ones(2), ("t", 1, "")) == []
