@@ -151,7 +151,7 @@ class LeanRecorder:
     def keep(self, names: dict) -> None:
         """The non-leaf tensors bound to names as the run ends: their values, where no assignment was labelled."""
         self.bindings.kept = [value for name, value in names.items()
-                              if isinstance(value, _TENSOR) and not name.startswith("_") and value.grad_fn is not None
+                              if isinstance(value, _TENSOR) and not name.startswith("_") and not value.is_leaf
                               and id(value) not in self._by_id]
 
     def stop(self) -> None:

@@ -86,13 +86,12 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
             error = exc
             raise
         finally:
-            names = names_from() if names_from else namespace
-            if lean:
-                recorder.keep(names)
             recorder.stop()
             _active.remove(recorder)
             install_label_hook(_active[-1].label if _active else _label)
+            names = names_from() if names_from else namespace
             if lean:  # the autograd graph is read when the result is first used, with the bindings as they are now
+                recorder.keep(names)
                 session.result = Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error),
                                         error=error)
             else:

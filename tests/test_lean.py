@@ -202,13 +202,12 @@ def test_lean_capture_on_cuda_never_synchronises_the_host():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_rnn_matches_plain():
-    plain = {k: v.cuda() if isinstance(v, torch.Tensor) and not v.requires_grad else v
-             for k, v in rnn_namespace().items()}
-    plain.update({k: rnn_namespace()[k].detach().cuda().requires_grad_() for k in ("wx", "wh", "bias")})
+    def on_cuda(namespace: dict) -> dict:
+        return {k: v.detach().cuda().requires_grad_(v.requires_grad) if isinstance(v, torch.Tensor) else v
+                for k, v in namespace.items()}
+
+    plain, namespace = on_cuda(rnn_namespace()), on_cuda(rnn_namespace())
     exec(RNN, plain)
-    namespace = {k: v.cuda() if isinstance(v, torch.Tensor) and not v.requires_grad else v
-                 for k, v in rnn_namespace().items()}
-    namespace.update({k: rnn_namespace()[k].detach().cuda().requires_grad_() for k in ("wx", "wh", "bias")})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = gradmagic.run(RNN, namespace, lean=True)
