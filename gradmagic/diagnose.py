@@ -206,7 +206,8 @@ def _nonleaf_grad_reads(graph) -> list:
     found = []
     for node, line in graph.graph.get("grad_reads", []):
         d, who = graph.nodes[node], _describe(graph, node)
-        shown = f" (gradmagic saw its gradient: {_value(d['grad'], d['grad_stats'])})" if d["grad"] is not None else ""
+        seen = text.shown_grad(d)
+        shown = f" (gradmagic saw its gradient: {_value(*seen)})" if seen != (None, None) else ""
         message = (f"line {line} reads {who}.grad, which is None: {who} is computed from other tensors (not a leaf), "
                    f"and autograd keeps .grad only on leaves{shown}. Call {who}.retain_grad() before backward() "
                    f"to keep it.")

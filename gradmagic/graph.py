@@ -40,9 +40,11 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         passes=len(trace.passes),
         pass_roots=[[f"t{r}" for r in pass_roots] for _, pass_roots, _ in trace.passes],
         pass_kinds=[kind for kind, _, _ in trace.passes],
+        pass_inputs=[[f"t{r}" for r in inputs] for _, _, inputs in trace.passes],
         source=trace.source,
         capture="lean" if trace.lean else "full",
         grad_reads=[[f"t{rec}", line] for rec, line in trace.grad_reads],
+        bindings={name: f"t{rec}" for name, rec in trace.bindings.items()},
         notes=list(trace.notes),
     )
     labels = _display_names(trace)

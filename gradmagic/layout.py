@@ -4,7 +4,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .collapse import check_options, collapse_view
-from .text import tensor_caption
+from .text import shown_grad, tensor_caption
 
 __all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_in_order", "LayeredPositions",
            "RANKDIRS"]
@@ -154,8 +154,9 @@ def _caption_folds(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
 
 
 def _gradient(tensor: dict):
-    """A tensor's last gradient: the exact value, the stats of a large one (with its "norm"), or None."""
-    return tensor.get("grad") if tensor.get("grad") is not None else tensor.get("grad_stats")
+    """A tensor's gradient as shown: the exact value, the stats of a large one (with its "norm"), or None."""
+    value, stats = shown_grad(tensor)
+    return value if value is not None else stats
 
 
 def _edge_differentiable(graph: nx.MultiDiGraph, u, v, data: dict) -> bool:

@@ -8,6 +8,7 @@ fills, so every later stage works unchanged. What it cannot see: ops off the gra
 """
 from __future__ import annotations
 
+import weakref
 from functools import partial, wraps
 
 import torch
@@ -17,7 +18,7 @@ from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, kept_gradient
 from .naming import item_labels
 from .records import Records, caller_line, deref
-from .torchstate import unseen_by_modes
+from .torchstate import gradient_accumulator, unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -47,6 +48,9 @@ class LeanRecorder:
         self._handles: list = []
         self._open: list = []  # indices in bindings.spans of the module calls under way
         self._patched: dict = {}
+        self._accumulators: dict = {}  # leaf's AccumulateGrad node -> its hook (the node kept alive until stop)
+        self._namespace: dict = {}
+        self._modules_hooked: dict = {}
         self._records: Records | None = None
         self._reader: GraphReader | None = None
 
@@ -75,6 +79,8 @@ class LeanRecorder:
             grad_fn = None
             if not self._passes and id(t) not in self._grads_before:  # .grad is read after the run
                 self._grads_before[id(t)] = (t, None)
+            if t.requires_grad:
+                self._hook_leaf(t)
         elif self._looked_at < _LOOK_BUDGET:
             self._looked_at += 1
             grad_fn = t.grad_fn  # its pre-hook sees the gradient of each of its outputs
@@ -94,6 +100,28 @@ class LeanRecorder:
                 f"they were looked at from Python).")
         return UNREAD
 
+    def _hook_leaf(self, t) -> None:
+        """A pre-hook on the leaf's gradient accumulator: its own gradient in each pass (not the accumulated .grad)."""
+        accumulator = gradient_accumulator(t)
+        if accumulator is None or accumulator in self._accumulators:
+            return
+        self._accumulators[accumulator] = accumulator.register_prehook(partial(self._on_leaf_grad, weakref.ref(t)))
+
+    def _on_leaf_grad(self, ref, grad_outputs):
+        t, grad = ref(), grad_outputs[0]
+        if t is not None and grad is not None and self._pass is not None:  # its binding of this version
+            index = unseen_by_modes(self._see, t, None)
+            self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+
+    def _hook_modules(self) -> None:
+        """Hook the parameters of the modules the namespace binds (once each): their gradients per pass."""
+        for value in list(self._namespace.values()):
+            if isinstance(value, torch.nn.Module) and id(value) not in self._modules_hooked:
+                self._modules_hooked[id(value)] = value
+                for p in value.parameters():
+                    if p.requires_grad:
+                        self._hook_leaf(p)
+
     def _on_grads(self, index, output_nr, grad_outputs):
         grad = grad_outputs[output_nr]
         if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
@@ -105,6 +133,7 @@ class LeanRecorder:
         line = caller_line(self.filename, 2)
         if not self._passes:
             unseen_by_modes(self._note_grads_before)
+        unseen_by_modes(self._hook_modules)
         self._pass = len(self._passes)
         self._passes.append(("grad" if is_grad else "backward", [unseen_by_modes(self._see, t, line) for t in roots],
                              [unseen_by_modes(self._see, t, line) for t in wrt]))
@@ -138,7 +167,8 @@ class LeanRecorder:
 
     def start(self, namespace: dict | None = None) -> None:
         """Note each nn.Module call and each backward pass (undone by stop()), and the leaves' .grad before."""
-        for t in _leaves_with_grad(namespace or {}):
+        self._namespace = namespace if namespace is not None else {}
+        for t in _leaves_with_grad(self._namespace):
             self._grads_before[id(t)] = (t, None)
         self._handles += [register_module_forward_pre_hook(self._enter_module),
                           register_module_forward_hook(self._exit_module, always_call=True)]
@@ -148,20 +178,14 @@ class LeanRecorder:
             noting = partial(self._backward, original, is_grad)
             setattr(torch.autograd, name, wraps(original)(noting))
 
-    def keep(self, names: dict) -> None:
-        """The non-leaf tensors bound to names as the run ends: their values, where no assignment was labelled."""
-        self.bindings.kept = [value for name, value in names.items()
-                              if isinstance(value, _TENSOR) and not name.startswith("_") and not value.is_leaf
-                              and id(value) not in self._by_id]
-
     def stop(self) -> None:
         """Remove every hook and give torch.autograd its own functions back."""
         for name, original in self._patched.items():
             setattr(torch.autograd, name, original)
         self._patched = {}
-        for handle in self._handles:
+        for handle in (*self._handles, *self._accumulators.values()):
             handle.remove()
-        self._handles = []
+        self._handles, self._accumulators, self._namespace, self._modules_hooked = [], {}, {}, {}
 
     # ---- after the run ------------------------------------------------------------------------
 

@@ -36,10 +36,37 @@ def label_assignments(tree: ast.Module, source: str) -> ast.Module:
 
 
 class _Labeller(ast.NodeTransformer):
-    """Adds `__gradmagic_label__(name, (name, line, expr))` after assignments."""
+    """Adds `__gradmagic_label__(name, (name, line, expr))` after assignments.
+
+    Names bound inside a function or class defined in the cell are scoped by it (`f.y`, `Net.forward.h`), so they
+    never pass for the cell's own top-level names; `global` names keep their plain name.
+    """
 
     def __init__(self, source: str):
         self.source = source
+        self._scopes: list = []  # (qualified prefix, names declared global there)
+
+    def visit_FunctionDef(self, node):
+        declared = {name for n in ast.walk(node) if isinstance(n, ast.Global) for name in n.names}
+        return self._scoped(node, declared)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        return self._scoped(node, set())
+
+    def _scoped(self, node, declared: set):
+        prefix = f"{self._scopes[-1][0]}{node.name}." if self._scopes else f"{node.name}."
+        self._scopes.append((prefix, declared))
+        try:
+            return self.generic_visit(node)
+        finally:
+            self._scopes.pop()
+
+    def _scoped_name(self, name: str) -> str:
+        if not self._scopes or name in self._scopes[-1][1]:
+            return name
+        return self._scopes[-1][0] + name
 
     def generic_visit(self, node):
         super().generic_visit(node)
@@ -60,8 +87,8 @@ class _Labeller(ast.NodeTransformer):
 
     def _labels_after(self, statement: ast.stmt) -> list:
         if isinstance(statement, ast.Assign):
-            expr = self._text(statement.value)
-            return [label for target in statement.targets for label in self._labels(target, statement, expr)]
+            return [self._label_call(name, statement, expr) for target in statement.targets
+                    for name, expr in self._target_texts(target, statement.value)]
         if isinstance(statement, ast.AugAssign):
             return self._labels(statement.target, statement, self._text(statement))
         if isinstance(statement, ast.AnnAssign) and statement.value is not None:
@@ -71,8 +98,17 @@ class _Labeller(ast.NodeTransformer):
     def _labels(self, target: ast.expr, at: ast.AST, expr: str) -> list:
         return [self._label_call(name, at, expr) for name in _bound_names(target)]
 
+    def _target_texts(self, target: ast.expr, value: ast.expr) -> list:
+        """(name, expression) per bound name: `a, b = f(), g()` gives a `f()` and b `g()`, not both the whole side."""
+        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
+                and len(target.elts) == len(value.elts) \
+                and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts)):
+            return [pair for t, v in zip(target.elts, value.elts) for pair in self._target_texts(t, v)]
+        expr = self._text(value)
+        return [(name, expr) for name in _bound_names(target)]
+
     def _label_call(self, name: str, at: ast.AST, expr: str) -> ast.stmt:
-        info = ast.Constant(value=(name, at.lineno, expr))
+        info = ast.Constant(value=(self._scoped_name(name), at.lineno, expr))
         call = ast.Call(
             func=ast.Name(id=LABEL_HOOK, ctx=ast.Load()),
             args=[ast.Name(id=name, ctx=ast.Load()), info],

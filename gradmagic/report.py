@@ -5,7 +5,7 @@ import html
 
 import networkx as nx
 
-from .text import grad_text, shape_text, value_text
+from .text import grad_text, pass_grad, shape_text, value_text
 
 __all__ = ["COLUMNS", "MAX_ROWS", "table_rows", "text_table", "html_table", "summary_lines"]
 
@@ -14,6 +14,7 @@ COLUMNS = ("name", "expression", "value", "gradient", "shape", "dtype", "device"
 #: Rows shown before the table says how many more there are (the graph keeps them all).
 MAX_ROWS = 40
 SUMMARY_LEAVES = 8
+SUMMARY_PASSES = 3  # passes spelled out: the first and the last ones
 
 
 def table_rows(graph: nx.MultiDiGraph) -> list:
@@ -61,27 +62,45 @@ def html_table(graph: nx.MultiDiGraph) -> str:
 
 
 def summary_lines(graph: nx.MultiDiGraph) -> list:
-    """What backward() was called on and d root / d leaf for each named leaf, or a hint when there was none."""
+    """Per backward pass: what it started from and d root / d leaf for the named leaves on its graph (that pass's
+    own gradient, not the accumulated `.grad`); or a hint when there was no pass."""
     tensors = [d for _, d in graph.nodes(data=True) if d["kind"] == "tensor"]
     if not tensors:
         return ["The cell touched no tensors: nothing to draw."]
     notes = list(graph.graph.get("notes", ()))
-    if not graph.graph["passes"]:
+    passes = graph.graph["passes"]
+    if not passes:
         return notes + ["No backward pass ran: values only, no gradients. Call .backward() on a scalar in the cell, "
                 "or use %%autograd --backward NAME."]
     lines = notes
-    for kind, roots in zip(graph.graph["pass_kinds"], graph.graph["pass_roots"]):
-        names = ", ".join(graph.nodes[r]["label"] or "an unnamed tensor" for r in roots)
-        lines.append(f"{'backward()' if kind == 'backward' else 'torch.autograd.grad'} on {names}")
-    root = graph.nodes[graph.graph["pass_roots"][-1][0]]
-    root_name = root["label"] or "root"
+    if passes <= SUMMARY_PASSES:
+        for i in range(passes):
+            lines += _pass_lines(graph, i)
+    else:  # a training loop: the first pass and the last ones
+        lines += _pass_lines(graph, 0)
+        lines.append(f"… {passes - SUMMARY_PASSES} more backward passes")
+        for i in range(passes - SUMMARY_PASSES + 1, passes):
+            lines += _pass_lines(graph, i)
     leaves = [d for d in tensors if d["name"] and d["is_leaf"] and d["requires_grad"]]
-    reached = [f"d{root_name}/d{d['label']} = {grad_text(d, limit=3)}" for d in leaves if grad_text(d)]
-    missed = [d["label"] for d in leaves if not grad_text(d)]
-    if reached:
-        lines.append(", ".join(reached[:SUMMARY_LEAVES]) + (" …" if len(reached) > SUMMARY_LEAVES else ""))
+    missed = [d["label"] for d in leaves if not d["pass_grads"] and not grad_text(d)]
     if missed:
         lines.append(f"no gradient reached: {', '.join(missed[:SUMMARY_LEAVES])}" + (" …" if len(missed) > SUMMARY_LEAVES else ""))
+    return lines
+
+
+def _pass_lines(graph: nx.MultiDiGraph, index: int) -> list:
+    """`backward() on z` and `dz/dx = 17200, …` for one pass."""
+    kind, roots = graph.graph["pass_kinds"][index], graph.graph["pass_roots"][index]
+    names = ", ".join(graph.nodes[r]["label"] or "an unnamed tensor" for r in roots)
+    several = f" (pass {index + 1})" if graph.graph["passes"] > 1 else ""
+    lines = [f"{'backward()' if kind == 'backward' else 'torch.autograd.grad'} on {names}{several}"]
+    root_name = (graph.nodes[roots[0]]["label"] if roots else None) or "root"
+    wrt = set(graph.graph.get("pass_inputs", [[]] * (index + 1))[index])
+    reached = [d for n, d in graph.nodes(data=True) if d["kind"] == "tensor" and d["label"] and index in d["pass_grads"]
+               and (n in wrt if wrt else d["is_leaf"] and d["requires_grad"])]
+    texts = [f"d{root_name}/d{d['label']} = {value_text(*pass_grad(d, index), limit=3)}" for d in reached]
+    if texts:
+        lines.append(", ".join(texts[:SUMMARY_LEAVES]) + (" …" if len(texts) > SUMMARY_LEAVES else ""))
     return lines
 
 

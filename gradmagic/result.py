@@ -110,11 +110,17 @@ class Result:
                f"{len(self.trace.passes)} backward pass(es)>"
 
     def tensor(self, name: str) -> dict:
-        """The attributes of the last tensor bound to `name` (KeyError if none)."""
-        nodes = tensor_nodes(self.graph, name)
-        if not nodes:
+        """The attributes of the tensor `name` held when the run ended (`model.0.weight`, `xs[0]`), of one
+        version by its label (`w₁`), or of the last tensor a name inside a function was bound to (`f.y`)."""
+        node = self.graph.graph.get("bindings", {}).get(name)
+        if node is None:
+            node = next((n for n in tensor_nodes(self.graph) if self.graph.nodes[n]["label"] == name), None)
+        if node is None:
+            nodes = tensor_nodes(self.graph, name)
+            node = nodes[-1] if nodes else None
+        if node is None:
             raise KeyError(f"no tensor named {name!r}; named: {', '.join(self.names()) or 'none'}")
-        return self.graph.nodes[nodes[-1]]
+        return self.graph.nodes[node]
 
     def names(self) -> list:
         """The names of the named tensors, in the order they were bound."""

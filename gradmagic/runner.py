@@ -11,6 +11,7 @@ import sys
 
 import torch
 
+from .finals import snapshot
 from .lean import LeanRecorder
 from .recorder import Recorder
 from .naming import install_label_hook, label_assignments
@@ -90,19 +91,19 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
             _active.remove(recorder)
             install_label_hook(_active[-1].label if _active else _label)
             names = names_from() if names_from else namespace
-            if lean:  # the autograd graph is read when the result is first used, with the bindings as they are now
-                recorder.keep(names)
-                session.result = Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error),
-                                        error=error)
+            finals = snapshot(names)  # now: a lazy read would see what later code did to the tensors
+            if lean:  # the autograd graph is read when the result is first used
+                session.result = Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error,
+                                                          finals), error=error)
             else:
-                session.result = Result(_resolved(recorder, names, source, error), error=error)
+                session.result = Result(_resolved(recorder, names, source, error, finals), error=error)
             _last[0] = session.result
 
 
-def _resolved(recorder, names: dict, source: str, error) -> Trace:
+def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:
     """The run's Trace; an empty one if that failed after the code itself raised (its exception is the one to see)."""
     try:
-        return resolve(recorder, names, source)
+        return resolve(recorder, names, source, finals)
     except Exception:
         recorder.release()
         if error is None:
@@ -110,9 +111,9 @@ def _resolved(recorder, names: dict, source: str, error) -> Trace:
         return Trace(source=source)
 
 
-def _resolved_lazily(recorder, names: dict, source: str, error) -> Trace:
+def _resolved_lazily(recorder, names: dict, source: str, error, finals: list) -> Trace:
     with gc_frozen():
-        return _resolved(recorder, names, source, error)
+        return _resolved(recorder, names, source, error, finals)
 
 
 @contextlib.contextmanager

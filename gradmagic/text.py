@@ -1,7 +1,7 @@
 """Short human text for values, gradients and tensor nodes, shared by the picture and the table."""
 from __future__ import annotations
 
-__all__ = ["number", "value_text", "grad_text", "tensor_caption", "shape_text", "flatten"]
+__all__ = ["number", "value_text", "grad_text", "shown_grad", "pass_grad", "tensor_caption", "shape_text", "flatten"]
 
 
 def number(x) -> str:
@@ -43,8 +43,24 @@ def value_text(value, stats, *, limit: int = 6) -> str:
 
 
 def grad_text(node: dict, *, limit: int = 6) -> str:
-    """The gradient of a tensor node as text, '' when it got none."""
-    return value_text(node.get("grad"), node.get("grad_stats"), limit=limit)
+    """The tensor's `.grad` as text, else `∂ …` for the gradient that reached it in the last pass, '' for none."""
+    value, stats = shown_grad(node)
+    text = value_text(value, stats, limit=limit)
+    return text if not text or node.get("grad") is not None or node.get("grad_stats") is not None else f"∂ {text}"
+
+
+def shown_grad(node: dict) -> tuple:
+    """(value, stats) of the gradient to show: `.grad` when set, else the last backward pass's gradient."""
+    if node.get("grad") is not None or node.get("grad_stats") is not None:
+        return node.get("grad"), node.get("grad_stats")
+    passes = node.get("pass_grads") or {}
+    return pass_grad(node, max(passes)) if passes else (None, None)
+
+
+def pass_grad(node: dict, pass_index) -> tuple:
+    """(value, stats) of the gradient that reached the tensor in one backward pass ((None, None) if none)."""
+    grad = (node.get("pass_grads") or {}).get(pass_index)
+    return (None, grad) if isinstance(grad, dict) else (grad, None)
 
 
 def shape_text(shape) -> str:
@@ -61,7 +77,7 @@ def tensor_caption(node: dict, *, limit: int = 3) -> str:
     else:
         value = value_text(node.get("value"), None, limit=limit)
         head = f"{name} = {value}" if name and value else name or value or shape_text(node.get("shape"))
-    grad, grad_stats = node.get("grad"), node.get("grad_stats")
+    grad, grad_stats = shown_grad(node)
     if grad_stats is not None:
         return f"{head} · ∇ ‖{number(grad_stats['norm'])}‖"
     if isinstance(grad, list) and len(flatten(grad)) > limit:

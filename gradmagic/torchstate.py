@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
+__all__ = ["gradient_accumulator", "check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
 
 
 def check_device(device) -> torch.device | None:
@@ -80,3 +80,10 @@ def unseen_by_modes(func, *args):
         return func(*args)
     with torch_function_disabled():
         return func(*args)
+
+
+def gradient_accumulator(t):
+    """The AccumulateGrad node of a leaf that requires grad (torch >= 2.2: autograd.graph.get_gradient_edge), or
+    None where this torch lacks it."""
+    get_edge = getattr(torch.autograd.graph, "get_gradient_edge", None)
+    return None if get_edge is None else get_edge(t).node

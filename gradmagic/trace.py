@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import summary
+from .finals import Final, grad_names, module_paths, parameter_paths
 from .records import deref
 from .recorder import EXIT_NAMES, Recorder
 from .torchstate import torch_function_disabled
@@ -42,6 +43,7 @@ class Trace:
     flows: dict = field(default_factory=dict)  # (op, slot) -> {pass: gradient sent along that tensor->op edge}
     grads_before: dict = field(default_factory=dict)  # record -> .grad of a leaf when the run first saw it
     grad_reads: list = field(default_factory=list)  # (record, line) of `.grad` read on a non-leaf
+    bindings: dict = field(default_factory=dict)  # name -> record it holds when the run ended
     notes: list = field(default_factory=list)  # what the capture could not record, in words
     # per op
     funcs: list = field(default_factory=list)
@@ -61,10 +63,14 @@ class Trace:
         return len(self.shapes)
 
 
-def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
-    """Turn what the recorder saw into a Trace, then make it drop every tensor reference."""
+def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list = ()) -> Trace:
+    """Turn what the recorder saw into a Trace, then make it drop every tensor reference.
+
+    `finals` (finals.snapshot of the namespace as the run ended) decide what each name holds: its record,
+    a new one where the tensor changed unseen (lean capture, an op outside the capture), and its `.grad`."""
     r = recorder.records
     with torch_function_disabled():
+        bound = _bind_finals(recorder, r, finals)
         trace = Trace(
             source=source,
             lean=recorder.lean,
@@ -80,7 +86,8 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "") -> Trace:
         )
         _attach_values(trace, r)
         _attach_grads(trace, r)
-        _attach_names(trace, r, recorder, namespace)
+        _attach_finals(trace, bound)
+        _attach_names(trace, r, namespace, bound)
         _attach_ops(trace, r, namespace)
         trace.passes = list(r.passes)
     if not recorder.lean and len(r.funcs) > LEAN_HINT_OPS:
@@ -138,10 +145,6 @@ def _attach_grads(trace: Trace, r) -> None:
     large = [summary.stats_vector(g) if g is not None and not summary.is_small(g) else None for g in leaf_grads]
     numels = [0 if g is None else g.numel() for g in leaf_grads]
     trace.grads, trace.grad_stats = summary.to_python(small), summary.stats_dicts(large, numels)
-    for rec, passes in trace.pass_grads.items():  # non-leaves: the gradient of the last pass that reached them
-        if trace.grads[rec] is None and trace.grad_stats[rec] is None:
-            last = passes[max(passes)]
-            trace.grads[rec], trace.grad_stats[rec] = (None, last) if isinstance(last, dict) else (last, None)
 
 
 def _gradient_values(kept: list) -> list:
@@ -156,28 +159,108 @@ def _gradient_values(kept: list) -> list:
 def _leaf_grad(r, rec):
     """The accumulated .grad a user sees on a leaf, for the leaf's current version only."""
     t = _current(r, rec)
-    return None if t is None or not t.is_leaf else t.grad
+    return None if t is None or not (t.is_leaf or t.retains_grad) else t.grad
 
 
-def _attach_names(trace: Trace, r, recorder: Recorder, namespace: dict) -> None:
+# ---- what the names hold when the run ended -------------------------------------------------------------
+
+
+def _bind_finals(recorder, r, finals: list) -> dict:
+    """Final -> its record: the recorded version when it is the one the names hold, else a new record
+    (an update the capture did not see), linked to the earlier version of the same tensor."""
+    bound, latest = {}, None
+    for final in finals:
+        t = deref(final.obj)
+        rec = recorder.lookup(t) if t is not None else None
+        if rec is not None and deref(r.objs[rec]) is None:  # an anonymous node output of the lean capture
+            r.hold(rec, t)
+        if rec is None or not _holds(r, rec, final):
+            if latest is None:
+                latest = _latest_records(r, {id(deref(f.obj)) for f in finals})
+            rec = _add_record(r, final, latest.get(id(t)) if t is not None else None)
+        r.requires_grad[rec] = final.meta[3]  # `x.requires_grad = True` keeps the version
+        bound[id(final)] = (final, rec)
+    return bound
+
+
+def _holds(r, rec: int, final: Final) -> bool:
+    shape, dtype, device, _ = final.meta
+    return (deref(r.objs[rec]) is deref(final.obj) and r.versions[rec] == final.version
+            and tuple(r.shapes[rec]) == shape and r.dtypes[rec] == dtype and r.devices[rec] == device)
+
+
+def _latest_records(r, ids: set) -> dict:
+    """id(tensor) -> its newest record, for the tensors in `ids` (one pass over the records)."""
+    latest = {}
+    for rec, obj in enumerate(r.objs):
+        t = deref(obj)
+        if t is not None and id(t) in ids:
+            latest[id(t)] = rec
+    return latest
+
+
+def _add_record(r, final: Final, previous: int | None) -> int:
+    shape, dtype, device, requires_grad = final.meta
+    rec = len(r.objs)
+    for column, value in ((r.objs, final.obj), (r.versions, final.version), (r.shapes, shape), (r.dtypes, dtype),
+                          (r.devices, device), (r.requires_grad, requires_grad), (r.grad_fns, final.grad_fn),
+                          (r.output_nrs, final.output_nr), (r.producers, None), (r.depths, 0)):
+        column.append(value)
+    if previous is not None:
+        r.previous[rec] = previous
+    return rec
+
+
+def _attach_finals(trace: Trace, bound: dict) -> None:
+    """The values and `.grad` of the named tensors as they were when the run ended."""
+    finals = [final for final, _ in bound.values()]
+    recs = [rec for _, rec in bound.values()]
+    values = summary.to_python([f.value for f in finals])
+    stats = summary.stats_dicts([f.stats for f in finals], [math.prod(f.meta[0]) for f in finals])
+    grads = _gradient_values([f.grad or (None, None, 0) for f in finals])
+    for final, rec, value, stat, grad in zip(finals, recs, values, stats, grads):
+        if value is not None or stat is not None:
+            trace.values[rec], trace.stats[rec] = value, stat
+        trace.grads[rec], trace.grad_stats[rec] = (None, grad) if isinstance(grad, dict) else (grad, None)
+        trace.bindings.update(dict.fromkeys(final.names, rec))
+
+
+def _attach_names(trace: Trace, r, namespace: dict, bound: dict) -> None:
+    """Each record's names: the cell's assignments, the names it holds at the end first, module paths."""
     for rec, info in r.labels:
         trace.names.setdefault(rec, []).append(info)
     for rec, before in sorted(trace.previous.items()):  # an in-place op keeps the variable's name
         if rec not in trace.names and before in trace.names:
-            trace.names[rec] = trace.names[before][:1]
-    for name, value in namespace.items():
-        if isinstance(value, torch.Tensor) and not name.startswith("_"):
-            rec = recorder.lookup(value)
-            if rec is not None and rec not in trace.names:
-                trace.names[rec] = [(name, None, None)]
-    params = _parameter_paths(namespace)
-    grads = _grad_names(namespace, params)
+            name, line, _ = trace.names[before][0]
+            trace.names[rec] = [(name, line, _changed_by(trace, r, rec))]
+    for final, rec in bound.values():
+        _put_first(trace, rec, final.names)
+    params = parameter_paths(namespace)
+    grads = grad_names([(name, deref(final.obj)) for final, _ in bound.values() for name in final.names
+                        if deref(final.obj) is not None])
     for rec, obj in enumerate(r.objs):
         t = deref(obj)
         if t is not None and id(t) in params:
             trace.params[rec] = params[id(t)]
         elif t is not None and id(t) in grads and rec not in trace.names:
             trace.names[rec] = [(grads[id(t)], None, None)]
+
+
+def _put_first(trace: Trace, rec: int, final_names: list) -> None:
+    """The names a record holds at the end first, then the cell's top-level names, then scoped ones (`f.y`)."""
+    names = trace.names.setdefault(rec, [])
+    known = {name for name, _, _ in names}
+    line, expr = (names[0][1], names[0][2]) if names else (None, None)
+    names += [(name, line, expr) for name in final_names if name not in known and "." not in name]
+    names.sort(key=lambda info: (info[0] not in final_names, "." in info[0]))
+
+
+def _changed_by(trace: Trace, r, rec: int) -> str | None:
+    """The source line of the op that changed a tensor in place (`q.add_(1)`), as the new version's expression."""
+    op = r.producers[rec]
+    line = r.lines[op] if op is not None else None
+    lines = trace.source.splitlines()
+    return lines[line - 1].strip() if line and line <= len(lines) else None
 
 
 def _attach_ops(trace: Trace, r, namespace: dict) -> None:
@@ -194,37 +277,9 @@ def _attach_ops(trace: Trace, r, namespace: dict) -> None:
     trace.results = r.results
 
 
-
-def _parameter_paths(namespace: dict) -> dict:
-    """id(parameter or buffer) -> `model.fc1.weight`, for every nn.Module bound to a name."""
-    paths = {}
-    for name, value in namespace.items():
-        if isinstance(value, torch.nn.Module) and not name.startswith("_"):
-            for path, tensor in (*value.named_parameters(), *value.named_buffers()):
-                paths.setdefault(id(tensor), f"{name}.{path}")
-    return paths
-
-
-def _grad_names(namespace: dict, params: dict) -> dict:
-    """id(x.grad) -> `x.grad` for named tensors and parameters (an optimizer step reads them)."""
-    names = {}
-    tensors = [(name, v) for name, v in namespace.items() if isinstance(v, torch.Tensor) and not name.startswith("_")]
-    for name, value in namespace.items():
-        if isinstance(value, torch.nn.Module) and not name.startswith("_"):
-            tensors += [(f"{name}.{path}", p) for path, p in value.named_parameters()]
-    for name, tensor in tensors:
-        if tensor.is_leaf and tensor.grad is not None:
-            names.setdefault(id(tensor.grad), f"{name}.grad")
-    return names
-
-
 def _module_paths(namespace: dict, modules: list) -> dict:
     """id(module) -> dotted path from a namespace name, or the class name for unnamed modules."""
-    paths = {}
-    for name, value in namespace.items():
-        if isinstance(value, torch.nn.Module) and not name.startswith("_"):
-            for path, module in value.named_modules():
-                paths.setdefault(id(module), f"{name}.{path}" if path else name)
+    paths = module_paths(namespace)
     for module in modules:
         if module is not None and id(module) not in paths:
             paths[id(module)] = type(module).__name__

@@ -77,7 +77,6 @@ class Bindings:
     spans: list = field(default_factory=list)  # [module, first node number, end] per module call, in call order
     grads_before: dict = field(default_factory=dict)  # id(leaf) -> (leaf, its .grad before the first pass or None)
     notes: list = field(default_factory=list)
-    kept: list = field(default_factory=list)  # unlabelled non-leaf tensors bound to names when the run ended
 
 
 class GraphReader:
@@ -103,17 +102,8 @@ class GraphReader:
                     for kind, roots, wrt in self.bindings.passes]
         r.grads = [(pass_index, rec_of[index], *kept) for pass_index, index, *kept in self.bindings.grads]
         self._assign_modules()
-        self._hold_kept()
         r.notes += [*self.bindings.notes, LEAN_NOTE]
         return r
-
-    def _hold_kept(self) -> None:
-        """Values for the named tensors the walks reached as anonymous node outputs."""
-        r = self.records
-        for t in self.bindings.kept:
-            rec = self.outputs.get((t.grad_fn, t.output_nr))
-            if rec is not None and r.objs[rec] is None:
-                r.hold(rec, t)
 
     def _record(self, seen: Seen) -> int:
         t = deref(seen.obj)

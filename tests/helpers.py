@@ -68,3 +68,9 @@ def nodes_of_kind(view, kind: str) -> dict:
 def labels_of(view, kind: str = "tensor") -> list:
     """Labels of the nodes of one kind, in view order."""
     return [d["label"] for d in nodes_of_kind(view, kind).values()]
+
+
+def reached(node: dict):
+    """The gradient that reached a tensor node in the last backward pass that reached it (its `.grad` may be None)."""
+    passes = node["pass_grads"]
+    return passes[max(passes)] if passes else None

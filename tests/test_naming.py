@@ -26,7 +26,7 @@ def test_labels_inside_loops_branches_with_try_and_functions():
         "def f(x):\n    inner = x\n    return inner\n"
     )
     names = {name for name, _, _ in _labels(source)}
-    assert names == {"i", "h", "w", "p", "q", "m", "n", "t", "u", "v", "inner"}
+    assert names == {"i", "h", "w", "p", "q", "m", "n", "t", "u", "v", "f.inner"}
 
 
 def test_attribute_and_subscript_targets_are_left_alone():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import gradmagic
+from helpers import reached
 from gradmagic.graph import tensor_nodes
 from programs import CUDA_NO_SYNC, SQUARE_FUNCTION
 
@@ -66,7 +67,7 @@ def test_non_leaf_gradients_seen_without_retain_grad():
     namespace = {"torch": torch}
     result = gradmagic.run("x = torch.ones(3, requires_grad=True)\nh = x * 4\nloss = (h * h).sum()\nloss.backward()",
                            namespace)
-    assert result.tensor("h")["grad"] == [8.0, 8.0, 8.0]
+    assert reached(result.tensor("h")) == [8.0, 8.0, 8.0] and result.tensor("h")["grad"] is None
     assert namespace["h"].grad is None and not namespace["h"].retains_grad
 
 
@@ -155,7 +156,7 @@ def test_gradient_flows_along_edges_sum_to_the_gradient():
         node = tensor_nodes(graph, name)[0]
         flows = [d["flow"] for _, _, d in graph.out_edges(node, data=True)]
         assert None not in flows
-        assert sum(flows) == pytest.approx(graph.nodes[node]["grad"], rel=1e-6)
+        assert sum(flows) == pytest.approx(reached(graph.nodes[node]), rel=1e-6)
     x = tensor_nodes(graph, "x")[0]
     through_b = [d["flow"] for _, op, d in graph.out_edges(x, data=True) if graph.nodes[op]["label"] == "mul ×6"]
     assert through_b == [pytest.approx(-1.55e-6, rel=1e-2)]
@@ -231,7 +232,7 @@ def test_custom_functions_attributes_and_none_indices_are_recorded():
     assert "Square.apply" in labels and "T" in labels and "getitem(None)" in labels
     assert torch.autograd.Function.__dict__["apply"].__func__.__name__ == "apply"
     assert not hasattr(torch.autograd.Function.apply, "__wrapped__")  # torch's own apply is back
-    assert result.tensor("y")["grad"] == [2.0, 2.0]
+    assert reached(result.tensor("y")) == [2.0, 2.0]
     assert result.tensor("w")["grad"] == namespace["w"].grad.tolist() == [4.0, 8.0]
 
 

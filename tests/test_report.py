@@ -7,7 +7,7 @@ def test_rows_hold_name_expression_value_gradient_and_kind():
     rows = {row[0]: row for row in table_rows(gradmagic.run(SEED_3).graph)}
     assert rows["x"] == ("x", "torch.tensor(10.0, requires_grad=True)", "10.0", "17200", "scalar", "float32", "cpu",
                          "leaf")
-    assert rows["b"][2:4] == ("300.0", "-5.17e-08") and rows["z"][7] == "AddBackward0"
+    assert rows["b"][2:4] == ("300.0", "∂ -5.17e-08") and rows["z"][7] == "AddBackward0"
 
 
 def test_text_table_columns_align():

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradmagic
-from helpers import assert_same, captured_namespace, plain_namespace
+from helpers import assert_same, captured_namespace, plain_namespace, reached
 from programs import SEED_1, SEED_2, SEED_3, TRANSPARENCY_SUITE
 
 
@@ -27,7 +27,7 @@ def test_seed_two_chain_rule():
     result = gradmagic.run(SEED_2)
     assert result.tensor("z")["value"] == 1021.0
     assert result.tensor("x")["grad"] == 200.0
-    assert result.tensor("y")["grad"] == 5.0
+    assert reached(result.tensor("y")) == 5.0 and result.tensor("y")["grad"] is None
 
 
 def test_seed_three_gradient_sums_over_both_paths():
@@ -38,8 +38,8 @@ def test_seed_three_gradient_sums_over_both_paths():
     assert node("z")["value"] == pytest.approx(46225.0)
     assert node("x")["grad"] == pytest.approx(17200.0) == namespace["x"].grad.item()
     assert node("a")["grad"] == pytest.approx(1290.0) == namespace["a"].grad.item()
-    assert node("y")["grad"] == pytest.approx(430.0)
-    assert node("b")["grad"] == pytest.approx(-5.17e-8, rel=1e-3)
+    assert reached(node("y")) == pytest.approx(430.0)
+    assert reached(node("b")) == pytest.approx(-5.17e-8, rel=1e-3)
     assert namespace["y"].grad is None  # a non-leaf's .grad stays as in a plain run
 
 

@@ -1,0 +1,131 @@
+"""The tensors a namespace names when the run ends (top-level names, module parameters and buffers, items of
+lists, tuples and dicts), snapshotted then: what gradmagic reports about a name is what that name holds."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import summary
+from .records import held
+from .torchstate import torch_function_disabled
+
+__all__ = ["Final", "snapshot", "named_tensors", "module_paths", "parameter_paths", "grad_names", "MAX_ITEMS"]
+
+#: Items of one bound list, tuple or dict that get names of their own (`xs[0]` … `xs[63]`).
+MAX_ITEMS = 64
+_TENSOR = torch.Tensor
+_MODULE = torch.nn.Module
+
+
+def _public(namespace: dict):
+    """(name, value) for the names a user bound (not `_`-prefixed: IPython's `_`, `_i1`, `__builtins__`)."""
+    return [(name, value) for name, value in list(namespace.items()) if not name.startswith("_")]
+
+
+def named_tensors(namespace: dict) -> list:
+    """[(name, tensor)] for every tensor the namespace names, top-level names first, then module parameters and
+    buffers (`model.0.weight`), then items (`xs[0]`, `d['k']`); a tensor reached twice keeps every name."""
+    top, params, items = [], [], []
+    for name, value in _public(namespace):
+        if isinstance(value, _TENSOR):
+            top.append((name, value))
+        elif isinstance(value, _MODULE):
+            params += [(f"{name}.{path}", t) for path, t in _module_tensors(value)]
+        elif isinstance(value, (list, tuple)):
+            items += [(f"{name}[{i}]", v) for i, v in enumerate(value[:MAX_ITEMS]) if isinstance(v, _TENSOR)]
+        elif isinstance(value, dict):
+            items += [(f"{name}[{k!r}]", v) for k, v in list(value.items())[:MAX_ITEMS]
+                      if isinstance(v, _TENSOR) and isinstance(k, (str, int))]
+    return top + params + items
+
+
+def _module_tensors(module) -> list:
+    try:
+        return [*module.named_parameters(), *module.named_buffers()]
+    except Exception:  # a half-built module (the code raised in its __init__)
+        return []
+
+
+def module_paths(namespace: dict) -> dict:
+    """id(module) -> its dotted path from a namespace name (`model.0`)."""
+    paths = {}
+    for name, value in _public(namespace):
+        if isinstance(value, _MODULE):
+            for path, module in value.named_modules():
+                paths.setdefault(id(module), f"{name}.{path}" if path else name)
+    return paths
+
+
+def parameter_paths(namespace: dict) -> dict:
+    """id(parameter or buffer) -> `model.fc1.weight`, for every nn.Module bound to a name."""
+    paths = {}
+    for name, value in _public(namespace):
+        if isinstance(value, _MODULE):
+            for path, tensor in _module_tensors(value):
+                paths.setdefault(id(tensor), f"{name}.{path}")
+    return paths
+
+
+def grad_names(tensors: list) -> dict:
+    """id(x.grad) -> `x.grad` for the named leaves among `tensors` (an optimizer step reads them)."""
+    names = {}
+    for name, tensor in tensors:
+        if tensor.is_leaf and tensor.grad is not None:
+            names.setdefault(id(tensor.grad), f"{name}.grad")
+    return names
+
+
+@dataclass
+class Final:
+    """One tensor named when the run ended, as it was then (read at once: a later cell may change it)."""
+
+    names: list  # every name it is bound to, in namespace order
+    obj: object  # records.held(tensor)
+    version: int
+    meta: tuple  # shape, dtype, device, requires_grad
+    grad_fn: object  # None for a leaf
+    output_nr: int
+    value: object  # a copy when small and readable, else None
+    stats: object  # a stats vector when large and readable, else None
+    grad: tuple | None  # (copy or stats vector, None, numel) of `.grad`, None when `.grad` is None
+
+
+def snapshot(namespace: dict) -> list:
+    """A Final per distinct tensor the namespace names; never raises (a tensor it cannot read is left out)."""
+    finals: dict = {}
+    with torch_function_disabled():
+        for name, t in named_tensors(namespace):
+            if id(t) in finals:
+                finals[id(t)].names.append(name)
+                continue
+            try:
+                finals[id(t)] = _final(name, t)
+            except Exception:  # a tensor subclass or kind whose state cannot be read here
+                continue
+    return list(finals.values())
+
+
+def _final(name: str, t) -> Final:
+    grad = t.grad if t.is_leaf or t.retains_grad else None
+    return Final(
+        names=[name], obj=held(t), version=t._version,
+        meta=(tuple(t.shape), t.dtype, t.device, t.requires_grad),
+        grad_fn=None if t.is_leaf else t.grad_fn, output_nr=t.output_nr,
+        value=t.detach().clone() if _readable(t) and summary.is_small(t) else None,
+        stats=summary.stats_vector(t) if _readable(t) and not summary.is_small(t) else None,
+        grad=None if grad is None else _kept(grad),
+    )
+
+
+def _kept(grad) -> tuple:
+    if not _readable(grad):
+        return (None, None, grad.numel())
+    if summary.is_small(grad):
+        return (grad.detach().clone(), None, grad.numel())
+    return (summary.stats_vector(grad), None, grad.numel())
+
+
+def _readable(t) -> bool:
+    """Whether the values of `t` can be read: dense, with storage (not meta)."""
+    return t.layout == torch.strided and not t.is_meta and not t.is_nested
