@@ -18,9 +18,13 @@ _TENSOR = torch.Tensor
 _MODULE = torch.nn.Module
 
 
+_IPYTHON_HISTORY = frozenset({"In", "Out"})  # IPython's input and output history, not the cell's variables
+
+
 def _public(namespace: dict):
     """(name, value) for the names a user bound (not `_`-prefixed: IPython's `_`, `_i1`, `__builtins__`)."""
-    return [(name, value) for name, value in list(namespace.items()) if not name.startswith("_")]
+    return [(name, value) for name, value in list(namespace.items())
+            if not name.startswith("_") and name not in _IPYTHON_HISTORY]
 
 
 def named_tensors(namespace: dict) -> list:

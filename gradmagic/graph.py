@@ -115,7 +115,7 @@ def _tensor_attrs(trace: Trace, rec: int, labels: dict, outputs: set) -> dict:
         "kind": "tensor",
         "name": trace.params.get(rec) or name,
         "label": labels.get(rec),
-        "aliases": [n for n, _, _ in names[1:]],
+        "aliases": [n for n, _, _ in names if n != (trace.params.get(rec) or name)],
         "expr": expr,
         "line": line,
         "shape": list(trace.shapes[rec]),

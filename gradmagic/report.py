@@ -73,12 +73,12 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
         return notes + ["No backward pass ran: values only, no gradients. Call .backward() on a scalar in the cell, "
                 "or use %%autograd --backward NAME."]
     lines = notes
-    if passes <= SUMMARY_PASSES:
+    if passes <= SUMMARY_PASSES + 1:  # eliding one pass would save nothing
         for i in range(passes):
             lines += _pass_lines(graph, i)
     else:  # a training loop: the first pass and the last ones
         lines += _pass_lines(graph, 0)
-        lines.append(f"… {passes - SUMMARY_PASSES} more backward passes")
+        lines.append(f"… {passes - SUMMARY_PASSES} more backward passes like these")
         for i in range(passes - SUMMARY_PASSES + 1, passes):
             lines += _pass_lines(graph, i)
     leaves = [d for d in tensors if d["name"] and d["is_leaf"] and d["requires_grad"]]
