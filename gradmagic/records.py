@@ -58,6 +58,15 @@ class Records:
         self.grads: list = []
         self.flows: list = []
 
+    def add(self, obj, version, shape, dtype, device, requires_grad, grad_fn, output_nr, producer, depth) -> int:
+        """A new record from its columns' values (off the hot path: the full recorder inlines this)."""
+        for column, value in ((self.objs, obj), (self.versions, version), (self.shapes, tuple(shape)),
+                              (self.dtypes, dtype), (self.devices, device), (self.requires_grad, requires_grad),
+                              (self.grad_fns, grad_fn), (self.output_nrs, output_nr), (self.producers, producer),
+                              (self.depths, depth)):
+            column.append(value)
+        return len(self.objs) - 1
+
     def holds(self, rec: int, t) -> bool:
         """Whether record `rec` is `t` at its current version."""
         return deref(self.objs[rec]) is t and self.versions[rec] == t._version

@@ -200,12 +200,7 @@ def _latest_records(r, ids: set) -> dict:
 
 
 def _add_record(r, final: Final, previous: int | None) -> int:
-    shape, dtype, device, requires_grad = final.meta
-    rec = len(r.objs)
-    for column, value in ((r.objs, final.obj), (r.versions, final.version), (r.shapes, shape), (r.dtypes, dtype),
-                          (r.devices, device), (r.requires_grad, requires_grad), (r.grad_fns, final.grad_fn),
-                          (r.output_nrs, final.output_nr), (r.producers, None), (r.depths, 0)):
-        column.append(value)
+    rec = r.add(final.obj, final.version, *final.meta, final.grad_fn, final.output_nr, None, 0)
     if previous is not None:
         r.previous[rec] = previous
     return rec

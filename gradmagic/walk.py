@@ -140,18 +140,7 @@ class GraphReader:
         return rec
 
     def _new_record(self, shape, dtype, device, requires_grad, grad_fn, output_nr, producer, depth) -> int:
-        r = self.records
-        r.objs.append(None)
-        r.versions.append(0)
-        r.shapes.append(tuple(shape))
-        r.dtypes.append(dtype)
-        r.devices.append(device)
-        r.requires_grad.append(requires_grad)
-        r.grad_fns.append(grad_fn)
-        r.output_nrs.append(output_nr)
-        r.producers.append(producer)
-        r.depths.append(depth)
-        return len(r.objs) - 1
+        return self.records.add(None, 0, shape, dtype, device, requires_grad, grad_fn, output_nr, producer, depth)
 
     def _walk(self, root, line) -> None:
         """Add every node below `root` not seen yet as an op, inputs first (iterative post-order).
