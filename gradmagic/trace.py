@@ -250,12 +250,12 @@ def _put_first(trace: Trace, rec: int, final_names: list) -> None:
     names.sort(key=lambda info: (info[0] not in final_names, "." in info[0]))
 
 
-def _changed_by(trace: Trace, r, rec: int) -> str | None:
+def _changed_by(trace: Trace, r, rec: int) -> str:
     """The source line of the op that changed a tensor in place (`q.add_(1)`), as the new version's expression."""
     op = r.producers[rec]
     line = r.lines[op] if op is not None else None
     lines = trace.source.splitlines()
-    return lines[line - 1].strip() if line and line <= len(lines) else None
+    return lines[line - 1].strip() if line and line <= len(lines) else "(changed in place)"
 
 
 def _attach_ops(trace: Trace, r, namespace: dict) -> None:
