@@ -88,6 +88,7 @@ class Final:
     obj: object  # records.held(tensor)
     version: int
     meta: tuple  # shape, dtype, device, requires_grad
+    is_leaf: bool  # also False for a tensor with no grad_fn (a forward-mode dual output)
     grad_fn: object  # None for a leaf
     output_nr: int
     value: object  # a copy when small and readable, else None
@@ -114,7 +115,7 @@ def _final(name: str, t) -> Final:
     grad = t.grad if t.is_leaf or t.retains_grad else None
     return Final(
         names=[name], obj=held(t), version=t._version,
-        meta=(tuple(t.shape), t.dtype, t.device, t.requires_grad),
+        meta=(tuple(t.shape), t.dtype, t.device, t.requires_grad), is_leaf=t.is_leaf,
         grad_fn=None if t.is_leaf else t.grad_fn, output_nr=t.output_nr,
         value=t.detach().clone() if _readable(t) and summary.is_small(t) else None,
         stats=summary.stats_vector(t) if _readable(t) and not summary.is_small(t) else None,

@@ -122,7 +122,7 @@ def _tensor_attrs(trace: Trace, rec: int, labels: dict, outputs: set) -> dict:
         "dtype": trace.dtypes[rec],
         "device": trace.devices[rec],
         "requires_grad": trace.requires_grad[rec],
-        "is_leaf": trace.grad_fns[rec] is None,
+        "is_leaf": trace.leaf_flags.get(rec, trace.grad_fns[rec] is None),
         "grad_fn": trace.grad_fns[rec],
         "version": trace.versions[rec],
         "previous": None if previous is None else f"t{previous}",

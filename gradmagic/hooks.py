@@ -5,6 +5,7 @@ with no `retain_grad`) and the gradient it sends to each input: the flow along e
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 
 import torch
@@ -13,7 +14,7 @@ from . import summary
 from .records import deref
 from .torchstate import torch_function_disabled, unseen_by_modes
 
-__all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "UNREAD", "MAX_INNER_NODES",
+__all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "UNREAD", "MAX_INNER_NODES",
            "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
@@ -165,6 +166,15 @@ def backward_tensors(is_grad: bool, args, kwargs) -> tuple[list, list]:
     roots = _tensors_in(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
     wrt = _tensors_in(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
     return roots, wrt
+
+
+def iterators_as_tuples(args, kwargs) -> tuple:
+    """The call's arguments with iterators (a generator such as `model.parameters()`) read into tuples, so that
+    both gradmagic and torch can go through them."""
+    def read(value):
+        return tuple(value) if isinstance(value, Iterator) and not isinstance(value, _TENSOR) else value
+
+    return tuple(read(a) for a in args), {k: read(v) for k, v in kwargs.items()}
 
 
 def _tensors_in(tensors) -> list:

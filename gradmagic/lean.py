@@ -15,7 +15,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, kept_gradient
+from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, iterators_as_tuples, kept_gradient
 from .naming import item_labels
 from .records import Records, caller_line, deref
 from .torchstate import gradient_accumulator, unseen_by_modes
@@ -129,6 +129,7 @@ class LeanRecorder:
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
         """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
+        args, kwargs = iterators_as_tuples(args, kwargs)  # `inputs=model.parameters()` is read once
         roots, wrt = backward_tensors(is_grad, args, kwargs)
         line = caller_line(self.filename, 2)
         if not self._passes:

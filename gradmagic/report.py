@@ -31,7 +31,7 @@ def table_rows(graph: nx.MultiDiGraph) -> list:
             shape_text(node["shape"]),
             node["dtype"],
             node["device"],
-            ("leaf" if node["requires_grad"] else "no grad") if node["is_leaf"] else node["grad_fn"],
+            ("leaf" if node["requires_grad"] else "no grad") if node["is_leaf"] else node["grad_fn"] or "no grad_fn",
         ))
     return rows
 

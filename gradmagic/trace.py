@@ -44,6 +44,7 @@ class Trace:
     grads_before: dict = field(default_factory=dict)  # record -> .grad of a leaf when the run first saw it
     grad_reads: list = field(default_factory=list)  # (record, line) of `.grad` read on a non-leaf
     bindings: dict = field(default_factory=dict)  # name -> record it holds when the run ended
+    leaf_flags: dict = field(default_factory=dict)  # record -> is_leaf as the run ended (named tensors)
     notes: list = field(default_factory=list)  # what the capture could not record, in words
     # per op
     funcs: list = field(default_factory=list)
@@ -218,6 +219,7 @@ def _attach_finals(trace: Trace, bound: dict) -> None:
             trace.values[rec], trace.stats[rec] = value, stat
         trace.grads[rec], trace.grad_stats[rec] = (None, grad) if isinstance(grad, dict) else (grad, None)
         trace.bindings.update(dict.fromkeys(final.names, rec))
+        trace.leaf_flags[rec] = final.is_leaf
 
 
 def _attach_names(trace: Trace, r, namespace: dict, bound: dict) -> None:

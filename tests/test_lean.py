@@ -258,3 +258,11 @@ def test_capture_block_keeps_the_values_of_the_caller_s_tensors():
     assert cap.result.tensor("h")["value"] == [2.0, 2.0, 2.0] and cap.result.tensor("y")["value"] == 6.0
     assert cap.result.tensor("w")["grad"] == [2.0, 2.0, 2.0]
     assert h.grad_fn is not None and y.grad is None  # nothing of the capture is left on them
+
+
+def test_autograd_grad_over_a_generator_of_parameters_works_as_in_plain_torch():
+    source = ("model = torch.nn.Linear(2, 1)\nloss = model(torch.ones(3, 2)).sum()\n"
+              "grads = torch.autograd.grad(outputs=loss, inputs=model.parameters())\n")
+    captured, _ = captured_namespace(source, lean=True)
+    assert_same(plain_namespace(source), captured)
+    assert [g.tolist() for g in captured["grads"]] == [[[3.0, 3.0]], [3.0]]
