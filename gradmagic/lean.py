@@ -14,10 +14,10 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, kept_gradient
+from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, hook_error, kept_gradient
 from .naming import item_labels
-from .records import Records, caller_line, deref
-from .torchstate import unseen_by_modes
+from .records import Records, add_note, caller_line, deref
+from .torchstate import forward_ad_active, transform_active, unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -60,6 +60,11 @@ class LeanRecorder:
     def label(self, value, info) -> None:
         """Keep the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
+            if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
+                add_note(self.bindings.notes, "functorch")
+                return
+            if forward_ad_active():
+                add_note(self.bindings.notes, "forward_ad")
             self._labels.append((unseen_by_modes(self._see, value, info[1]), info))
         elif isinstance(value, (list, tuple)):  # ints and other values bound in a loop stop here, cheaply
             for item, item_info in item_labels(value, info):
@@ -87,20 +92,26 @@ class LeanRecorder:
 
     def _past_budget(self):
         """UNREAD, and a note the first time: see _LOOK_BUDGET."""
-        if not self.bindings.notes:
-            self.bindings.notes.append(
-                f"More than {_LOOK_BUDGET:,} tensors were named without a backward pass in between; the lean capture "
+        note = (f"More than {_LOOK_BUDGET:,} tensors were named without a backward pass in between; the lean capture "
                 f"stopped reading their autograd graph there (torch 2.13 can crash freeing a long chain of nodes once "
                 f"they were looked at from Python).")
+        if note not in self.bindings.notes:
+            self.bindings.notes.append(note)
         return UNREAD
 
     def _on_grads(self, index, output_nr, grad_outputs):
-        grad = grad_outputs[output_nr]
-        if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
-            self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+        try:  # an exception here would end the user's backward(): a note instead
+            grad = grad_outputs[output_nr]
+            if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
+                self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+        except Exception as error:  # noqa: BLE001
+            add_note(self.bindings.notes, "hook", hook_error(error))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
         """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
+        if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
+            add_note(self.bindings.notes, "functorch")
+            return func(*args, **kwargs)
         roots, wrt = backward_tensors(is_grad, args, kwargs)
         line = caller_line(self.filename, 2)
         if not self._passes:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
+__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes",
+           "transform_active", "functorch_wrapped", "forward_ad_active"]
 
 
 def check_device(device) -> torch.device | None:
@@ -80,3 +82,30 @@ def unseen_by_modes(func, *args):
         return func(*args)
     with torch_function_disabled():
         return func(*args)
+
+
+# torch.func (functorch) transforms (vmap, grad, jacrev, ...) run the function on wrapper tensors (BatchedTensor,
+# GradTrackingTensor) that have no storage of their own: reading their values, `.grad` or hooks fails or changes what
+# the transform computes. `maybe_current_level()` is None outside every transform (torch >= 2.0's dynamic layer
+# stack); the legacy vmap of `torch.autograd.functional.jacobian(..., vectorize=True)` has no level, only its
+# tensors say so (`is_legacy_batchedtensor`).
+_functorch = getattr(torch._C, "_functorch", None)
+_current_level = getattr(_functorch, "maybe_current_level", lambda: None)
+_is_wrapped = getattr(_functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_is_legacy_batched = getattr(_functorch, "is_legacy_batchedtensor", lambda t: False)
+
+
+def transform_active() -> bool:
+    """Whether a torch.func transform is running (its inner ops work on functorch wrappers)."""
+    return _current_level() is not None
+
+
+def functorch_wrapped(t) -> bool:
+    """Whether `t` is a functorch wrapper (a vmap batch, a torch.func.grad tracker), whose data is not its own."""
+    return _is_wrapped(t) or _is_legacy_batched(t)
+
+
+def forward_ad_active() -> bool:
+    """Whether a forward-mode AD dual level is open (`with torch.autograd.forward_ad.dual_level():`)."""
+    # torch.autograd.forward_ad keeps the open level in a module global: -1 outside every dual_level
+    return getattr(_forward_ad, "_current_level", -1) >= 0
