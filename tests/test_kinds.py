@@ -87,6 +87,8 @@ TRANSFORMS = {
     "vmap": "def f(x):\n    y = (x * x).sum()\n    return y\nx = torch.randn(3, 4)\nout = torch.func.vmap(f)(x)",
     "grad": "def f(x):\n    h = x.sin() * 2\n    return h.sum()\nx = torch.randn(3)\nout = torch.func.grad(f)(x)",
     "jacrev": "def f(x):\n    return x.sin() * 2\nx = torch.randn(3)\nout = torch.func.jacrev(f)(x)",
+    "batched_grad": "x = torch.randn(3, requires_grad=True)\ny = x.exp()\n"
+                    "out, = torch.autograd.grad(y, x, torch.eye(3), is_grads_batched=True)",
     "jacobian": "def f(x):\n    return x.exp() * 3\nx = torch.randn(3, requires_grad=True)\n"
                 "out = torch.autograd.functional.jacobian(f, x, vectorize=True)",
     "vmap_grad": "w = torch.randn(3, requires_grad=True)\ndef f(x):\n    y = (x * w).sin().sum()\n    return y\n"
