@@ -128,6 +128,11 @@ def explain(graph, name: str, *, root: str | None = None, max_paths: int = 10, t
         ex.notes.append(f"{label} is where backward() started" if node in roots
                         else f"{label} got no gradient in this pass (see gradmagic.diagnose)")
         return ex
+    if not _real(ex.gradient):  # complex (or no plain numbers): the gradient alone, as .grad holds it
+        ex.notes.append(f"{label} is not a real tensor: its gradient is what .grad holds (for complex tensors "
+                        "torch's conjugate Wirtinger convention, dL/dz*); paths and chain-rule terms are shown for "
+                        "real tensors only")
+        return ex
     children = _named_children(graph, node, roots)
     paths = _enumerate(children, node, set(roots))
     if paths is None:
@@ -241,8 +246,8 @@ def _contributions(ex: Explanation, graph, trace, children, paths, roots) -> lis
     else:
         try:
             found = _replayed_paths(graph, trace, paths, roots, ex.pass_index)
-        except ReplayError as error:
-            ex.notes.append(str(error))
+        except (ReplayError, RuntimeError, NotImplementedError, TypeError) as error:  # ops the re-run cannot redo
+            ex.notes.append(str(error).splitlines()[0])
             return []
         ex.method = "float64 re-run, each named variable cut into a leaf"
     return found
@@ -337,7 +342,16 @@ def _close(a, b) -> bool:
     return (a - b).norm().item() <= 1e-4 * max(a.norm().item(), b.norm().item()) + 1e-12
 
 
+def _real(value) -> bool:
+    """Whether a gradient is real numbers (a number, nested list or stats dict of them)."""
+    if isinstance(value, dict):
+        return "kind" not in value and value.get("of") != "abs"
+    return not any(isinstance(v, complex) for v in text.flatten(value))
+
+
 def _text(value) -> str:
+    if not _real(value):
+        return text.value_text(value, None)
     if isinstance(value, list):
         flat = torch.tensor(value, dtype=torch.float64).reshape(-1).tolist()
         return f"{text.value_text([float(f'{v:.6g}') for v in flat], None)} ‖{text.number(_norm(value))}‖"

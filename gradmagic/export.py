@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import networkx as nx
@@ -34,7 +35,7 @@ def graph_bytes(graph: nx.MultiDiGraph, suffix: str) -> bytes:
         return buffer.getvalue()
     if suffix == ".json":
         data = nx.node_link_data(plain_graph(graph), edges="edges")
-        return json.dumps(data, indent=1, allow_nan=True).encode()
+        return json.dumps(data, indent=1, allow_nan=False).encode()
     if suffix == ".dot":
         return _dot_text(graph).encode()
     raise ValueError(f"unknown graph suffix {suffix!r}; use one of {' '.join(GRAPH_SUFFIXES)}")
@@ -53,7 +54,8 @@ def figure_bytes(figure, suffix: str) -> bytes:
 
 
 def plain_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy whose attributes are JSON types only (tuples as lists, dict keys as text)."""
+    """A copy whose attributes are strict JSON types only: tuples as lists, dict keys as text, and NaN, ±inf and
+    complex numbers as the text Python's float() and complex() read back ("nan", "-inf", "1+2j")."""
     out = nx.MultiDiGraph(**{k: _plain(v) for k, v in graph.graph.items()})
     out.add_nodes_from((n, {k: _plain(v) for k, v in d.items()}) for n, d in graph.nodes(data=True))
     out.add_edges_from((u, v, k, {a: _plain(b) for a, b in d.items()}) for u, v, k, d in graph.edges(keys=True, data=True))
@@ -65,16 +67,20 @@ def _plain(value):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, complex):
+        return repr(value).strip("()")
     return str(value)
 
 
 def _flat_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy GraphML can hold: scalars kept, None dropped, lists and dicts as JSON text."""
     def flat(attrs: dict) -> dict:
-        return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(_plain(v))
-                for k, v in attrs.items() if v is not None}
+        return {k: v if isinstance(v, (bool, int, float, str)) else _plain(v) if isinstance(v, complex)
+                else json.dumps(_plain(v), allow_nan=False) for k, v in attrs.items() if v is not None}
 
     out = nx.MultiDiGraph(**flat(graph.graph))
     out.add_nodes_from((n, flat(d)) for n, d in graph.nodes(data=True))

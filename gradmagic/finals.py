@@ -115,22 +115,16 @@ def _final(name: str, t) -> Final:
     grad = t.grad if t.is_leaf or t.retains_grad else None
     return Final(
         names=[name], obj=held(t), version=t._version,
-        meta=(tuple(t.shape), t.dtype, t.device, t.requires_grad), is_leaf=t.is_leaf,
+        meta=(summary.shape_of(t), t.dtype, t.device, t.requires_grad), is_leaf=t.is_leaf,
         grad_fn=None if t.is_leaf else t.grad_fn, output_nr=t.output_nr,
-        value=t.detach().clone() if _readable(t) and summary.is_small(t) else None,
-        stats=summary.stats_vector(t) if _readable(t) and not summary.is_small(t) else None,
+        value=t.detach().clone() if summary.is_small(t) else None,
+        stats=None if summary.is_small(t) else summary.stats_vector(t),
         grad=None if grad is None else _kept(grad),
     )
 
 
 def _kept(grad) -> tuple:
-    if not _readable(grad):
-        return (None, None, grad.numel())
+    """(copy or summary, None, numel): as hooks.kept_gradient keeps one, but a copy (`.grad` may change later)."""
     if summary.is_small(grad):
         return (grad.detach().clone(), None, grad.numel())
     return (summary.stats_vector(grad), None, grad.numel())
-
-
-def _readable(t) -> bool:
-    """Whether the values of `t` can be read: dense, with storage (not meta)."""
-    return t.layout == torch.strided and not t.is_meta and not t.is_nested

@@ -12,10 +12,10 @@ import torch
 
 from . import summary
 from .records import deref
-from .torchstate import torch_function_disabled, unseen_by_modes
+from .torchstate import functorch_wrapped, torch_function_disabled, transform_active, unseen_by_modes
 
-__all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "UNREAD", "MAX_INNER_NODES",
-           "MAX_NODE_DEPTH"]
+__all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "hook_error",
+           "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 # torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
@@ -36,37 +36,50 @@ class GradientHooks:
     """The Recorder's backward side: it needs `records`, `_lookup`, `_resolve`, `_outputs`, `_add_op`."""
 
     def _backward(self, func, is_grad: bool, args, kwargs):
-        """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots."""
-        roots, wrt = backward_tensors(is_grad, args, kwargs)
-        root_recs = [self._resolve(t) for t in roots]
-        input_recs = [self._resolve(t) for t in wrt]
-        pass_index = len(self.records.passes)
-        self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
-        too_deep = any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs)
-        if too_deep:
-            self.too_deep()
-        handles = [] if too_deep else self._hook_graph(roots, pass_index)
+        """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots.
+
+        Whatever goes wrong in gradmagic's own part becomes a note: the user's backward pass runs regardless."""
+        if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
+            self.records.note("functorch")
+            return func(*args, **kwargs)
+        handles, pass_index = [], None
+        try:
+            roots, wrt = backward_tensors(is_grad, args, kwargs)
+            root_recs = [self._resolve(t) for t in roots]
+            input_recs = [self._resolve(t) for t in wrt]
+            pass_index = len(self.records.passes)
+            self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
+            too_deep = any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs)
+            if too_deep:
+                self.too_deep()
+            else:
+                self._hook_graph(roots, pass_index, handles)
+        except Exception as error:  # noqa: BLE001 - never the user's problem
+            self.records.note("hook", hook_error(error))
         try:
             out = func(*args, **kwargs)
         finally:
             for handle in handles:
                 handle.remove()
-        if is_grad:
-            # autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes
-            self._on_grad(pass_index, list(enumerate(input_recs)), out)
-            inputs = [item for pair in enumerate(root_recs + input_recs) for item in pair]
-            self._add_op(func, inputs, (), self._outputs([g for g in out if g is not None], ()), None)
+        if is_grad and pass_index is not None:
+            try:
+                # autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes
+                self._on_grad(pass_index, list(enumerate(input_recs)), out)
+                inputs = [item for pair in enumerate(root_recs + input_recs) for item in pair]
+                self._add_op(func, inputs, (), self._outputs([g for g in out if g is not None], ()), None)
+            except Exception as error:  # noqa: BLE001
+                self.records.note("hook", hook_error(error))
         return out
 
-    def _hook_graph(self, roots, pass_index) -> list:
-        """Hooks on every autograd node reachable from the roots that produced a recorded tensor.
+    def _hook_graph(self, roots, pass_index, handles: list) -> None:
+        """Hooks (into `handles`) on every autograd node reachable from the roots that produced a recorded tensor.
 
         One post-hook per node sees both the gradient that reached its outputs (the recorded tensors')
         and the gradient it sends to each input: the flow along each tensor->op edge. Ops built from several
         autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too.
         """
         self._index_nodes()
-        handles, seen = [], set()
+        seen = set()
         stack = [t.grad_fn for t in roots if t.grad_fn is not None]
         while stack:
             node = stack.pop()
@@ -86,7 +99,6 @@ class GradientHooks:
             for next_node, _ in node.next_functions:
                 if next_node is not None and next_node not in seen:
                     stack.append(next_node)
-        return handles
 
     def _index_nodes(self) -> None:
         r = self.records
@@ -131,24 +143,32 @@ class GradientHooks:
                 return slot
         return None
 
+    # An exception in a hook would end the user's backward(): each hook catches its own and leaves a note.
+
     def _on_node(self, pass_index, entries, edges, grad_inputs, grad_outputs):
-        if entries:
-            self._on_grad(pass_index, entries, grad_outputs)
-        if edges:
-            flows = self.records.flows
-            with torch_function_disabled():
-                for i, op, slot in edges:
-                    grad = grad_inputs[i] if i < len(grad_inputs) else None
-                    if grad is not None:
-                        flows.append((pass_index, op, slot, *kept_gradient(grad, summary.norm_vector)))
+        try:
+            if entries:
+                self._on_grad(pass_index, entries, grad_outputs)
+            if edges:
+                flows = self.records.flows
+                with torch_function_disabled():
+                    for i, op, slot in edges:
+                        grad = grad_inputs[i] if i < len(grad_inputs) else None
+                        if grad is not None:
+                            flows.append((pass_index, op, slot, *kept_gradient(grad, summary.norm_vector)))
+        except Exception as error:  # noqa: BLE001
+            self.records.note("hook", hook_error(error))
         return None
 
     def _on_grad(self, pass_index, entries, grad_outputs):
-        grads = self.records.grads
-        for output_nr, rec in entries:
-            grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
-            if grad is not None:  # autograd threads may run with our mode active
-                grads.append((pass_index, rec, *unseen_by_modes(kept_gradient, grad)))
+        try:
+            grads = self.records.grads
+            for output_nr, rec in entries:
+                grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
+                if grad is not None:  # autograd threads may run with our mode active
+                    grads.append((pass_index, rec, *unseen_by_modes(kept_gradient, grad)))
+        except Exception as error:  # noqa: BLE001
+            self.records.note("hook", hook_error(error))
         return None
 
 
@@ -175,6 +195,32 @@ def iterators_as_tuples(args, kwargs) -> tuple:
         return tuple(value) if isinstance(value, Iterator) and not isinstance(value, _TENSOR) else value
 
     return tuple(read(a) for a in args), {k: read(v) for k, v in kwargs.items()}
+
+
+def batched_backward(is_grad: bool, args, kwargs) -> bool:
+    """Whether a backward call runs batched (`is_grads_batched`, or vmap wrappers among its tensors): its gradients
+    are functorch wrappers, not values gradmagic can keep."""
+    if is_grad and (kwargs.get("is_grads_batched") or (len(args) > 7 and args[7])):
+        return True
+    arguments = [*args, *kwargs.values()]
+    return any(functorch_wrapped(t) for t in _tensors_in_all(arguments))
+
+
+def hook_error(error: BaseException) -> str:
+    """`RuntimeError: what went wrong`, on one short line."""
+    text = f"{type(error).__name__}: {error}".splitlines()[0]
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
+def _tensors_in_all(arguments) -> list:
+    """The tensors among call arguments, one level of sequences deep."""
+    out = []
+    for arg in arguments:
+        if isinstance(arg, _TENSOR):
+            out.append(arg)
+        elif isinstance(arg, (list, tuple)):
+            out += [t for t in arg if isinstance(t, _TENSOR)]
+    return out
 
 
 def _tensors_in(tensors) -> list:

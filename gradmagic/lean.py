@@ -15,10 +15,11 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
-from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, iterators_as_tuples, kept_gradient
+from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
+    kept_gradient
 from .naming import item_labels
-from .records import Records, caller_line, deref
-from .torchstate import gradient_accumulator, unseen_by_modes
+from .records import Records, add_note, caller_line, deref
+from .torchstate import forward_ad_active, gradient_accumulator, transform_active, unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -64,6 +65,11 @@ class LeanRecorder:
     def label(self, value, info) -> None:
         """Keep the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
+            if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
+                add_note(self.bindings.notes, "functorch")
+                return
+            if forward_ad_active():
+                add_note(self.bindings.notes, "forward_ad")
             self._labels.append((unseen_by_modes(self._see, value, info[1]), info))
         elif isinstance(value, (list, tuple)):  # ints and other values bound in a loop stop here, cheaply
             for item, item_info in item_labels(value, info):
@@ -93,11 +99,11 @@ class LeanRecorder:
 
     def _past_budget(self):
         """UNREAD, and a note the first time: see _LOOK_BUDGET."""
-        if not self.bindings.notes:
-            self.bindings.notes.append(
-                f"More than {_LOOK_BUDGET:,} tensors were named without a backward pass in between; the lean capture "
+        note = (f"More than {_LOOK_BUDGET:,} tensors were named without a backward pass in between; the lean capture "
                 f"stopped reading their autograd graph there (torch 2.13 can crash freeing a long chain of nodes once "
                 f"they were looked at from Python).")
+        if note not in self.bindings.notes:
+            self.bindings.notes.append(note)
         return UNREAD
 
     def _hook_leaf(self, t) -> None:
@@ -108,10 +114,13 @@ class LeanRecorder:
         self._accumulators[accumulator] = accumulator.register_prehook(partial(self._on_leaf_grad, weakref.ref(t)))
 
     def _on_leaf_grad(self, ref, grad_outputs):
-        t, grad = ref(), grad_outputs[0]
-        if t is not None and grad is not None and self._pass is not None:  # its binding of this version
-            index = unseen_by_modes(self._see, t, None)
-            self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+        try:  # an exception here would end the user's backward(): a note instead
+            t, grad = ref(), grad_outputs[0]
+            if t is not None and grad is not None and self._pass is not None:  # its binding of this version
+                index = unseen_by_modes(self._see, t, None)
+                self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+        except Exception as error:  # noqa: BLE001
+            add_note(self.bindings.notes, "hook", hook_error(error))
 
     def _hook_modules(self) -> None:
         """Hook the parameters of the modules the namespace binds (once each): their gradients per pass."""
@@ -123,21 +132,24 @@ class LeanRecorder:
                         self._hook_leaf(p)
 
     def _on_grads(self, index, output_nr, grad_outputs):
-        grad = grad_outputs[output_nr]
-        if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
-            self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+        try:  # an exception here would end the user's backward(): a note instead
+            grad = grad_outputs[output_nr]
+            if grad is not None and self._pass is not None:  # a large gradient keeps its norm only: one reduction
+                self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
+        except Exception as error:  # noqa: BLE001
+            add_note(self.bindings.notes, "hook", hook_error(error))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
         """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
         args, kwargs = iterators_as_tuples(args, kwargs)  # `inputs=model.parameters()` is read once
-        roots, wrt = backward_tensors(is_grad, args, kwargs)
-        line = caller_line(self.filename, 2)
-        if not self._passes:
-            unseen_by_modes(self._note_grads_before)
-        unseen_by_modes(self._hook_modules)
-        self._pass = len(self._passes)
-        self._passes.append(("grad" if is_grad else "backward", [unseen_by_modes(self._see, t, line) for t in roots],
-                             [unseen_by_modes(self._see, t, line) for t in wrt]))
+        if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
+            add_note(self.bindings.notes, "functorch")
+            return func(*args, **kwargs)
+        try:  # gradmagic's bookkeeping never stops the user's backward(): a note instead
+            self._start_pass(is_grad, args, kwargs)
+        except Exception as error:  # noqa: BLE001
+            add_note(self.bindings.notes, "hook", hook_error(error))
+            return func(*args, **kwargs)
         out = func(*args, **kwargs)
         if _frees_graph(is_grad, args, kwargs):
             self._looked_at = 0
@@ -145,6 +157,17 @@ class LeanRecorder:
             self._grads.extend((self._pass, index, *unseen_by_modes(kept_gradient, g))
                                for index, g in zip(self._passes[-1][2], out) if g is not None)
         return out
+
+    def _start_pass(self, is_grad: bool, args, kwargs) -> None:
+        """Note a pass, its roots and (autograd.grad) inputs; hook the parameters of modules bound since."""
+        roots, wrt = backward_tensors(is_grad, args, kwargs)
+        line = caller_line(self.filename, 3)
+        if not self._passes:
+            unseen_by_modes(self._note_grads_before)
+        unseen_by_modes(self._hook_modules)
+        self._pass = len(self._passes)
+        self._passes.append(("grad" if is_grad else "backward", [unseen_by_modes(self._see, t, line) for t in roots],
+                             [unseen_by_modes(self._see, t, line) for t in wrt]))
 
     def _note_grads_before(self) -> None:
         """Before the first pass: the .grad of each leaf known so far (the code may have reset it since the start)."""

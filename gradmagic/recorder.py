@@ -18,7 +18,8 @@ from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
 from .naming import item_labels
 from .records import Records, caller_line, deref, held
-from .torchstate import torch_function_disabled
+from .summary import shape_of, tensor_kind
+from .torchstate import forward_ad_active, torch_function_disabled, transform_active
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
@@ -43,6 +44,9 @@ _WRAPPER = types.MethodWrapperType
 _REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _GRAD_ATTRIBUTE = torch.Tensor.grad
+_STRIDED = torch.strided
+# The legacy vmap of torch.autograd.functional (vectorize=True) wraps and unwraps its batches with these.
+_BATCHING_NAMES = frozenset(("_add_batch_dim", "_remove_batch_dim"))
 _TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
                                if hasattr(torch.Tensor, name))
 
@@ -54,7 +58,7 @@ def _kind(func) -> int:
         kind = _BACKWARD
     elif func is torch.autograd.grad:
         kind = _GRAD
-    elif name in _PASS_NAMES or getattr(func, "__module__", None) == "torch.nn.init":
+    elif name in _PASS_NAMES or name in _BATCHING_NAMES or getattr(func, "__module__", None) == "torch.nn.init":
         kind = _PASS  # nn.init runs while modules are built: noise before the cell's own computation
     elif name in EXIT_NAMES:
         kind = _EXIT
@@ -123,6 +127,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         """Run one torch call and record its tensor inputs, constants and the tensors it made or changed."""
         if kind is _INPLACE and _inside_nn_init():  # module construction: `init.ones_` arrives as a plain `fill_`
             return func(*args, **kwargs) if kwargs else func(*args)
+        if transform_active():  # inside torch.func.vmap/grad/...: functorch wrappers, not the cell's own tensors
+            self.records.note("functorch")
+            return func(*args, **kwargs) if kwargs else func(*args)
         tensors, inputs, consts = [], [], []
         collect = self._collect
         for slot, arg in enumerate(args):
@@ -178,10 +185,16 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def _record(self, t, producer, depth: int = 0) -> int:
         r = self.records
         rec = len(r.versions)
+        try:
+            shape = tuple(t.shape) if t.layout is _STRIDED else None
+        except RuntimeError:  # a strided nested tensor has no single shape
+            shape = None
+        if shape is None:
+            shape = self._unusual(t)
         grad_fn = self._grad_fn(t, depth)
         r.objs.append(held(t))
         r.versions.append(t._version)
-        r.shapes.append(tuple(t.shape))
+        r.shapes.append(shape)
         r.dtypes.append(t.dtype)
         r.devices.append(t.device)
         r.requires_grad.append(t.requires_grad)
@@ -194,8 +207,17 @@ class Recorder(GradientHooks, TorchFunctionMode):
             r.grads_before[rec] = kept_gradient(t.grad.detach().clone())  # .grad may accumulate in place
         return rec
 
+    def _unusual(self, t) -> tuple:
+        """The shape of a sparse or nested tensor (ragged dimensions as -1), noting what the values will show."""
+        kind = tensor_kind(t)
+        if kind is not None:
+            self.records.note(kind)
+        return shape_of(t)
+
     def _read_non_leaf_grad(self, getter, args):
         """`y.grad` on a non-leaf: noted for the diagnostics; torch's warning still points at the user's line."""
+        if transform_active():
+            return getter(*args)
         self.records.grad_reads.append((self._resolve(args[0]), self._caller_line(depth=2)))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -215,10 +237,10 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def too_deep(self) -> None:
         """Say once that gradients deeper than the node budget are not recorded."""
-        if not self.records.notes:
-            self.records.notes.append(
-                f"This cell's graph is more than {MAX_NODE_DEPTH:,} ops deep; gradients beyond that depth are not "
+        note = (f"This cell's graph is more than {MAX_NODE_DEPTH:,} ops deep; gradients beyond that depth are not "
                 f"recorded (torch 2.13 can crash freeing a deeper chain once its nodes were looked at from Python).")
+        if note not in self.records.notes:
+            self.records.notes.append(note)
 
     def _outputs(self, produced, mutated, depth: int = 0) -> tuple:
         r = self.records
@@ -262,6 +284,11 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def label(self, value, info) -> None:
         """Name the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
+            if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
+                self.records.note("functorch")
+                return
+            if forward_ad_active():
+                self.records.note("forward_ad")
             with torch_function_disabled():
                 self.records.labels.append((self._resolve(value), info))
         elif isinstance(value, (list, tuple)):  # ints and other values bound in a loop stop here, cheaply
@@ -288,6 +315,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def stop(self) -> None:
         """Remove the module hooks and give torch.autograd.Function its own apply back."""
+        if any(device.type == "meta" for device in set(self.records.devices)):
+            self.records.note("meta")
         for handle in self._module_handles:
             handle.remove()
         self._module_handles = []

@@ -6,9 +6,24 @@ import weakref
 
 from .summary import SMALL_NUMEL
 
-__all__ = ["Records", "held", "deref", "caller_line"]
+__all__ = ["Records", "held", "deref", "caller_line", "add_note", "NOTES"]
 
 _REF = weakref.ref
+
+#: What the capture says, once per run, about what it could not show: kind -> sentence.
+NOTES = {
+    "functorch": "torch.func transforms (vmap, grad, jacrev, ...) ran inside: their inner ops are not recorded, "
+                 "only what goes in and what comes out.",
+    "forward_ad": "Forward-mode AD (torch.autograd.forward_ad) ran: dual tensors show their primal values; "
+                  "their tangents are not shown.",
+    "meta": "Meta tensors have a shape but no data: their values and gradients show as 'meta'.",
+    "sparse": "Sparse tensors show as dense values when small, else as 'sparse nnz=…' and the stats of all their "
+              "elements (implicit zeros included).",
+    "nested": "Nested tensors have no single shape: ragged dimensions show as *, values as stats over all their "
+              "components.",
+    "hook": "A gradient hook of gradmagic failed ({}); the backward pass ran unchanged, but gradients it would have "
+            "seen are not shown.",
+}
 
 
 def held(t):
@@ -67,6 +82,10 @@ class Records:
             column.append(value)
         return len(self.objs) - 1
 
+    def note(self, kind: str, *details) -> None:
+        """Add the sentence NOTES[kind] (filled with `details`) unless a note of that kind is already there."""
+        add_note(self.notes, kind, *details)
+
     def holds(self, rec: int, t) -> bool:
         """Whether record `rec` is `t` at its current version."""
         return deref(self.objs[rec]) is t and self.versions[rec] == t._version
@@ -75,6 +94,13 @@ class Records:
         """Make record `rec` keep `t` (and its version), for its value after the run."""
         self.objs[rec] = held(t)
         self.versions[rec] = t._version
+
+
+def add_note(notes: list, kind: str, *details) -> None:
+    """Append NOTES[kind] (filled with `details`) to `notes` unless a note of that kind is already there."""
+    head = NOTES[kind].split("{")[0]
+    if not any(note.startswith(head) for note in notes):
+        notes.append(NOTES[kind].format(*details))
 
 
 def caller_line(filename: str, depth: int, tries: int = 4) -> int | None:

@@ -98,6 +98,8 @@ def recorded_tensor(trace: Trace, rec: int) -> torch.Tensor:
             else "it was overwritten before the run ended"
         raise ReplayError(f"cannot re-run the computation: the value of {record_name(trace, rec)} was not recorded "
                           f"({why}); only small computations can be re-run")
+    if isinstance(value, dict):  # a meta, sparse or nested tensor, summarised: no plain values to re-run from
+        raise ReplayError(f"cannot re-run the computation: {record_name(trace, rec)} is a {value.get('kind')} tensor")
     dtype = getattr(torch, trace.dtypes[rec])
     if dtype.is_complex:
         raise ReplayError(f"cannot re-run the computation: {record_name(trace, rec)} is complex")

@@ -4,8 +4,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["gradient_accumulator", "check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
+__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes",
+           "gradient_accumulator", "transform_active", "functorch_wrapped", "forward_ad_active"]
 
 
 def check_device(device) -> torch.device | None:
@@ -86,4 +88,34 @@ def gradient_accumulator(t):
     """The AccumulateGrad node of a leaf that requires grad (torch >= 2.2: autograd.graph.get_gradient_edge), or
     None where this torch lacks it."""
     get_edge = getattr(torch.autograd.graph, "get_gradient_edge", None)
-    return None if get_edge is None else get_edge(t).node
+    try:
+        return None if get_edge is None else get_edge(t).node
+    except (NotImplementedError, RuntimeError):  # nested and sparse leaves have no accumulator to hand out
+        return None
+
+
+# torch.func (functorch) transforms (vmap, grad, jacrev, ...) run the function on wrapper tensors (BatchedTensor,
+# GradTrackingTensor) that have no storage of their own: reading their values, `.grad` or hooks fails or changes what
+# the transform computes. `maybe_current_level()` is None outside every transform (torch >= 2.0's dynamic layer
+# stack); the legacy vmap of `torch.autograd.functional.jacobian(..., vectorize=True)` has no level, only its
+# tensors say so (`is_legacy_batchedtensor`).
+_functorch = getattr(torch._C, "_functorch", None)
+_current_level = getattr(_functorch, "maybe_current_level", lambda: None)
+_is_wrapped = getattr(_functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_is_legacy_batched = getattr(_functorch, "is_legacy_batchedtensor", lambda t: False)
+
+
+def transform_active() -> bool:
+    """Whether a torch.func transform is running (its inner ops work on functorch wrappers)."""
+    return _current_level() is not None
+
+
+def functorch_wrapped(t) -> bool:
+    """Whether `t` is a functorch wrapper (a vmap batch, a torch.func.grad tracker), whose data is not its own."""
+    return _is_wrapped(t) or _is_legacy_batched(t)
+
+
+def forward_ad_active() -> bool:
+    """Whether a forward-mode AD dual level is open (`with torch.autograd.forward_ad.dual_level():`)."""
+    # torch.autograd.forward_ad keeps the open level in a module global: -1 outside every dual_level
+    return getattr(_forward_ad, "_current_level", -1) >= 0

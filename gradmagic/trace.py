@@ -217,7 +217,8 @@ def _attach_finals(trace: Trace, bound: dict) -> None:
     for final, rec, value, stat, grad in zip(finals, recs, values, stats, grads):
         if value is not None or stat is not None:
             trace.values[rec], trace.stats[rec] = value, stat
-        trace.grads[rec], trace.grad_stats[rec] = (None, grad) if isinstance(grad, dict) else (grad, None)
+        small = final.grad is None or summary.is_small_numel(final.grad[2])
+        trace.grads[rec], trace.grad_stats[rec] = (grad, None) if small else (None, grad)
         trace.bindings.update(dict.fromkeys(final.names, rec))
         trace.leaf_flags[rec] = final.is_leaf
 

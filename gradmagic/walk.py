@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .hooks import MAX_NODE_DEPTH, UNREAD
-from .records import Records, deref, held
+from .records import Records, add_note, deref, held
+from .summary import shape_of, tensor_kind
 
 __all__ = ["Bindings", "Seen", "GraphReader", "NodeOp", "LEAN_NOTE"]
 
@@ -59,7 +60,7 @@ class Seen:
         self.version = t._version
         self.grad_fn = grad_fn  # keeps the graph below it alive; None for leaves, UNREAD past the node budget
         self.output_nr = t.output_nr
-        self.meta = None if self.obj is t else (t.shape, t.dtype, t.device, t.requires_grad)
+        self.meta = None if self.obj is t else (shape_of(t), t.dtype, t.device, t.requires_grad)
         self.line = line
 
     def holds(self, t) -> bool:
@@ -127,8 +128,11 @@ class GraphReader:
             rec = self.leaves.get(id(t))
             if rec is not None and r.holds(rec, t):
                 return rec
-        shape, dtype, device, requires_grad = seen.meta if t is None else (t.shape, t.dtype, t.device,
+        shape, dtype, device, requires_grad = seen.meta if t is None else (shape_of(t), t.dtype, t.device,
                                                                             t.requires_grad)
+        kind = None if t is None else tensor_kind(t)
+        if kind is not None:
+            add_note(self.bindings.notes, kind)
         grad_fn = UNREAD if seen is not None and seen.grad_fn is not None else None
         rec = self._new_record(shape, dtype, device, requires_grad, grad_fn, 0, None, 0)
         if t is not None:
@@ -176,7 +180,7 @@ class GraphReader:
         self.deepest = max(self.deepest, depth + 1)
         outputs = []
         for nr, meta in enumerate(node._input_metadata):
-            rec = self._new_record(meta.shape, meta.dtype, meta.device, True, node, nr, op, depth + 1)
+            rec = self._new_record(_node_shape(meta), meta.dtype, meta.device, True, node, nr, op, depth + 1)
             outputs_of[node, nr] = rec
             outputs.append(rec)
         self.ops[node] = op
@@ -205,6 +209,14 @@ class GraphReader:
             stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
             for position in range(bisect.bisect_left(numbers, first), stop):
                 modules[order[position]] = module
+
+
+def _node_shape(meta) -> tuple:
+    """The shape autograd noted for a node output; a nested tensor's ragged dimensions as -1 (it has no single one)."""
+    try:
+        return tuple(n if isinstance(n, int) else -1 for n in meta.shape)
+    except RuntimeError:  # a nested output: its shape is a tensor of per-component sizes
+        return (-1,)
 
 
 def _chronological(order: list, done: dict) -> list:

@@ -39,3 +39,19 @@ def test_unknown_suffix_and_missing_folder_are_value_errors(tmp_path):
         result.save(tmp_path / "graph.bmp")
     with pytest.raises(ValueError, match="does not exist"):
         result.save(tmp_path / "missing" / "graph.json")
+
+
+def test_json_is_strict_with_nan_inf_and_complex_values(tmp_path):
+    result = gradmagic.run("x = torch.tensor([float('nan'), float('inf'), 1.0])\nz = torch.tensor(1-2j)\n"
+                           "w = torch.tensor(float('-inf'))")
+
+    def reject(token):
+        raise ValueError(f"bare {token}")
+
+    data = json.loads(result.save(tmp_path / "g.json").read_text(), parse_constant=reject)
+    values = {n["name"]: n["value"] for n in data["nodes"] if n.get("name")}
+    assert values == {"x": ["nan", "inf", 1.0], "z": "1-2j", "w": "-inf"}
+    assert complex(values["z"]) == 1 - 2j and float(values["w"]) == float("-inf")
+    loaded = nx.read_graphml(result.save(tmp_path / "g.graphml"), force_multigraph=True)
+    texts = {d.get("name"): d.get("value") for _, d in loaded.nodes(data=True)}
+    assert texts["z"] == "1-2j" and json.loads(texts["x"]) == ["nan", "inf", 1.0]

@@ -289,3 +289,13 @@ def test_svg_with_flows_and_marks_is_deterministic(seed_graph, loop_graph):
     marks = {"nodes": {"t2", "t7"}, "edges": {("t1", "op6", "0")}, "notes": {"t7": "check b"}}
     assert _svg(render_figure(seed_graph, marks=marks)) == _svg(render_figure(seed_graph, marks=marks))
     assert _svg(render_figure(loop_graph)) == _svg(render_figure(loop_graph))
+
+
+def test_complex_values_and_meta_tensors_label_their_nodes():
+    complex_graph = gradmagic.run("z = torch.tensor(1+2j, requires_grad=True)\ny = (z * z.conj()).real\n"
+                                  "y.backward()").graph
+    text = _svg(render_figure(complex_graph, show_all=True)).decode()
+    assert "z = 1+2j · ∇ 2+4j" in text
+    meta = gradmagic.run("x = torch.ones(3, device='meta', requires_grad=True)\ny = (x * 2).sum()").graph
+    figure = render_figure(meta)
+    assert "x 3 meta" in [t.get_text() for t in _node_texts(figure)]
