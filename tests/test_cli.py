@@ -4,6 +4,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 from gradmagic.__main__ import main
 
@@ -48,3 +49,11 @@ def test_cli_lean_with_check_exits_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gradmagic", str(ROOT / "examples" / "seed.py"), "--lean", "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "--check needs the full capture" in done.stderr
+
+
+def test_pyproject_states_the_pythons_it_installs_on_and_an_spdx_license():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["project"]["requires-python"] == ">=3.10"  # torch 2.13 and networkx>=3.4 have no 3.9 wheels
+    assert config["project"]["license"] == "MIT"  # an SPDX string: the TOML table is deprecated by setuptools
+    assert "setuptools>=77" in config["build-system"]["requires"]  # the first setuptools that reads SPDX strings
