@@ -113,6 +113,8 @@ def test_cell_without_tensors_prints_a_message_and_no_figure(shell):
     ("--out 1x", "not a Python name"),
     ("--dtype int64", "not a floating torch dtype"),
     ("--device nonsense", "not a torch device"),
+    ("--device mps", "--device mps: MPS is not available on this machine"),
+    ("--device meta", "--device meta: meta tensors have no values"),
     ("-s graph.bmp", "unknown suffix"),
     ("-s /no/such/folder/g.png", "does not exist"),
     ("--backward missing", "no variable 'missing'"),
