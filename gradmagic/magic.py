@@ -92,7 +92,7 @@ class AutogradMagics(Magics):
         filename = self.shell.compile.cache(shown + body, number, raw_code=header + cell if header else None)
         padding = "\n" * header.count("\n")  # the %%autograd line is not Python: tracebacks show it as a comment
         tree = self.shell.transform_ast(self.shell.compile.ast_parse(padding + body, filename=filename))
-        bound = assigned_names(tree)
+        bound = _assigned_names(tree)
         tree = label_assignments(tree, padding + body)
         last_expr = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -130,7 +130,7 @@ class AutogradMagics(Magics):
             return  # not raised by the cell's code, or the exception renders itself
         formatter = self.shell.InteractiveTB
         try:  # IPython's showtraceback() asks an exception for _render_traceback_() before formatting it itself
-            error._render_traceback_ = lambda: formatter.structured_traceback(type(error), error, tb, 0)
+            error._render_traceback_ = lambda: formatter.structured_traceback(type(error), error, tb, tb_offset=0)
         except AttributeError:
             pass
 
@@ -185,7 +185,7 @@ def _checked(options):
     return device, dtype
 
 
-def assigned_names(tree: ast.Module) -> dict:
+def _assigned_names(tree: ast.Module) -> dict:
     """The names the cell binds (assignment and tuple targets, for/with targets, :=) in the order they appear,
     each with whether it may hold a tensor (False when the cell only ever assigns it a literal: `n = 3`)."""
     literal = {id(t) for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
@@ -195,6 +195,9 @@ def assigned_names(tree: ast.Module) -> dict:
     for node in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
         names[node.id] = names.get(node.id, False) or id(node) not in literal
     return names
+
+
+_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
 
 
 def _check_explain_targets(names: list, bound: dict, namespace: dict) -> None:
@@ -209,9 +212,6 @@ def _check_explain_targets(names: list, bound: dict, namespace: dict) -> None:
         shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "") or "none"
         raise UsageError(f"--explain {name}: the cell assigns no {head!r} and no tensor of that name exists; "
                          f"names to explain: {shown}")
-
-
-_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
 
 
 def _check_backward_target(name: str, namespace: dict) -> None:

@@ -5,7 +5,8 @@ import contextlib
 
 import torch
 
-__all__ = ["available_devices", "check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
+__all__ = ["available_devices", "check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled",
+           "unseen_by_modes"]
 
 
 def check_device(device, *, option: str | None = None) -> torch.device | None:

@@ -286,7 +286,8 @@ def test_an_error_shows_the_plain_cells_traceback_with_the_cells_own_number_and_
 def test_a_warning_names_the_cells_own_number_and_line(shell):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = shell.run_cell("%%autograd\nimport warnings\nx = torch.ones(1)\nwarnings.warn('mine')", store_history=True)
+        cell = "%%autograd\nimport warnings\nx = torch.ones(1)\nwarnings.warn('mine')"
+        result = shell.run_cell(cell, store_history=True)
     warning, = [w for w in caught if str(w.message) == "mine"]
     assert shell.compile.format_code_name(warning.filename) == ("Cell", f"In[{result.execution_count}]")
     assert warning.lineno == 4
