@@ -84,8 +84,7 @@ class AutogradMagics(Magics):
         return value
 
     def _compile(self, cell: str):
-        """The cell after IPython's transforms and ours: code for its body, its last expression, the names it
-        assigns and its source, numbered as the notebook numbers the cell (the %%autograd line is line 1)."""
+        """(code, last expression, names assigned, source) of the cell, its lines numbered from the %%autograd line."""
         number, header = self._cell_position(cell)
         body = self.shell.transform_cell(cell)
         shown = "".join(f"# {text}" if text.strip() else text for text in header.splitlines(True))
@@ -186,12 +185,11 @@ def _checked(options):
 
 
 def _assigned_names(tree: ast.Module) -> dict:
-    """The names the cell binds (assignment and tuple targets, for/with targets, :=) in the order they appear,
-    each with whether it may hold a tensor (False when the cell only ever assigns it a literal: `n = 3`)."""
+    """{name: may it hold a tensor} for each name the cell binds (tuple, for, with and := targets too), in order."""
     literal = {id(t) for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
                for t in n.targets}
     stores = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
-    names: dict = {}
+    names: dict = {}  # False: the cell only ever assigns it a literal (`n = 3`)
     for node in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
         names[node.id] = names.get(node.id, False) or id(node) not in literal
     return names
