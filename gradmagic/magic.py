@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import sys
 
 import torch
 from IPython.core.error import UsageError
@@ -12,6 +14,7 @@ from IPython.display import display
 from .naming import label_assignments
 from .options import check_run_options
 from .runner import recording
+from .tracebacks import user_traceback
 
 __all__ = ["AutogradMagics", "load", "unload"]
 
@@ -55,12 +58,16 @@ class AutogradMagics(Magics):
         options = parse_argstring(self.autograd, line)
         device, dtype = _checked(options)
         namespace = self.shell.user_ns
-        code, last_expr, bound = self._compile(cell)
+        try:
+            code, last_expr, bound, source = self._compile(cell)
+        except SyntaxError as error:
+            return self._show_syntax_error(error)
+        _check_explain_targets(options.explain, bound, namespace)
         if options.backward and options.backward not in bound:
             _check_backward_target(options.backward, namespace)  # nothing in the cell can change it
         value, session = None, None
         try:
-            with recording(namespace, cell, code.co_filename, device=device, dtype=dtype,
+            with recording(namespace, source, code.co_filename, device=device, dtype=dtype,
                            lean=options.lean) as session:
                 exec(code, namespace)
                 if last_expr is not None:
@@ -68,23 +75,63 @@ class AutogradMagics(Magics):
                 if options.backward and not session.recorder.passes:
                     _check_backward_target(options.backward, namespace)
                     namespace[options.backward].backward()
+        except (Exception, KeyboardInterrupt) as error:
+            self._show_as_plain_cell(error, code.co_filename)
+            raise
         finally:
             if session is not None and session.result is not None:
                 self._publish(session.result, options)
         return value
 
     def _compile(self, cell: str):
-        """The cell after IPython's transforms and ours: code for its body and, separately, its last expression."""
-        source = self.shell.transform_cell(cell)
-        filename = self.shell.compile.cache(source, self.shell.execution_count)
-        tree = self.shell.transform_ast(self.shell.compile.ast_parse(source, filename=filename))
-        bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
-        tree = label_assignments(tree, source)
+        """(code, last expression, names assigned, source) of the cell, its lines numbered from the %%autograd line."""
+        number, header = self._cell_position(cell)
+        body = self.shell.transform_cell(cell)
+        shown = "".join(f"# {text}" if text.strip() else text for text in header.splitlines(True))
+        filename = self.shell.compile.cache(shown + body, number, raw_code=header + cell if header else None)
+        padding = "\n" * header.count("\n")  # the %%autograd line is not Python: tracebacks show it as a comment
+        tree = self.shell.transform_ast(self.shell.compile.ast_parse(padding + body, filename=filename))
+        bound = _assigned_names(tree)
+        tree = label_assignments(tree, padding + body)
         last_expr = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last_expr = compile(ast.Expression(tree.body.pop().value), filename, "eval")
         flags = self.shell.compile.flags
-        return compile(tree, filename, "exec", flags=flags, dont_inherit=True), last_expr, bound
+        return compile(tree, filename, "exec", flags=flags, dont_inherit=True), last_expr, bound, padding + cell
+
+    def _cell_position(self, cell: str) -> tuple:
+        """(the cell's execution number, its text above the body): what IPython names the cell in tracebacks."""
+        # IPython 9 increments execution_count before the cell runs; the ExecutionResult run_cell gives the
+        # displayhook while the cell runs keeps the cell's own number (IPython >= 7).
+        running = getattr(self.shell.displayhook, "exec_result", None)
+        if running is None or running.execution_count is None:
+            return self.shell.execution_count, ""
+        raw = running.info.raw_cell if running.info is not None else ""
+        lines = raw.splitlines(True)
+        first = next((i for i, text in enumerate(lines) if text.strip()), len(lines))
+        if first < len(lines) and lines[first].lstrip().startswith("%%") and \
+                "".join(lines[first + 1:]).strip() == cell.strip():
+            return running.execution_count, "".join(lines[:first + 1])
+        return running.execution_count, ""  # run through run_cell_magic() from another cell: its lines are its own
+
+    def _show_syntax_error(self, error: SyntaxError) -> None:
+        """Show a SyntaxError in the cell as IPython shows one in a plain cell, and mark the cell as failed."""
+        running = getattr(self.shell.displayhook, "exec_result", None)
+        if running is None:
+            raise error
+        self.shell.showsyntaxerror()
+        running.error_in_exec = error
+
+    def _show_as_plain_cell(self, error: BaseException, filename: str) -> None:
+        """Have IPython show an exception the cell raised as a plain cell's: from the cell on, no gradmagic frames."""
+        tb = user_traceback(error.__traceback__, filename)
+        if tb is None or hasattr(error, "_render_traceback_"):
+            return  # not raised by the cell's code, or the exception renders itself
+        formatter = self.shell.InteractiveTB
+        try:  # IPython's showtraceback() asks an exception for _render_traceback_() before formatting it itself
+            error._render_traceback_ = lambda: formatter.structured_traceback(type(error), error, tb, tb_offset=0)
+        except AttributeError:
+            pass
 
     def _publish(self, result, options) -> None:
         """Put the result in the namespace, save the files asked for and display it."""
@@ -100,8 +147,10 @@ class AutogradMagics(Magics):
         for path in options.save:
             result.save(path)
         display(result)
-        if problems:
+        if problems and result.error is None:
             raise UsageError(problems[0])
+        for problem in problems:  # the cell's own exception is the one to see: these are only notes
+            print(f"gradmagic: {problem}", file=sys.stderr)
 
     @staticmethod
     def _add_explanations(result, options) -> list:
@@ -133,6 +182,34 @@ def _checked(options):
     if options.backward and not options.backward.isidentifier():
         raise UsageError(f"--backward {options.backward}: give the name of a scalar tensor, e.g. --backward loss")
     return device, dtype
+
+
+def _assigned_names(tree: ast.Module) -> dict:
+    """{name: may it hold a tensor} for each name the cell binds (tuple, for, with and := targets too), in order."""
+    literal = {id(t) for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+               for t in n.targets}
+    stores = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    names: dict = {}  # False: the cell only ever assigns it a literal (`n = 3`)
+    for node in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
+        names[node.id] = names.get(node.id, False) or id(node) not in literal
+    return names
+
+
+_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
+
+
+def _check_explain_targets(names: list, bound: dict, namespace: dict) -> None:
+    """--explain NAME must be assigned in the cell or already bound to a tensor (model.0.weight, xs[0]: their head)."""
+    for name in names:
+        head = re.split(r"[.\[]", name, maxsplit=1)[0].rstrip(_SUBSCRIPTS)  # h₂ is the 2nd binding of h
+        value = namespace.get(head)
+        if head in bound or isinstance(value, torch.Tensor) or (head != name and value is not None):
+            continue
+        tensors = [k for k, v in namespace.items() if isinstance(v, torch.Tensor) and not k.startswith("_")]
+        candidates = list(dict.fromkeys([k for k, maybe_tensor in bound.items() if maybe_tensor] + tensors))
+        shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "") or "none"
+        raise UsageError(f"--explain {name}: the cell assigns no {head!r} and no tensor of that name exists; "
+                         f"names to explain: {shown}")
 
 
 def _check_backward_target(name: str, namespace: dict) -> None:

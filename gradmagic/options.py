@@ -18,7 +18,7 @@ def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, sa
         raise ValueError(f"--explain {FULL_CAPTURE_ONLY}")
     if lean and check:
         raise ValueError(f"--check {FULL_CAPTURE_ONLY}")
-    target, floating = check_device(device), check_dtype(dtype)
+    target, floating = check_device(device, option=f"--device {device}"), check_dtype(dtype)
     check_options(depth, max_nodes)
     for path in save:
         export.check_save_path(path)

@@ -6,26 +6,43 @@ import contextlib
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes",
-           "gradient_accumulator", "transform_active", "functorch_wrapped", "forward_ad_active"]
+__all__ = ["available_devices", "check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled",
+           "unseen_by_modes", "gradient_accumulator", "transform_active", "functorch_wrapped", "forward_ad_active"]
 
 
-def check_device(device) -> torch.device | None:
-    """The device asked for, or a ValueError saying why it cannot be used here."""
+def check_device(device, *, option: str | None = None) -> torch.device | None:
+    """The device asked for, or a one-line ValueError saying why it cannot be used here and what can."""
     if device is None:
         return None
+    what = option or f"device={device!r}"
+    available = available_devices()
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device={device!r}: not a torch device ({error}); use 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r}: CUDA is not available on this machine (torch {torch.__version__}); use 'cpu'"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{what}: not a torch device; available: {', '.join(available)}") from None
+    if dev.type == "meta":
+        raise ValueError(f"{what}: meta tensors have no values, and the capture records values; "
+                         f"use one of: {', '.join(available)}")
+    if dev.type == "cpu":
+        return dev
+    if dev.type not in {name.split(":")[0] for name in available}:
+        raise ValueError(f"{what}: {dev.type.upper()} is not available on this machine (torch {torch.__version__}); "
+                         f"available: {', '.join(available)}")
+    if dev.index not in (None, 0) and str(dev) not in available:
+        raise ValueError(f"{what}: there is no {dev.type} device {dev.index} here; available: {', '.join(available)}")
     return dev
+
+
+def available_devices() -> list:
+    """'cpu' and every accelerator device torch can use on this machine ('cuda:0', 'mps', 'xpu:0' ...)."""
+    found = ["cpu"]
+    for kind in ("cuda", "xpu"):  # torch.xpu exists from torch 2.4
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            found += [f"{kind}:{i}" for i in range(backend.device_count())]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
 
 
 def check_dtype(dtype) -> torch.dtype | None:

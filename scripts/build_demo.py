@@ -15,18 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CELLS = [
     ("markdown", """# gradmagic: seeing PyTorch autograd
 
-This notebook retells a short Chinese introduction to PyTorch autograd (the project's seed text) and shows,
-for each of its programs, what autograd actually built: the graph, with the cell's own variable names,
-every value and every gradient.
+This notebook walks through the basics of PyTorch autograd with a few small programs and shows, for each,
+what autograd actually built: the graph, with the cell's own variable names, every value and every gradient.
 
 `%%autograd` runs the cell exactly as Python would (same values, same `.grad`, same variables) and records
 every tensor operation on the way."""),
     ("code", "%load_ext gradmagic"),
     ("markdown", """## 1. One variable
 
-The seed text starts with `x = 10.0` and `y = 2x² + 3`. With `requires_grad=True`, PyTorch records how `y`
-was computed, and `y.backward()` fills `x.grad` with dy/dx = 4x = **40**. (The seed text prints 200 here;
-that figure belongs to the next example.)"""),
+Start with `x = 10.0` and `y = 2x² + 3`. With `requires_grad=True`, PyTorch records how `y` was computed,
+and `y.backward()` fills `x.grad` with dy/dx = 4x = **40** at x = 10."""),
     ("code", """%%autograd
 x = torch.tensor(10.0, requires_grad=True)
 y = 2*x*x + 3
@@ -43,7 +41,7 @@ z = 5*y + 6
 z.backward()"""),
     ("markdown", """## 3. Gradients add up over paths
 
-The seed's main lesson. With two inputs `x`, `a`, two hidden values `y`, `b` and an output `z`, `x` reaches `z`
+The main lesson. With two inputs `x`, `a`, two hidden values `y`, `b` and an output `z`, `x` reaches `z`
 along two paths, and autograd sums them:
 
 dz/dx = dz/dy · dy/dx + dz/db · db/dx = 430 · 40 + (−5.17·10⁻⁸) · 30 ≈ **17200**"""),
@@ -55,7 +53,7 @@ b = 6*x*a
 z = y*y + 1/(b*y)
 z.backward()"""),
     ("markdown", """The result is also an object, `_autograd`, holding the networkx graph. The named tensors, joined
-wherever a path of operations connects them, are exactly the edges of the seed's diagram:"""),
+wherever a path of operations connects them: `x` and `a` feed `y` and `b`, which feed `z`:"""),
     ("code", """named = _autograd.named_graph()
 sorted((named.nodes[u]["name"], named.nodes[v]["name"]) for u, v in named.edges)"""),
     ("markdown", """## 4. Dynamic graphs: Python control flow
@@ -98,7 +96,7 @@ w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
 score = (w * w).sum()"""),
     ("markdown", """## 7. Explain: the gradient is a sum over paths
 
-`--explain NAME` writes the seed's lesson out with the run's own numbers: the chain rule over the named variables
+`--explain NAME` writes the lesson of section 3 out with the run's own numbers: the chain rule over the named variables
 and every path from `x` to `z`, each with its product of local derivatives. On the picture, each edge carries the
 gradient that flowed along it (label and line width)."""),
     ("code", """%%autograd --explain x --no-table

@@ -20,3 +20,15 @@ def test_demo_notebook_runs_in_a_real_kernel_without_errors_and_draws(tmp_path):
 def test_committed_demo_has_its_outputs():
     notebook = nbformat.read(ROOT / "demo.ipynb", as_version=4)
     assert any("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_demo_text_stands_on_its_own():
+    """The notebook's prose never refers the reader to a text they do not have (the project's seed text)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_demo", ROOT / "scripts" / "build_demo.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    prose = " ".join(text for kind, text in builder.CELLS if kind == "markdown")
+    assert "seed" not in prose.lower()
+    assert "dy/dx = 4x = **40** at x = 10" in prose

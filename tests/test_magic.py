@@ -1,12 +1,16 @@
 import base64
+import re
+import warnings
 import xml.etree.ElementTree as ET
 
+import nbformat
 import networkx as nx
 import pytest
 import torch
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from nbclient import NotebookClient
 from traitlets.config import Config
 
 from helpers import assert_same, plain_namespace
@@ -113,6 +117,8 @@ def test_cell_without_tensors_prints_a_message_and_no_figure(shell):
     ("--out 1x", "not a Python name"),
     ("--dtype int64", "not a floating torch dtype"),
     ("--device nonsense", "not a torch device"),
+    ("--device mps", "--device mps: MPS is not available on this machine"),
+    ("--device meta", "--device meta: meta tensors have no values"),
     ("-s graph.bmp", "unknown suffix"),
     ("-s /no/such/folder/g.png", "does not exist"),
     ("--backward missing", "no variable 'missing'"),
@@ -195,10 +201,35 @@ def test_check_option_reports_a_passing_gradient_check(shell):
     assert "gradient check of z (ok)" in outputs[0]["text/plain"]
 
 
-def test_explain_of_a_missing_name_is_a_usage_error_after_showing_the_result(shell):
-    result, outputs, _ = run(shell, "%%autograd --explain nope --no-graph\n" + SEED_3)
-    assert isinstance(result.error_in_exec, UsageError) and "nope" in str(result.error_in_exec)
+def test_explain_of_a_name_the_cell_never_assigns_is_a_usage_error_before_it_runs(shell):
+    shell.user_ns.update(w=torch.ones(2), n=3)
+    result, outputs, _ = run(shell, "%%autograd --explain nope --no-graph\nran = True\n" + SEED_3)
+    error = result.error_in_exec
+    assert isinstance(error, UsageError) and "\n" not in str(error) and "ran" not in shell.user_ns and outputs == []
+    assert str(error) == ("--explain nope: the cell assigns no 'nope' and no tensor of that name exists; "
+                          "names to explain: a, x, y, b, z, w")
+
+
+@pytest.mark.parametrize("name, cell", [
+    ("q", "p, q = torch.ones(2, requires_grad=True) * 2\nq.backward()"),
+    ("w", "for w in [torch.tensor(2.0, requires_grad=True)]:\n    z = w * 3\nz.backward()"),
+    ("model.0.weight", "model = torch.nn.Sequential(torch.nn.Linear(2, 1))\nmodel(torch.ones(2)).sum().backward()"),
+    ("h₂", "x = torch.tensor(2.0, requires_grad=True)\nh = x\nfor _ in range(2):\n    h = h * x\nh.backward()"),
+])
+def test_explain_accepts_tuple_and_loop_targets_labels_and_parameter_paths(shell, name, cell):
+    result, outputs, _ = run(shell, f"%%autograd --explain {name} --no-graph\n{cell}")
+    assert result.success and len(shell.user_ns["_autograd"].explained) == 1
+
+
+def test_explain_of_a_non_tensor_the_cell_assigns_is_a_usage_error_after_showing_the_result(shell):
+    result, outputs, _ = run(shell, "%%autograd --explain n --no-graph\nn = 3\n" + SEED_3)
+    assert isinstance(result.error_in_exec, UsageError) and "'n'" in str(result.error_in_exec)
     assert len(outputs) == 1 and shell.user_ns["x"].grad.item() == pytest.approx(17200.0)
+
+
+def test_explain_never_hides_the_cells_own_exception(shell):
+    result, outputs, out = run(shell, "%%autograd --explain n --no-graph\nn = 3\nx = torch.ones(1)\nundefined_name")
+    assert isinstance(result.error_in_exec, NameError) and "undefined_name" in out and len(outputs) == 1
 
 
 def test_diagnostics_appear_under_the_result(shell):
@@ -224,3 +255,61 @@ def test_lean_option_draws_the_autograd_graph_and_matches_plain(shell):
     assert captured.tensor("x")["grad"] == pytest.approx(17200.0)
     assert "Lean capture" in outputs[0]["text/plain"]
     assert_same(plain_namespace(SEED_3), {k: v for k, v in shell.user_ns.items() if k in plain_namespace(SEED_3)})
+
+
+def _shown(shell, cell):
+    """What IPython prints for a cell run as a notebook runs it (numbered), colours removed, and its result."""
+    with capture_output() as captured:
+        result = shell.run_cell(cell, store_history=True)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout).replace(NOTHING_TO_DRAW, "")
+    return result, text.replace(f"In[{result.execution_count}]", "In[N]")
+
+
+NOTHING_TO_DRAW = "gradmagic: the cell touched no tensors, so there is nothing to draw.\n"
+FAILING_BODIES = [
+    "x = 1\ny = 2\n1/0\n",
+    "x = torch.ones(2, requires_grad=True)\ny = x @ torch.ones(3)\n",
+    "def f(t):\n    return torch.nn.functional.softmax(t, dim=5)\nx = torch.ones(2)\nf(x)\n",
+]
+
+
+@pytest.mark.parametrize("body", FAILING_BODIES)
+@pytest.mark.parametrize("options", ["", "--lean", "--device cpu"])
+def test_an_error_shows_the_plain_cells_traceback_with_the_cells_own_number_and_line(shell, body, options):
+    plain, expected = _shown(shell, "# %%autograd\n" + body)  # the magic's line, as a comment: same numbering
+    result, shown = _shown(shell, f"%%autograd {options}\n" + body)
+    assert type(result.error_in_exec) is type(plain.error_in_exec)
+    assert shown.replace(f"%%autograd {options}", "%%autograd") == expected
+    assert "Cell In[N], line " in shown and "gradmagic" not in shown and "run_cell_magic" not in shown
+
+
+def test_a_warning_names_the_cells_own_number_and_line(shell):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cell = "%%autograd\nimport warnings\nx = torch.ones(1)\nwarnings.warn('mine')"
+        result = shell.run_cell(cell, store_history=True)
+    warning, = [w for w in caught if str(w.message) == "mine"]
+    assert shell.compile.format_code_name(warning.filename) == ("Cell", f"In[{result.execution_count}]")
+    assert warning.lineno == 4
+
+
+@pytest.mark.parametrize("body", ["x = 1\ny = (\n", "x = 1\n  y = 2\n", "x = torch.ones(1)\ny = x +* 2\n"])
+def test_a_syntax_error_prints_as_in_a_plain_cell(shell, body):
+    plain, expected = _shown(shell, "# %%autograd\n" + body)
+    result, shown = _shown(shell, "%%autograd\n" + body)
+    assert isinstance(result.error_in_exec, SyntaxError) and not result.success
+    assert shown == expected and len(shown.strip().splitlines()) <= 5 and "magic.py" not in shown
+
+
+def test_a_real_kernel_shows_the_same_traceback_as_for_a_plain_cell(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cells = ["%load_ext gradmagic", "# %%autograd\nx = torch.ones(2)\ny = x @ torch.ones(3)",
+             "%%autograd\nx = torch.ones(2)\ny = x @ torch.ones(3)"]
+    notebook.cells = [nbformat.v4.new_code_cell(cell) for cell in cells]
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    plain, magic = ([o for o in notebook.cells[i].outputs if o.output_type == "error"][0] for i in (1, 2))
+    shown = [re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e.traceback)) for e in (plain, magic)]
+    assert shown[0].replace("In[2]", "In[3]") == shown[1] and "Cell In[3], line 3" in shown[1]
+    assert (magic.ename, magic.evalue) == (plain.ename, plain.evalue)
