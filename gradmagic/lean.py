@@ -17,7 +17,7 @@ from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, kept_gradient
 from .naming import item_labels
 from .records import Records, caller_line, deref
-from .torchstate import unseen_by_modes
+from .torchstate import inside_backward, unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -100,7 +100,10 @@ class LeanRecorder:
             self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
-        """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
+        """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients.
+        One called while a pass runs (reentrant checkpointing's, inside its node's backward) is part of that pass."""
+        if inside_backward():
+            return func(*args, **kwargs)
         roots, wrt = backward_tensors(is_grad, args, kwargs)
         line = caller_line(self.filename, 2)
         if not self._passes:

@@ -5,7 +5,8 @@ import contextlib
 
 import torch
 
-__all__ = ["check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled", "unseen_by_modes"]
+__all__ = ["check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode", "torch_function_disabled",
+           "unseen_by_modes"]
 
 
 def check_device(device) -> torch.device | None:
@@ -80,3 +81,10 @@ def unseen_by_modes(func, *args):
         return func(*args)
     with torch_function_disabled():
         return func(*args)
+
+
+def inside_backward() -> bool:
+    """True while autograd's engine runs a backward pass on this thread (a backward() called from a node's
+    backward, such as reentrant checkpointing's, or from a gradient hook, is part of that pass, not a new one)."""
+    # Private API (torch >= 1.13): the id of the graph task the engine is running here, -1 outside backward.
+    return torch._C._current_graph_task_id() != -1
