@@ -43,6 +43,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         source=trace.source,
         capture="lean" if trace.lean else "full",
         grad_reads=[[f"t{rec}", line] for rec, line in trace.grad_reads],
+        grad_hooks=[[f"t{rec}", line, method] for rec, line, method in trace.grad_hooks],
         notes=list(trace.notes),
     )
     labels = _display_names(trace)

@@ -11,7 +11,7 @@ import torch
 
 from . import summary
 from .records import deref
-from .torchstate import torch_function_disabled, unseen_by_modes
+from .torchstate import inside_backward, torch_function_disabled, unseen_by_modes
 
 __all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "UNREAD", "MAX_INNER_NODES",
            "MAX_NODE_DEPTH"]
@@ -35,7 +35,13 @@ class GradientHooks:
     """The Recorder's backward side: it needs `records`, `_lookup`, `_resolve`, `_outputs`, `_add_op`."""
 
     def _backward(self, func, is_grad: bool, args, kwargs):
-        """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots."""
+        """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots.
+
+        A backward called while a pass runs (from a node's backward, e.g. reentrant checkpointing) is part of
+        that pass. Ops run inside a pass (gradient hooks, checkpoint's recomputation) are not recorded: torch
+        pops the mode while this handler runs. Leaves they changed in place get a new record after the pass."""
+        if inside_backward():
+            return func(*args, **kwargs)
         roots, wrt = backward_tensors(is_grad, args, kwargs)
         root_recs = [self._resolve(t) for t in roots]
         input_recs = [self._resolve(t) for t in wrt]
@@ -44,12 +50,14 @@ class GradientHooks:
         too_deep = any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs)
         if too_deep:
             self.too_deep()
+        self._pass_leaves = []
         handles = [] if too_deep else self._hook_graph(roots, pass_index)
         try:
             out = func(*args, **kwargs)
         finally:
             for handle in handles:
                 handle.remove()
+            self._changed_in_backward(pass_index)
         if is_grad:
             # autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes
             self._on_grad(pass_index, list(enumerate(input_recs)), out)
@@ -76,6 +84,7 @@ class GradientHooks:
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
                 rec = self._lookup(node.variable)
                 if rec is not None:
+                    self._pass_leaves.append((rec, node.variable))
                     handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
             elif entries:
                 edges = self._op_edges(node, entries[0][1])
@@ -86,6 +95,22 @@ class GradientHooks:
                 if next_node is not None and next_node not in seen:
                     stack.append(next_node)
         return handles
+
+    def _changed_in_backward(self, pass_index: int) -> None:
+        """Leaves changed in place while the pass ran (an optimizer step in a post-accumulate-grad hook): a new
+        record for their new version, linked to the old one, and a note that the ops that did it are not recorded."""
+        r, changed = self.records, []
+        for rec, t in self._pass_leaves:
+            if t._version != r.versions[rec] and self._latest.get(id(t)) == rec:
+                new = self._record(t, None)
+                r.previous[new] = rec
+                r.grads_before.pop(new, None)  # its .grad is this pass's, not one from before the run
+                changed.append(rec)
+        self._pass_leaves = []
+        if changed:
+            r.notes.append(f"{len(changed)} leaf tensor(s) changed in place during backward pass {pass_index + 1} "
+                           f"(e.g. an optimizer step in a gradient hook); ops run inside a backward pass are not "
+                           f"recorded, so their new values appear as new versions without the op that made them.")
 
     def _index_nodes(self) -> None:
         r = self.records

@@ -22,15 +22,17 @@ from .torchstate import torch_function_disabled
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
-_PASS, _OP, _INPLACE, _EXIT, _BACKWARD, _GRAD = range(1, 7)
+_PASS, _OP, _INPLACE, _EXIT, _HOOK, _BACKWARD, _GRAD = range(1, 8)
 
 # Calls that read metadata or print: they neither make tensors nor move values out of torch.
 _PASS_NAMES = frozenset(
     "__repr__ __str__ __format__ __len__ __hash__ __contains__ __iter__ __dir__ __reduce_ex__ __setstate__ "
     "__deepcopy__ size dim ndimension numel nelement stride storage_offset is_contiguous data_ptr element_size "
-    "is_floating_point is_complex is_signed get_device register_hook retain_grad _set_grad_enabled "
+    "is_floating_point is_complex is_signed get_device retain_grad _set_grad_enabled "
     "untyped_storage storage _is_view is_set_to __array_wrap__".split()
 )
+#: Calls that give a tensor a gradient hook: noted (tensor, line), so a hook that changes a gradient can be named.
+_HOOK_NAMES = frozenset(("register_hook", "register_post_accumulate_grad_hook"))
 #: Calls through which a value leaves torch: gradients cannot follow it.
 EXIT_NAMES = frozenset("item tolist numpy __float__ __int__ __bool__ __index__ __complex__ __array__".split())
 _INPLACE_DUNDERS = frozenset(
@@ -54,6 +56,8 @@ def _kind(func) -> int:
         kind = _BACKWARD
     elif func is torch.autograd.grad:
         kind = _GRAD
+    elif name in _HOOK_NAMES and getattr(func, "__qualname__", "").startswith("Tensor."):
+        kind = _HOOK
     elif name in _PASS_NAMES or getattr(func, "__module__", None) == "torch.nn.init":
         kind = _PASS  # nn.init runs while modules are built: noise before the cell's own computation
     elif name in EXIT_NAMES:
@@ -96,6 +100,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         self._indexed_upto = 0
         self._function_apply = None
         self._module_handles: list = []
+        self._pass_leaves: list = []  # (record, leaf) whose gradient the running backward pass accumulates
 
     @property
     def passes(self) -> int:
@@ -115,7 +120,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         kind = _KINDS.get(func) or _kind(func)
         if kind is _PASS:
             return func(*args, **kwargs) if kwargs else func(*args)
-        if kind >= _BACKWARD:
+        if kind >= _HOOK:
+            if kind is _HOOK:
+                return self._note_hook(func, args, kwargs)
             return self._backward(func, kind is _GRAD, args, kwargs or {})
         return self._call(func, kind, args, kwargs)
 
@@ -194,6 +201,12 @@ class Recorder(GradientHooks, TorchFunctionMode):
             r.grads_before[rec] = kept_gradient(t.grad.detach().clone())  # .grad may accumulate in place
         return rec
 
+    def _note_hook(self, func, args, kwargs):
+        """`t.register_hook(fn)`: noted with its line (explain and check name hooks that change gradients)."""
+        if args and isinstance(args[0], _TENSOR):
+            self.records.grad_hooks.append((self._resolve(args[0]), self._caller_line(), func.__name__))
+        return func(*args, **kwargs) if kwargs else func(*args)
+
     def _read_non_leaf_grad(self, getter, args):
         """`y.grad` on a non-leaf: noted for the diagnostics; torch's warning still points at the user's line."""
         self.records.grad_reads.append((self._resolve(args[0]), self._caller_line(depth=2)))
@@ -215,7 +228,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def too_deep(self) -> None:
         """Say once that gradients deeper than the node budget are not recorded."""
-        if not self.records.notes:
+        if not any(note.startswith("This cell's graph") for note in self.records.notes):
             self.records.notes.append(
                 f"This cell's graph is more than {MAX_NODE_DEPTH:,} ops deep; gradients beyond that depth are not "
                 f"recorded (torch 2.13 can crash freeing a deeper chain once its nodes were looked at from Python).")
