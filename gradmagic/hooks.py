@@ -84,7 +84,7 @@ class GradientHooks:
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
                 rec = self._lookup(node.variable)
                 if rec is not None:
-                    self._pass_leaves.append((rec, node.variable))
+                    self._pass_leaves.append((rec, node.variable, self._small_copy(rec)))
                     handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
             elif entries:
                 edges = self._op_edges(node, entries[0][1])
@@ -100,8 +100,10 @@ class GradientHooks:
         """Leaves changed in place while the pass ran (an optimizer step in a post-accumulate-grad hook): a new
         record for their new version, linked to the old one, and a note that the ops that did it are not recorded."""
         r, changed = self.records, []
-        for rec, t in self._pass_leaves:
+        for rec, t, before in self._pass_leaves:
             if t._version != r.versions[rec] and self._latest.get(id(t)) == rec:
+                if before is not None:
+                    r.snapshots.setdefault(rec, before)  # the value the pass's forward computation used
                 new = self._record(t, None)
                 r.previous[new] = rec
                 r.grads_before.pop(new, None)  # its .grad is this pass's, not one from before the run
@@ -111,6 +113,14 @@ class GradientHooks:
             r.notes.append(f"{len(changed)} leaf tensor(s) changed in place during backward pass {pass_index + 1} "
                            f"(e.g. an optimizer step in a gradient hook); ops run inside a backward pass are not "
                            f"recorded, so their new values appear as new versions without the op that made them.")
+
+    def _small_copy(self, rec):
+        """A copy of a small recorded tensor (a hook in the pass may change it in place), else None."""
+        t = self.records.objs[rec]
+        if not isinstance(t, _TENSOR):
+            return None
+        with torch_function_disabled():
+            return t.detach().clone()
 
     def _index_nodes(self) -> None:
         r = self.records
