@@ -6,6 +6,7 @@ import torch
 
 import gradmagic
 from gradmagic.graph import tensor_nodes
+from helpers import assert_same, captured_namespace, plain_namespace
 from programs import CUDA_NO_SYNC, SQUARE_FUNCTION
 
 
@@ -250,3 +251,52 @@ def test_parameter_initialisation_is_not_recorded():
     assert "fill_" not in ops and "zero_" not in ops and "kaiming_uniform_" not in ops
     assert [result.graph.nodes[n]["label"] for n in tensor_nodes(result.graph) if result.graph.nodes[n]["name"]] == [
         "ln.weight", "ln.bias", "lin.weight", "lin.bias", "y"]
+
+
+OPTIMIZER_IN_BACKWARD = """
+model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
+opt_dict = {p: torch.optim.SGD([p], lr=0.1) for p in model.parameters()}
+def step(p):
+    opt_dict[p].step()
+    opt_dict[p].zero_grad()
+for p in model.parameters():
+    p.register_post_accumulate_grad_hook(step)
+x = torch.tensor([[1.0, 2.0, 3.0]])
+loss = model(x).sum()
+loss.backward()
+"""
+
+
+def test_an_optimizer_step_inside_backward_leaves_the_parameters_final_values():
+    namespace, result = captured_namespace(OPTIMIZER_IN_BACKWARD)
+    plain = plain_namespace(OPTIMIZER_IN_BACKWARD)
+    assert_same([plain["model"], plain["loss"]], [namespace["model"], namespace["loss"]])  # opt_dict: keyed by id
+    weight = result.tensor("model.0.weight")
+    assert weight["value"] == namespace["model"][0].weight.tolist() and weight["previous"] is not None
+    before = result.graph.nodes[weight["previous"]]
+    step = (torch.tensor(weight["value"]) - torch.tensor(before["value"])) / -0.1  # SGD: w₂ = w₁ − 0.1·gradient
+    assert torch.allclose(step, torch.tensor(before["pass_grads"][0]), rtol=1e-3)
+    assert any("4 leaf tensor(s) changed in place during backward pass 1" in n for n in result.graph.graph["notes"])
+    assert result.diagnostics == [] and result.check().ok
+
+
+CHECKPOINT = """
+from torch.utils.checkpoint import checkpoint
+layer = torch.nn.Linear(2, 2)
+x = torch.tensor([1.0, 2.0], requires_grad=True)
+h = checkpoint(lambda a: layer(a).tanh(), x * 2, use_reentrant=REENTRANT)
+loss = (h * h).sum()
+loss.backward()
+"""
+
+
+@pytest.mark.parametrize("lean", [False, True])
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpoint_recomputation_inside_backward_is_not_a_second_pass(reentrant, lean):
+    source = CHECKPOINT.replace("REENTRANT", str(reentrant))
+    namespace, result = captured_namespace(source, lean=lean)
+    assert_same(plain_namespace(source), namespace)
+    assert result.graph.graph["pass_roots"] == [[result.graph.graph["roots"][0]]]
+    assert result.tensor("x")["grad"] == namespace["x"].grad.tolist()
+    if not reentrant:  # reentrant: the layer runs inside CheckpointFunction's forward, which is not recorded
+        assert result.tensor("layer.weight")["grad"] == namespace["layer"].weight.grad.tolist()
