@@ -170,7 +170,7 @@ def _explain_pass(ex: Explanation, graph, trace, roots: list, max_paths: int) ->
         hooks = hook_changes(graph, p, None if paths is None else on_paths)
         ex.notes += hooks or [f"the recorded paths do not add up to what autograd gave {label}: part of the "
                               "computation was not recorded (a custom torch.autograd.Function, an attribute such "
-                              "as .T or .data, or a gradient hook registered outside the code)"]
+                              "as .T or .data, or a gradient hook the capture did not see: a module's backward hook, or one registered before the run)"]
     ex.terms = _terms(graph, node, children, p, found)
 
 
@@ -368,25 +368,37 @@ def _terms(graph, node: str, children: dict, p: int, paths: list) -> list:
 
 def _sum(values: list):
     """Elementwise sum of numbers or equally nested lists."""
-    return torch.tensor(values, dtype=torch.float64).sum(0).tolist() if values else 0.0
+    return _tensor(values).sum(0).tolist() if values else 0.0
+
+
+def _tensor(value) -> torch.Tensor:
+    """A number or nested list as a float64 tensor (complex128 for complex gradients)."""
+    t = torch.tensor(value)
+    return t.to(torch.complex128 if t.is_complex() else torch.float64)
 
 
 def _norm(value) -> float:
-    return torch.tensor(value, dtype=torch.float64).norm().item() if isinstance(value, (int, float, list)) else math.nan
+    return _tensor(value).norm().item() if isinstance(value, (int, float, complex, list)) else math.nan
 
 
 def _close(a, b) -> bool:
     """Equal within float32 rounding (elementwise, scaled by the larger norm)."""
-    if not isinstance(a, (float, list)) or not isinstance(b, (float, list)):
+    if not isinstance(a, (float, complex, list)) or not isinstance(b, (float, complex, list)):
         return False
-    a, b = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
-    return (a - b).norm().item() <= 1e-4 * max(a.norm().item(), b.norm().item()) + 1e-12
+    a, b = _tensor(a), _tensor(b)
+    return a.shape == b.shape and (a - b).norm().item() <= 1e-4 * max(a.norm().item(), b.norm().item()) + 1e-12
 
 
 def _text(value) -> str:
+    if isinstance(value, complex):
+        return f"{value:.6g}"
     if isinstance(value, list):
-        flat = torch.tensor(value, dtype=torch.float64).reshape(-1).tolist()
-        return f"{text.value_text([float(f'{v:.6g}') for v in flat], None)} ‖{text.number(_norm(value))}‖"
+        flat = _tensor(value).reshape(-1).tolist()
+        if flat and isinstance(flat[0], complex):  # text.number formats real numbers only
+            shown = "[" + ", ".join(f"{v:.3g}" for v in flat[:6]) + (", …]" if len(flat) > 6 else "]")
+        else:
+            shown = text.value_text([float(f"{v:.6g}") for v in flat], None)
+        return f"{shown} ‖{text.number(_norm(value))}‖"
     if isinstance(value, dict):
         return text.stats_text(value)
     return "—" if value is None else text.number(float(f"{value:.6g}"))

@@ -72,7 +72,8 @@ class GradCheck:
             if leaf.replay_error is not None and leaf.replay_error > REPLAY_RTOL:
                 why = "; ".join(self.hooks) or ("the recorder missed part of the computation (a custom "
                                                 "torch.autograd.Function, an attribute such as .T or .data, or a "
-                                                "gradient hook registered outside the code)")
+                                                "gradient hook the capture did not see: a module's backward hook, "
+                                                "or one registered before the run)")
                 out.append(f"    the run gave {leaf.name} the gradient {text.value_text(leaf.recorded, None)}, the "
                            f"re-run {text.value_text(leaf.autograd, None)}: {why}")
         for node, label, line in self.suspects:

@@ -101,7 +101,7 @@ class GradientHooks:
         record for their new version, linked to the old one, and a note that the ops that did it are not recorded."""
         r, changed = self.records, []
         for rec, t, before in self._pass_leaves:
-            if t._version != r.versions[rec] and self._latest.get(id(t)) == rec:
+            if self._latest.get(id(t)) == rec and (t._version != r.versions[rec] or _differs(before, t)):
                 if before is not None:
                     r.snapshots.setdefault(rec, before)  # the value the pass's forward computation used
                 new = self._record(t, None)
@@ -184,6 +184,14 @@ class GradientHooks:
             if grad is not None:  # autograd threads may run with our mode active
                 grads.append((pass_index, rec, *unseen_by_modes(kept_gradient, grad)))
         return None
+
+
+def _differs(before, t) -> bool:
+    """Whether a small tensor's value changed since `before` was copied (a write through `.data` keeps the version)."""
+    if before is None:
+        return False
+    with torch_function_disabled():
+        return not torch.allclose(before, t.detach(), rtol=0, atol=0, equal_nan=True)
 
 
 def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:

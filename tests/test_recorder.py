@@ -300,3 +300,14 @@ def test_checkpoint_recomputation_inside_backward_is_not_a_second_pass(reentrant
     assert result.tensor("x")["grad"] == namespace["x"].grad.tolist()
     if not reentrant:  # reentrant: the layer runs inside CheckpointFunction's forward, which is not recorded
         assert result.tensor("layer.weight")["grad"] == namespace["layer"].weight.grad.tolist()
+
+
+def test_a_write_through_data_inside_backward_keeps_the_value_the_pass_used():
+    source = ("w = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+              "w.register_post_accumulate_grad_hook(lambda p: [p.data.mul_(0.5)] and None)\n"
+              "l = (w * w).sum()\nl.backward()\n")
+    namespace, result = captured_namespace(source)
+    assert_same(plain_namespace(source), namespace)
+    assert result.tensor("w")["value"] == namespace["w"].tolist() == [0.5, 1.0]
+    assert result.graph.nodes[result.tensor("w")["previous"]]["value"] == [1.0, 2.0]  # what l was computed from
+    assert result.check().ok and result.explain("w").total == [2.0, 4.0]
