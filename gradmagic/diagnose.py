@@ -112,7 +112,7 @@ def _missing_gradients(graph, rebuilt: dict, reach: set) -> list:
     roots = graph.graph.get("roots", [])
     if not roots:
         return []
-    last_root, found = max(int(r[1:]) for r in roots), []
+    last_root, found, carried = max(int(r[1:]) for r in roots), [], None
     for node in tensor_nodes(graph):
         d = graph.nodes[node]
         if not (d["is_leaf"] and d["requires_grad"]) or int(node[1:]) > last_root or _chain_has_grad(graph, node):
@@ -120,6 +120,12 @@ def _missing_gradients(graph, rebuilt: dict, reach: set) -> list:
         root = _describe(graph, roots[-1])
         who = f"{_describe(graph, node)}" + (f" (line {d['line']})" if d["line"] else "")
         cut = _first_cut(graph, node, reach)
+        if cut is None and carried is None:
+            carried = _carried(graph, roots)
+            carried |= {graph.nodes[n]["param"] for n in carried if graph.nodes[n].get("param")}
+        if cut is None and (node in carried or d.get("param") in carried):
+            continue  # autograd's graph reaches it (or another version of the same parameter), so it got a gradient
+            # the record does not hold: lean capture, a graph past the node budget, .grad reset inside backward
         if cut is None:
             message = (f"{who} requires grad but got no gradient: it is not used in computing {root}, the value "
                        f"backward() started from. Use it in the computation of {root}, or drop requires_grad.")
@@ -129,6 +135,12 @@ def _missing_gradients(graph, rebuilt: dict, reach: set) -> list:
                        f"gradient of {root} cannot reach it. {_fix(graph, cut)}")
             found.append(Diagnostic("no_gradient", message, [node, cut[1]], [cut], graph.nodes[cut[1]]["line"]))
     return found
+
+
+def _carried(graph, roots) -> set:
+    """The tensors with a gradient-carrying path to a root."""
+    view = nx.subgraph_view(graph, filter_edge=lambda u, v, k: graph.edges[u, v, k].get("differentiable", True))
+    return set().union(*(nx.ancestors(view, r) for r in roots if r in graph))
 
 
 def _chain_has_grad(graph, node: str) -> bool:
@@ -297,7 +309,8 @@ def hook_changes(graph, p: int, nodes=None) -> list:
         if given is None or arriving is None or _same(given, arriving):
             continue
         who = graph.nodes[node].get("label") or _describe(graph, node)
-        found.append(f"{who} has a gradient hook (line {line}) that changed its gradient: autograd's "
+        where = f"line {line}" if line else "registered before the run"
+        found.append(f"{who} has a gradient hook ({where}) that changed its gradient: autograd's "
                      f"{_value(given, None)} vs chain rule {_value(arriving, None)}")
     return found
 

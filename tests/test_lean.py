@@ -10,7 +10,7 @@ import gradmagic
 from gradmagic.graph import tensor_nodes
 from gradmagic.walk import LEAN_NOTE, NodeOp
 from helpers import assert_same, captured_namespace, plain_namespace
-from programs import CUDA_NO_SYNC, SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
+from programs import CUDA_NO_SYNC, OPTIMIZER_IN_BACKWARD, SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
 
 RNN = """
 h = h0
@@ -258,3 +258,11 @@ def test_capture_block_keeps_the_values_of_the_caller_s_tensors():
     assert cap.result.tensor("h")["value"] == [2.0, 2.0, 2.0] and cap.result.tensor("y")["value"] == 6.0
     assert cap.result.tensor("w")["grad"] == [2.0, 2.0, 2.0]
     assert h.grad_fn is not None and y.grad is None  # nothing of the capture is left on them
+
+
+def test_an_optimizer_step_inside_backward_is_no_missing_gradient():
+    namespace, result = captured_namespace(OPTIMIZER_IN_BACKWARD, lean=True)
+    plain = plain_namespace(OPTIMIZER_IN_BACKWARD)
+    assert_same([plain["model"], plain["loss"]], [namespace["model"], namespace["loss"]])
+    assert result.tensor("model.0.weight")["value"] == namespace["model"][0].weight.tolist()
+    assert result.graph.graph["passes"] == 1 and result.diagnostics == []  # .grad is None again: zero_grad in the hook

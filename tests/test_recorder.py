@@ -7,7 +7,7 @@ import torch
 import gradmagic
 from gradmagic.graph import tensor_nodes
 from helpers import assert_same, captured_namespace, plain_namespace
-from programs import CUDA_NO_SYNC, SQUARE_FUNCTION
+from programs import CUDA_NO_SYNC, OPTIMIZER_IN_BACKWARD, SQUARE_FUNCTION
 
 
 def _producer_op(graph, node):
@@ -251,20 +251,6 @@ def test_parameter_initialisation_is_not_recorded():
     assert "fill_" not in ops and "zero_" not in ops and "kaiming_uniform_" not in ops
     assert [result.graph.nodes[n]["label"] for n in tensor_nodes(result.graph) if result.graph.nodes[n]["name"]] == [
         "ln.weight", "ln.bias", "lin.weight", "lin.bias", "y"]
-
-
-OPTIMIZER_IN_BACKWARD = """
-model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
-opt_dict = {p: torch.optim.SGD([p], lr=0.1) for p in model.parameters()}
-def step(p):
-    opt_dict[p].step()
-    opt_dict[p].zero_grad()
-for p in model.parameters():
-    p.register_post_accumulate_grad_hook(step)
-x = torch.tensor([[1.0, 2.0, 3.0]])
-loss = model(x).sum()
-loss.backward()
-"""
 
 
 def test_an_optimizer_step_inside_backward_leaves_the_parameters_final_values():
