@@ -191,6 +191,9 @@ def _pass_roots_node(graph, name: str, root: str | None, pass_index: int | None)
         reached = graph.nodes[node].get("pass_grads") or {}
         p = max(reached) if reached else len(passes) - 1
     roots = list(passes[p]) if root is None else [_find(graph, root)]
+    if not set(roots) <= set(passes[p]):
+        raise ValueError(f"root={root!r} did not start backward pass {p + 1}; it started from: "
+                         f"{', '.join(_label(graph, r) for r in passes[p])}")
     return p, roots, _find(graph, name, prefer=_ancestors(graph, roots))
 
 

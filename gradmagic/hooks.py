@@ -85,8 +85,11 @@ class GradientHooks:
                 rec = self._lookup(node.variable)
                 if rec is not None:
                     self._pass_leaves.append((rec, node.variable, self._small_copy(rec)))
+                    self._note_earlier_hook(rec, node.variable)
                     handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
             elif entries:
+                for _, rec in entries:
+                    self._note_earlier_hook(rec, deref(self.records.objs[rec]))
                 edges = self._op_edges(node, entries[0][1])
                 handles.append(node.register_hook(partial(self._on_node, pass_index, entries, edges.pop(node, ()))))
                 handles.extend(inner.register_hook(partial(self._on_node, pass_index, (), inner_edges))
@@ -113,6 +116,11 @@ class GradientHooks:
             r.notes.append(f"{len(changed)} leaf tensor(s) changed in place during backward pass {pass_index + 1} "
                            f"(e.g. an optimizer step in a gradient hook); ops run inside a backward pass are not "
                            f"recorded, so their new values appear as new versions without the op that made them.")
+
+    def _note_earlier_hook(self, rec, t) -> None:
+        """A gradient hook on `t` that the code did not register while recorded (an earlier cell): noted, no line."""
+        if t is not None and t._backward_hooks and not any(rec == noted for noted, _, _ in self.records.grad_hooks):
+            self.records.grad_hooks.append((rec, None, "register_hook"))
 
     def _small_copy(self, rec):
         """A copy of a small recorded tensor (a hook in the pass may change it in place), else None."""

@@ -236,3 +236,17 @@ def test_an_unexpected_state_is_a_note_not_an_exception(monkeypatch):
     monkeypatch.setattr(explain_module, "_named_children", broken)
     ex = explain(gradmagic.run(SEED_3), "x")
     assert ex.gradient == 17200.0 and ex.notes == ["gradmagic could not explain x further (KeyError: 't99')"]
+
+
+def test_a_root_that_did_not_start_the_pass_asked_for_is_a_value_error():
+    with pytest.raises(ValueError, match=r"root='z' did not start backward pass 1; it started from: y"):
+        explain(gradmagic.run(TWO_PASSES), "x", root="z", pass_index=0)
+
+
+def test_a_hook_registered_before_the_run_is_named_too():
+    namespace = {"torch": torch}
+    exec("x = torch.tensor(2.0, requires_grad=True)\nx.register_hook(lambda g: g * 0)\n", namespace)
+    ex = gradmagic.run("y = x * x\ny.backward()\n", namespace).explain("x")
+    assert ex.gradient == namespace["x"].grad.item() == 0.0
+    assert ex.notes == ["x has a gradient hook (registered before the run) that changed its gradient: autograd's 0.0 "
+                        "vs chain rule 4.0"]
