@@ -123,9 +123,10 @@ class GradientHooks:
             self.records.grad_hooks.append((rec, None, "register_hook"))
 
     def _small_copy(self, rec):
-        """A copy of a small recorded tensor (a hook in the pass may change it in place), else None."""
+        """A copy of a small recorded leaf with hooks of its own (they may change it in place during the pass:
+        an optimizer step), else None: copying every leaf every pass would slow a training loop down."""
         t = self.records.objs[rec]
-        if not isinstance(t, _TENSOR):
+        if not isinstance(t, _TENSOR) or not (t._backward_hooks or getattr(t, "_post_accumulate_grad_hooks", None)):
             return None
         with torch_function_disabled():
             return t.detach().clone()
