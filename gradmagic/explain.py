@@ -166,11 +166,11 @@ def _explain_pass(ex: Explanation, graph, trace, roots: list, max_paths: int) ->
         ex.rest_count = len(found[max_paths:])
         ex.rest = _sum([q.contribution for q in found[max_paths:]]) if ex.rest_count else None
     if (found and not _close(ex.total, ex.gradient)) or (paths == [] and _norm(ex.gradient) > 0):
-        on_paths = {n for path in (paths or []) for n in path} | ({node} if paths is None else set())
-        hooks = hook_changes(graph, p, None if paths is None else on_paths)
-        ex.notes += hooks or [f"the recorded paths do not add up to what autograd gave {label}: part of the "
-                              "computation was not recorded (a custom torch.autograd.Function, an attribute such "
-                              "as .T or .data, or a gradient hook the capture did not see: a module's backward hook, or one registered before the run)"]
+        on_paths = None if paths is None else {node, *(n for path in paths for n in path)}
+        ex.notes += hook_changes(graph, p, on_paths) or [
+            f"the recorded paths do not add up to what autograd gave {label}: part of the computation was not "
+            "recorded (a custom torch.autograd.Function, an attribute such as .T or .data, or a gradient hook the "
+            "capture did not see: a module's backward hook, or one registered before the run)"]
     ex.terms = _terms(graph, node, children, p, found)
 
 
