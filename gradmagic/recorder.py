@@ -100,7 +100,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         self._indexed_upto = 0
         self._function_apply = None
         self._module_handles: list = []
-        self._pass_leaves: list = []  # (record, leaf) whose gradient the running backward pass accumulates
+        self._pass_leaves: list = []  # (record, leaf, copy or None): leaves the running backward pass reaches
 
     @property
     def passes(self) -> int:
