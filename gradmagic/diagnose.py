@@ -5,14 +5,15 @@ import math
 from dataclasses import dataclass, field
 
 import networkx as nx
+import torch
 
 from . import text
 from .graph import tensor_nodes
 
-__all__ = ["diagnose", "Diagnostic", "KINDS"]
+__all__ = ["diagnose", "Diagnostic", "KINDS", "hook_changes", "pass_gradient"]
 
 #: Every kind of diagnostic, in the order `diagnose` reports them.
-KINDS = ("no_gradient", "cut", "rebuilt", "accumulated", "nonleaf_grad", "nan_value", "nan_grad")
+KINDS = ("no_gradient", "cut", "rebuilt", "accumulated", "nonleaf_grad", "nan_value", "nan_grad", "incomplete")
 
 _EXIT_CALLS = {"item": ".item()", "tolist": ".tolist()", "numpy": ".numpy()", "float": "float()", "int": "int()",
                "bool": "bool()", "index": "int()", "__complex__": "complex()", "__array__": "numpy.asarray()"}
@@ -33,11 +34,29 @@ class Diagnostic:
 
 
 def diagnose(graph: nx.MultiDiGraph) -> list:
-    """Every problem found in the graph, most fundamental first (empty for a clean program)."""
-    rebuilt = _rebuilt_links(graph)
-    reach = _roots_reach(graph, rebuilt)
-    found = [*_missing_gradients(graph, rebuilt, reach), *_cuts(graph, rebuilt, reach), *_accumulated(graph),
-             *_nonleaf_grad_reads(graph), *_first_nan_value(graph), *_first_nan_gradient(graph)]
+    """Every problem found in the graph, most fundamental first (empty for a clean program).
+
+    Never raises: a check that meets a state of the record it does not expect becomes one `incomplete` line."""
+    found = []
+
+    def run(check, *args):
+        try:
+            found.extend(check(graph, *args))
+        except Exception as error:  # gradmagic's own bug or an unforeseen record: say so, keep the other checks
+            first = (str(error).strip().splitlines() or [""])[0]
+            found.append(Diagnostic("incomplete", f"gradmagic could not finish one of its checks "
+                                                  f"({check.__name__.strip('_')}: {type(error).__name__}: {first})"))
+
+    rebuilt, reach = {}, set()
+    try:
+        rebuilt = _rebuilt_links(graph)
+        reach = _roots_reach(graph, rebuilt)
+    except Exception as error:
+        found.append(Diagnostic("incomplete", f"gradmagic could not trace the paths to the backward roots "
+                                              f"({type(error).__name__}: {error})"))
+    for check, args in ((_missing_gradients, (rebuilt, reach)), (_cuts, (rebuilt, reach)), (_accumulated, ()),
+                        (_nonleaf_grad_reads, ()), (_first_nan_value, ()), (_first_nan_gradient, ())):
+        run(check, *args)
     explained = {e for d in found if d.kind == "no_gradient" for e in d.edges}
     return [d for d in found if d.kind not in ("cut", "rebuilt") or not explained.issuperset(d.edges)]
 
@@ -93,7 +112,7 @@ def _missing_gradients(graph, rebuilt: dict, reach: set) -> list:
     roots = graph.graph.get("roots", [])
     if not roots:
         return []
-    last_root, found = max(int(r[1:]) for r in roots), []
+    last_root, found, carried = max(int(r[1:]) for r in roots), [], None
     for node in tensor_nodes(graph):
         d = graph.nodes[node]
         if not (d["is_leaf"] and d["requires_grad"]) or int(node[1:]) > last_root or _chain_has_grad(graph, node):
@@ -101,6 +120,12 @@ def _missing_gradients(graph, rebuilt: dict, reach: set) -> list:
         root = _describe(graph, roots[-1])
         who = f"{_describe(graph, node)}" + (f" (line {d['line']})" if d["line"] else "")
         cut = _first_cut(graph, node, reach)
+        if cut is None and carried is None:
+            carried = _carried(graph, roots)
+            carried |= {graph.nodes[n]["param"] for n in carried if graph.nodes[n].get("param")}
+        if cut is None and (node in carried or d.get("param") in carried):
+            continue  # autograd's graph reaches it (or another version of the same parameter), so it got a gradient
+            # the record does not hold: lean capture, a graph past the node budget, .grad reset inside backward
         if cut is None:
             message = (f"{who} requires grad but got no gradient: it is not used in computing {root}, the value "
                        f"backward() started from. Use it in the computation of {root}, or drop requires_grad.")
@@ -110,6 +135,12 @@ def _missing_gradients(graph, rebuilt: dict, reach: set) -> list:
                        f"gradient of {root} cannot reach it. {_fix(graph, cut)}")
             found.append(Diagnostic("no_gradient", message, [node, cut[1]], [cut], graph.nodes[cut[1]]["line"]))
     return found
+
+
+def _carried(graph, roots) -> set:
+    """The tensors with a gradient-carrying path to a root."""
+    view = nx.subgraph_view(graph, filter_edge=lambda u, v, k: graph.edges[u, v, k].get("differentiable", True))
+    return set().union(*(nx.ancestors(view, r) for r in roots if r in graph))
 
 
 def _chain_has_grad(graph, node: str) -> bool:
@@ -206,8 +237,8 @@ def _nonleaf_grad_reads(graph) -> list:
     found = []
     for node, line in graph.graph.get("grad_reads", []):
         d, who = graph.nodes[node], _describe(graph, node)
-        seen = text.shown_grad(d)
-        shown = f" (gradmagic saw its gradient: {_value(*seen)})" if seen != (None, None) else ""
+        seen = pass_gradient(graph, node)  # .grad stays None on a non-leaf; the gradient of its last pass
+        shown = f" (gradmagic saw its gradient: {_value(seen, None)})" if seen is not None else ""
         message = (f"line {line} reads {who}.grad, which is None: {who} is computed from other tensors (not a leaf), "
                    f"and autograd keeps .grad only on leaves{shown}. Call {who}.retain_grad() before backward() "
                    f"to keep it.")
@@ -237,8 +268,7 @@ def _first_nan_gradient(graph) -> list:
     for op in _ops(graph):
         outputs = list(graph.successors(op))
         around = [graph.nodes[n] for n in (*graph.predecessors(op), *outputs)]
-        if any(_nonfinite_value(n) for n in around) or any(_nonfinite(n["grad"], n["grad_stats"]) for n in
-                                                           (graph.nodes[o] for o in outputs)):
+        if any(_nonfinite_value(n) for n in around) or any(_nonfinite(pass_gradient(graph, o)) for o in outputs):
             continue  # a NaN value explains it, or the NaN came from further down
         for tensor, _, key, data in graph.in_edges(op, keys=True, data=True):
             if _nonfinite(data.get("flow")):
@@ -251,6 +281,64 @@ def _first_nan_gradient(graph) -> list:
                            f"a small epsilon.")
                 return [Diagnostic("nan_grad", message, [tensor, op], [(tensor, op, key)], d["line"])]
     return []
+
+
+# ---- gradient hooks ------------------------------------------------------------------------------
+
+
+def pass_gradient(graph, node: str, p: int | None = None):
+    """The gradient that reached a tensor in backward pass p (the last pass that reached it if None): a value,
+    a stats dict, or None. Not `.grad`, which is what a leaf accumulated."""
+    grads = graph.nodes[node].get("pass_grads") or {}
+    if p is None:
+        return grads[max(grads)] if grads else None
+    return grads.get(p)
+
+
+def hook_changes(graph, p: int, nodes=None) -> list:
+    """One sentence per gradient hook the code registered (`register_hook`) that changed the gradient of its
+    tensor in pass p: what autograd gave the tensor against the sum of the flows that reached it (the chain rule).
+
+    Among `nodes` only, if given. A hook whose tensor got no gradient in the pass, or whose change cannot be told
+    from what was kept (large tensors keep norms), is left out unless nothing else can be said."""
+    found = []
+    for node, line, method in graph.graph.get("grad_hooks", []):
+        if method != "register_hook" or node not in graph or (nodes is not None and node not in nodes):
+            continue
+        given, arriving = pass_gradient(graph, node, p), _arriving(graph, node, p)
+        if given is None or arriving is None or _same(given, arriving):
+            continue
+        who = graph.nodes[node].get("label") or _describe(graph, node)
+        where = f"line {line}" if line else "registered before the run"
+        found.append(f"{who} has a gradient hook ({where}) that changed its gradient: autograd's "
+                     f"{_value(given, None)} vs chain rule {_value(arriving, None)}")
+    return found
+
+
+def _arriving(graph, node: str, p: int):
+    """Σ of the gradients that flowed into `node` along its edges in pass p (before any hook on it), or None."""
+    flows = [(d.get("pass_flows") or {}).get(p) for _, _, d in graph.out_edges(node, data=True)
+             if d.get("differentiable")]
+    flows = [f for f in flows if f is not None]
+    if not flows:
+        return None
+    if len(flows) == 1:
+        return flows[0]
+    if any(isinstance(f, dict) for f in flows):
+        return None
+    return torch.tensor(flows, dtype=torch.float64).sum(0).tolist()
+
+
+def _same(a, b) -> bool:
+    """Equal within float32 rounding; for large tensors (stats dicts), equal norms."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        na, nb = (v.get("norm") if isinstance(v, dict) else None for v in (a, b))
+        return na is None or nb is None or math.isclose(na, nb, rel_tol=1e-4, abs_tol=1e-12)
+    fa, fb = text.flatten(a), text.flatten(b)
+    if len(fa) != len(fb):
+        return False
+    scale = max([abs(v) for v in (*fa, *fb)] + [0.0])
+    return all(abs(x - y) <= 1e-4 * scale + 1e-12 for x, y in zip(fa, fb))
 
 
 # ---- small helpers -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import networkx as nx
 import torch
 
 from . import text
+from .diagnose import hook_changes
 from .replay import ReplayError, replay
 from .graph import first_reached, tensor_nodes
 
@@ -113,26 +114,53 @@ class Explanation:
                f"{chain}{notes}</div>"
 
 
-def explain(graph, name: str, *, root: str | None = None, max_paths: int = 10, trace=None) -> Explanation:
+def explain(graph, name: str, *, root: str | None = None, pass_index: int | None = None, max_paths: int = 10,
+            trace=None) -> Explanation:
     """The chain rule and the paths through named variables that make up d root/d name in one backward pass.
 
-    `graph` may be a Result: its trace allows the float64 re-run that splits tensor gradients by path.
+    The pass: `pass_index` (0 for the first, -1 for the last) if given, else the last pass started from `root`
+    if given, else the last pass that reached `name`. The gradient explained is autograd's in that pass (the
+    graph's `pass_grads`), never a leaf's accumulated `.grad`. `graph` may be a Result: its trace allows the
+    float64 re-run that splits tensor gradients by path. A name, root or pass that does not exist is a
+    ValueError; anything else that stops the explanation is a note in the Explanation, never an exception.
     """
     if hasattr(graph, "trace"):
         graph, trace = graph.graph, trace or graph.trace
-    p, roots = _pass_and_roots(graph, root)
-    node = _find(graph, name, prefer=_ancestors(graph, roots))
+    p, roots, node = _pass_roots_node(graph, name, root, pass_index)
     label = _label(graph, node)
     ex = Explanation(label, ", ".join(_label(graph, r) for r in roots), node, p, _grad(graph, node, p))
-    if ex.gradient is None or node in roots:
-        ex.notes.append(f"{label} is where backward() started" if node in roots
-                        else f"{label} got no gradient in this pass (see gradmagic.diagnose)")
-        return ex
-    if not _real(ex.gradient):  # complex (or no plain numbers): the gradient alone, as .grad holds it
+    try:
+        _explain_pass(ex, graph, trace, roots, max_paths)
+    except Exception as error:  # an unexpected state of the record: one line, not a traceback
+        first = (str(error).strip().splitlines() or [""])[0]
+        ex.notes.append(f"gradmagic could not explain {label} further ({type(error).__name__}: {first})")
+    return ex
+
+
+def _explain_pass(ex: Explanation, graph, trace, roots: list, max_paths: int) -> None:
+    """Fill in the paths, their total and the chain-rule terms of d root/d name in pass ex.pass_index."""
+    node, label, p = ex.node, ex.name, ex.pass_index
+    passes = len(graph.graph.get("pass_roots", []))
+    accumulated = graph.nodes[node].get("grad")  # .grad: what the leaf holds at the end of the run
+    if graph.nodes[node].get("is_leaf") and isinstance(accumulated, (float, list)) and ex.gradient is not None \
+            and not _close(accumulated, ex.gradient):
+        ex.notes.append(f"{label}.grad is {_text(accumulated)} at the end of the run (accumulated over "
+                        f"{passes} backward pass(es) or from before); this explains pass {p + 1} alone")
+    if node in roots:
+        ex.notes.append(f"{label} is where backward() started")
+        return
+    if ex.gradient is not None and not _real(ex.gradient):  # complex (or no plain numbers): the gradient alone
         ex.notes.append(f"{label} is not a real tensor: its gradient is what .grad holds (for complex tensors "
                         "torch's conjugate Wirtinger convention, dL/dz*); paths and chain-rule terms are shown for "
                         "real tensors only")
-        return ex
+        return
+    if ex.gradient is None:
+        ex.notes.append(f"{label} got no gradient in backward pass {p + 1} that gradmagic saw, yet {label}.grad is "
+                        f"{_text(accumulated)}: it came through code the capture does not record (a backward run "
+                        "inside another, as torch.utils.checkpoint with use_reentrant=True does)"
+                        if isinstance(accumulated, (float, list, dict)) and passes == 1 else
+                        f"{label} got no gradient in backward pass {p + 1} (see gradmagic.diagnose)")
+        return
     children = _named_children(graph, node, roots)
     paths = _enumerate(children, node, set(roots))
     if paths is None:
@@ -143,19 +171,40 @@ def explain(graph, name: str, *, root: str | None = None, max_paths: int = 10, t
         ex.rest_count = len(found[max_paths:])
         ex.rest = _sum([q.contribution for q in found[max_paths:]]) if ex.rest_count else None
     if (found and not _close(ex.total, ex.gradient)) or (paths == [] and _norm(ex.gradient) > 0):
-        ex.notes.append(f"the recorded paths do not add up to what autograd gave {label}: part of the computation "
-                        "was not recorded (a custom torch.autograd.Function, or an attribute such as .T or .data)")
+        on_paths = None if paths is None else {node, *(n for path in paths for n in path)}
+        ex.notes += hook_changes(graph, p, on_paths) or [
+            f"the recorded paths do not add up to what autograd gave {label}: part of the computation was not "
+            "recorded (a custom torch.autograd.Function, an attribute such as .T or .data, or a gradient hook the "
+            "capture did not see: a module's backward hook, or one registered before the run)"]
     ex.terms = _terms(graph, node, children, p, found)
-    return ex
 
 
-def _pass_and_roots(graph, root: str | None) -> tuple:
-    """(pass index, root nodes): the last backward pass, or the last one started from `root`."""
+def _pass_roots_node(graph, name: str, root: str | None, pass_index: int | None) -> tuple:
+    """(pass index, its root nodes, the tensor node of `name`) for the pass asked for (see explain)."""
     passes = graph.graph.get("pass_roots", [])
     if not passes:
         raise ValueError("no backward pass ran, so there is no gradient to explain; call .backward() on a result")
-    if root is None:
-        return len(passes) - 1, list(passes[-1])
+    if pass_index is not None:
+        if not -len(passes) <= pass_index < len(passes):
+            raise ValueError(f"pass_index={pass_index}: the run had {len(passes)} backward pass(es); use 0 to "
+                             f"{len(passes) - 1}, or -1 for the last")
+        p = range(len(passes))[pass_index]
+    elif root is not None:
+        p, _ = _pass_and_roots(graph, root)
+    else:
+        node = _find(graph, name, prefer=[n for n in tensor_nodes(graph) if graph.nodes[n].get("pass_grads")])
+        reached = graph.nodes[node].get("pass_grads") or {}
+        p = max(reached) if reached else len(passes) - 1
+    roots = list(passes[p]) if root is None else [_find(graph, root)]
+    if not set(roots) <= set(passes[p]):
+        raise ValueError(f"root={root!r} did not start backward pass {p + 1}; it started from: "
+                         f"{', '.join(_label(graph, r) for r in passes[p])}")
+    return p, roots, _find(graph, name, prefer=_ancestors(graph, roots))
+
+
+def _pass_and_roots(graph, root: str) -> tuple:
+    """(pass index, root nodes): the last backward pass started from `root`."""
+    passes = graph.graph.get("pass_roots", [])
     node = _find(graph, root)
     started = [i for i, roots in enumerate(passes) if node in roots]
     if not started:
@@ -327,19 +376,25 @@ def _terms(graph, node: str, children: dict, p: int, paths: list) -> list:
 
 def _sum(values: list):
     """Elementwise sum of numbers or equally nested lists."""
-    return torch.tensor(values, dtype=torch.float64).sum(0).tolist() if values else 0.0
+    return _tensor(values).sum(0).tolist() if values else 0.0
+
+
+def _tensor(value) -> torch.Tensor:
+    """A number or nested list as a float64 tensor (complex128 for complex gradients)."""
+    t = torch.tensor(value)
+    return t.to(torch.complex128 if t.is_complex() else torch.float64)
 
 
 def _norm(value) -> float:
-    return torch.tensor(value, dtype=torch.float64).norm().item() if isinstance(value, (int, float, list)) else math.nan
+    return _tensor(value).norm().item() if isinstance(value, (int, float, complex, list)) else math.nan
 
 
 def _close(a, b) -> bool:
     """Equal within float32 rounding (elementwise, scaled by the larger norm)."""
-    if not isinstance(a, (float, list)) or not isinstance(b, (float, list)):
+    if not isinstance(a, (float, complex, list)) or not isinstance(b, (float, complex, list)):
         return False
-    a, b = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
-    return (a - b).norm().item() <= 1e-4 * max(a.norm().item(), b.norm().item()) + 1e-12
+    a, b = _tensor(a), _tensor(b)
+    return a.shape == b.shape and (a - b).norm().item() <= 1e-4 * max(a.norm().item(), b.norm().item()) + 1e-12
 
 
 def _real(value) -> bool:
@@ -353,8 +408,9 @@ def _text(value) -> str:
     if not _real(value):
         return text.value_text(value, None)
     if isinstance(value, list):
-        flat = torch.tensor(value, dtype=torch.float64).reshape(-1).tolist()
-        return f"{text.value_text([float(f'{v:.6g}') for v in flat], None)} ‖{text.number(_norm(value))}‖"
+        flat = _tensor(value).reshape(-1).tolist()
+        shown = text.value_text([float(f"{v:.6g}") for v in flat], None)
+        return f"{shown} ‖{text.number(_norm(value))}‖"
     if isinstance(value, dict):
         return text.stats_text(value)
     return "—" if value is None else text.number(float(f"{value:.6g}"))

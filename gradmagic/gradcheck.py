@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import text
+from .diagnose import hook_changes
 from .graph import build_graph
 from .replay import REPLAY_RTOL, Replay, ReplayError, record_name, recorded_tensor, replay, run_op
 from .trace import Trace
@@ -40,6 +41,7 @@ class GradCheck:
     eps: float
     root: str
     suspects: list = field(default_factory=list)  # (op node, label, line) whose own backward disagrees
+    hooks: list = field(default_factory=list)  # sentences naming gradient hooks that changed a gradient in the pass
     mismatches: list = field(default_factory=list)  # tensor nodes whose re-run value differs from the run's
 
     @property
@@ -68,9 +70,12 @@ class GradCheck:
             out.append(f"  {mark} {leaf.name}: autograd {text.value_text(leaf.autograd, None)}  "
                        f"finite differences {text.value_text(leaf.numeric, None)}  error {leaf.error:.1e}")
             if leaf.replay_error is not None and leaf.replay_error > REPLAY_RTOL:
+                why = "; ".join(self.hooks) or ("the recorder missed part of the computation (a custom "
+                                                "torch.autograd.Function, an attribute such as .T or .data, or a "
+                                                "gradient hook the capture did not see: a module's backward hook, "
+                                                "or one registered before the run)")
                 out.append(f"    the run gave {leaf.name} the gradient {text.value_text(leaf.recorded, None)}, the "
-                           f"re-run {text.value_text(leaf.autograd, None)}: the recorder missed part of the "
-                           f"computation (a custom torch.autograd.Function, or an attribute such as .T or .data)")
+                           f"re-run {text.value_text(leaf.autograd, None)}: {why}")
         for node, label, line in self.suspects:
             out.append(f"  the backward of `{label}` (line {line}) disagrees with finite differences of its forward")
         if self.mismatches:
@@ -92,12 +97,28 @@ class GradCheck:
 
 def check_gradients(result_or_trace, *, eps: float = 1e-6, tolerance: float = 1e-5,
                     pass_index: int = -1) -> GradCheck:
-    """Re-run the recorded computation in float64 and compare each input's autograd gradient with finite differences."""
+    """Re-run the recorded computation in float64 and compare each input's autograd gradient with finite differences.
+
+    One backward pass, `pass_index` (-1: the last); "the run's" gradient is the one of that pass, not the
+    accumulated `.grad`. What cannot be checked is a ValueError (ReplayError) with a one-line reason."""
     trace: Trace = getattr(result_or_trace, "trace", result_or_trace)
     graph = result_or_trace.graph if hasattr(result_or_trace, "graph") else build_graph(trace)
     if not trace.passes:
         raise ValueError("no backward pass ran, so there is no gradient to check; call .backward() on a result")
+    if not -len(trace.passes) <= pass_index < len(trace.passes):
+        raise ValueError(f"pass_index={pass_index}: the run had {len(trace.passes)} backward pass(es); use 0 to "
+                         f"{len(trace.passes) - 1}, or -1 for the last")
     p = range(len(trace.passes))[pass_index]
+    try:
+        return _check_pass(trace, graph, p, eps, tolerance)
+    except ReplayError:
+        raise
+    except Exception as error:  # an unexpected state of the record: one line, not a traceback
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ReplayError(f"cannot check backward pass {p + 1}: {type(error).__name__}: {first}") from error
+
+
+def _check_pass(trace: Trace, graph, p: int, eps: float, tolerance: float) -> GradCheck:
     roots = trace.passes[p][1]
     base = replay(trace, roots, check=True)
     seeds = [_seed(trace, root, p) for root in roots]
@@ -118,7 +139,9 @@ def check_gradients(result_or_trace, *, eps: float = 1e-6, tolerance: float = 1e
         rows.append(LeafCheck(graph.nodes[f"t{rec}"]["label"] or record_name(trace, rec), f"t{rec}",
                               recorded, _rounded(grad), _rounded(numeric), _relative_error(grad, numeric, floor),
                               _replay_error(recorded, grad, floor)))
-    check = GradCheck(rows, tolerance, eps, _root_name(graph, roots),
+    root = _root_name(graph, roots) + (f", backward pass {p + 1} of {len(trace.passes)}" if len(trace.passes) > 1
+                                       else "")
+    check = GradCheck(rows, tolerance, eps, root, hooks=hook_changes(graph, p),
                       mismatches=[graph.nodes[f"t{r}"]["label"] or f"t{r}" for r in base.mismatches])
     if check.max_error > tolerance:
         differ = set(base.mismatches)

@@ -45,6 +45,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         capture="lean" if trace.lean else "full",
         grad_reads=[[f"t{rec}", line] for rec, line in trace.grad_reads],
         bindings={name: f"t{rec}" for name, rec in trace.bindings.items()},
+        grad_hooks=[[f"t{rec}", line, method] for rec, line, method in trace.grad_hooks],
         notes=list(trace.notes),
     )
     labels = _display_names(trace)

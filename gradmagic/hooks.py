@@ -12,7 +12,8 @@ import torch
 
 from . import summary
 from .records import deref
-from .torchstate import functorch_wrapped, torch_function_disabled, transform_active, unseen_by_modes
+from .torchstate import functorch_wrapped, inside_backward, torch_function_disabled, transform_active, \
+    unseen_by_modes
 
 __all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "hook_error",
            "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
@@ -38,11 +39,17 @@ class GradientHooks:
     def _backward(self, func, is_grad: bool, args, kwargs):
         """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots.
 
-        Whatever goes wrong in gradmagic's own part becomes a note: the user's backward pass runs regardless."""
+        Whatever goes wrong in gradmagic's own part becomes a note: the user's backward pass runs regardless.
+        A backward called while a pass runs (from a node's backward, e.g. reentrant checkpointing) is part of
+        that pass. Ops run inside a pass (gradient hooks, checkpoint's recomputation) are not recorded: torch
+        pops the mode while this handler runs. Leaves they changed in place get a new record after the pass."""
+        if inside_backward():
+            return func(*args, **kwargs)
         if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
             self.records.note("functorch")
             return func(*args, **kwargs)
         handles, pass_index = [], None
+        self._pass_leaves = []
         try:
             roots, wrt = backward_tensors(is_grad, args, kwargs)
             root_recs = [self._resolve(t) for t in roots]
@@ -61,6 +68,11 @@ class GradientHooks:
         finally:
             for handle in handles:
                 handle.remove()
+            if pass_index is not None:
+                try:
+                    self._changed_in_backward(pass_index)
+                except Exception as error:  # noqa: BLE001
+                    self.records.note("hook", hook_error(error))
         if is_grad and pass_index is not None:
             try:
                 # autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes
@@ -90,8 +102,12 @@ class GradientHooks:
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
                 rec = self._lookup(node.variable)
                 if rec is not None:
+                    self._pass_leaves.append((rec, node.variable, self._small_copy(rec)))
+                    self._note_earlier_hook(rec, node.variable)
                     handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
             elif entries:
+                for _, rec in entries:
+                    self._note_earlier_hook(rec, deref(self.records.objs[rec]))
                 edges = self._op_edges(node, entries[0][1])
                 handles.append(node.register_hook(partial(self._on_node, pass_index, entries, edges.pop(node, ()))))
                 handles.extend(inner.register_hook(partial(self._on_node, pass_index, (), inner_edges))
@@ -99,6 +115,38 @@ class GradientHooks:
             for next_node, _ in node.next_functions:
                 if next_node is not None and next_node not in seen:
                     stack.append(next_node)
+
+    def _changed_in_backward(self, pass_index: int) -> None:
+        """Leaves changed in place while the pass ran (an optimizer step in a post-accumulate-grad hook): a new
+        record for their new version, linked to the old one, and a note that the ops that did it are not recorded."""
+        r, changed = self.records, []
+        for rec, t, before in self._pass_leaves:
+            if self._latest.get(id(t)) == rec and (t._version != r.versions[rec] or _differs(before, t)):
+                if before is not None:
+                    r.snapshots.setdefault(rec, before)  # the value the pass's forward computation used
+                new = self._record(t, None)
+                r.previous[new] = rec
+                r.grads_before.pop(new, None)  # its .grad is this pass's, not one from before the run
+                changed.append(rec)
+        self._pass_leaves = []
+        if changed:
+            r.notes.append(f"{len(changed)} leaf tensor(s) changed in place during backward pass {pass_index + 1} "
+                           f"(e.g. an optimizer step in a gradient hook); ops run inside a backward pass are not "
+                           f"recorded, so their new values appear as new versions without the op that made them.")
+
+    def _note_earlier_hook(self, rec, t) -> None:
+        """A gradient hook on `t` that the code did not register while recorded (an earlier cell): noted, no line."""
+        if t is not None and t._backward_hooks and not any(rec == noted for noted, _, _ in self.records.grad_hooks):
+            self.records.grad_hooks.append((rec, None, "register_hook"))
+
+    def _small_copy(self, rec):
+        """A copy of a small recorded leaf with hooks of its own (they may change it in place during the pass:
+        an optimizer step), else None: copying every leaf every pass would slow a training loop down."""
+        t = self.records.objs[rec]
+        if not isinstance(t, _TENSOR) or not (t._backward_hooks or getattr(t, "_post_accumulate_grad_hooks", None)):
+            return None
+        with torch_function_disabled():
+            return t.detach().clone()
 
     def _index_nodes(self) -> None:
         r = self.records
@@ -170,6 +218,14 @@ class GradientHooks:
         except Exception as error:  # noqa: BLE001
             self.records.note("hook", hook_error(error))
         return None
+
+
+def _differs(before, t) -> bool:
+    """Whether a small tensor's value changed since `before` was copied (a write through `.data` keeps the version)."""
+    if before is None or before.device.type != "cpu":  # comparing on a GPU would synchronise the host each pass
+        return False
+    with torch_function_disabled():
+        return not torch.allclose(before, t.detach(), rtol=0, atol=0, equal_nan=True)
 
 
 def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:

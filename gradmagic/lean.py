@@ -19,7 +19,7 @@ from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, h
     kept_gradient
 from .naming import item_labels
 from .records import Records, add_note, caller_line, deref
-from .torchstate import forward_ad_active, gradient_accumulator, transform_active, unseen_by_modes
+from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -140,7 +140,10 @@ class LeanRecorder:
             add_note(self.bindings.notes, "hook", hook_error(error))
 
     def _backward(self, func, is_grad: bool, *args, **kwargs):
-        """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients."""
+        """`backward()` / `autograd.grad` with the pass and its roots noted; the hooks see the gradients.
+        One called while a pass runs (reentrant checkpointing's, inside its node's backward) is part of that pass."""
+        if inside_backward():
+            return func(*args, **kwargs)
         args, kwargs = iterators_as_tuples(args, kwargs)  # `inputs=model.parameters()` is read once
         if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
             add_note(self.bindings.notes, "functorch")

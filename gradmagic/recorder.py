@@ -23,15 +23,17 @@ from .torchstate import forward_ad_active, torch_function_disabled, transform_ac
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
-_PASS, _OP, _INPLACE, _EXIT, _BACKWARD, _GRAD = range(1, 7)
+_PASS, _OP, _INPLACE, _EXIT, _HOOK, _BACKWARD, _GRAD = range(1, 8)
 
 # Calls that read metadata or print: they neither make tensors nor move values out of torch.
 _PASS_NAMES = frozenset(
     "__repr__ __str__ __format__ __len__ __hash__ __contains__ __iter__ __dir__ __reduce_ex__ __setstate__ "
     "__deepcopy__ size dim ndimension numel nelement stride storage_offset is_contiguous data_ptr element_size "
-    "is_floating_point is_complex is_signed get_device register_hook retain_grad _set_grad_enabled "
+    "is_floating_point is_complex is_signed get_device retain_grad _set_grad_enabled "
     "untyped_storage storage _is_view is_set_to __array_wrap__".split()
 )
+#: Calls that give a tensor a gradient hook: noted (tensor, line), so a hook that changes a gradient can be named.
+_HOOK_NAMES = frozenset(("register_hook", "register_post_accumulate_grad_hook"))
 #: Calls through which a value leaves torch: gradients cannot follow it.
 EXIT_NAMES = frozenset("item tolist numpy __float__ __int__ __bool__ __index__ __complex__ __array__".split())
 _INPLACE_DUNDERS = frozenset(
@@ -58,6 +60,8 @@ def _kind(func) -> int:
         kind = _BACKWARD
     elif func is torch.autograd.grad:
         kind = _GRAD
+    elif name in _HOOK_NAMES and getattr(func, "__qualname__", "").startswith("Tensor."):
+        kind = _HOOK
     elif name in _PASS_NAMES or name in _BATCHING_NAMES or getattr(func, "__module__", None) == "torch.nn.init":
         kind = _PASS  # nn.init runs while modules are built: noise before the cell's own computation
     elif name in EXIT_NAMES:
@@ -100,6 +104,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         self._indexed_upto = 0
         self._function_apply = None
         self._module_handles: list = []
+        self._pass_leaves: list = []  # (record, leaf, copy or None): leaves the running backward pass reaches
 
     @property
     def passes(self) -> int:
@@ -119,7 +124,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         kind = _KINDS.get(func) or _kind(func)
         if kind is _PASS:
             return func(*args, **kwargs) if kwargs else func(*args)
-        if kind >= _BACKWARD:
+        if kind >= _HOOK:
+            if kind is _HOOK:
+                return self._note_hook(func, args, kwargs)
             return self._backward(func, kind is _GRAD, args, kwargs or {})
         return self._call(func, kind, args, kwargs)
 
@@ -213,6 +220,12 @@ class Recorder(GradientHooks, TorchFunctionMode):
         if kind is not None:
             self.records.note(kind)
         return shape_of(t)
+
+    def _note_hook(self, func, args, kwargs):
+        """`t.register_hook(fn)`: noted with its line (explain and check name hooks that change gradients)."""
+        if args and isinstance(args[0], _TENSOR):
+            self.records.grad_hooks.append((self._resolve(args[0]), self._caller_line(), func.__name__))
+        return func(*args, **kwargs) if kwargs else func(*args)
 
     def _read_non_leaf_grad(self, getter, args):
         """`y.grad` on a non-leaf: noted for the diagnostics; torch's warning still points at the user's line."""

@@ -68,6 +68,7 @@ class Records:
         self.labels: list = []
         self.notes: list = []  # sentences for the user about what was not recorded
         self.grad_reads: list = []  # (record, line): `.grad` read on a non-leaf (always None there)
+        self.grad_hooks: list = []  # (record, line, method): register_hook / register_post_accumulate_grad_hook
         self.grads_before: dict = {}  # record of an outside leaf -> its .grad when the run first saw it
         self.passes: list = []
         self.grads: list = []

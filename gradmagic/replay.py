@@ -53,7 +53,13 @@ def replay(trace: Trace, roots, *, values: dict | None = None, cut=(), check: bo
     for op in ops:
         if check:
             run.arguments[op] = {r: env[r].detach().clone() for _, r in trace.inputs[op]}
-        for rec, tensor in zip(trace.outputs[op], run_op(trace, op, env)):
+        try:
+            made = run_op(trace, op, env)
+        except Exception as error:  # a recorded call that does not run again in float64: say which, in one line
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise ReplayError(f"cannot re-run the computation: `{_op_text(trace, op)}` (line {trace.lines[op]}) "
+                              f"failed in float64 ({type(error).__name__}: {first})") from error
+        for rec, tensor in zip(trace.outputs[op], made):
             if check:
                 spread = differs.intersection(run.arguments[op])
                 if spread or not same_value(trace, rec, tensor):
@@ -79,6 +85,12 @@ def _plan(trace: Trace, roots) -> tuple:
         seen.add(rec)
         op = trace.producers[rec]
         if _replayable(trace, op):
+            if _reentrant_checkpoint(trace.funcs[op]):
+                line = trace.lines[op] or next((line for _, line, _ in trace.names.get(rec, ())), None)
+                raise ReplayError(f"cannot re-run the computation: {record_name(trace, rec)} comes from "
+                                  f"torch.utils.checkpoint with use_reentrant=True (line {line}), whose "
+                                  "function runs unrecorded inside a custom autograd.Function; with "
+                                  "use_reentrant=False its ops are recorded and can be re-run")
             ops.add(op)
             stack.extend(r for _, r in trace.inputs[op])
         elif op is not None and trace.op_kinds[op] == "grad" and trace.requires_grad[rec]:
@@ -87,6 +99,18 @@ def _plan(trace: Trace, roots) -> tuple:
         else:
             sources.add(rec)
     return sorted(ops), sources
+
+
+def _reentrant_checkpoint(func) -> bool:
+    """Whether a recorded call is `CheckpointFunction.apply` (torch.utils.checkpoint, use_reentrant=True)."""
+    owner = getattr(func, "__self__", None)
+    return isinstance(owner, type) and owner.__name__ == "CheckpointFunction"
+
+
+def _op_text(trace: Trace, op: int) -> str:
+    func = trace.funcs[op]
+    owner = getattr(func, "__self__", None)
+    return f"{owner.__name__}.apply" if isinstance(owner, type) else getattr(func, "__name__", str(func))
 
 
 def recorded_tensor(trace: Trace, rec: int) -> torch.Tensor:

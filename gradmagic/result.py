@@ -75,19 +75,21 @@ class Result:
             self._diagnostics = diagnose(self.graph)
         return self._diagnostics
 
-    def explain(self, name: str, root: str | None = None, *, max_paths: int = 10):
-        """d root / d name as the chain rule over named variables and the sum over paths (an Explanation)."""
+    def explain(self, name: str, root: str | None = None, *, pass_index: int | None = None, max_paths: int = 10):
+        """d root / d name in one backward pass (by default the last that reached `name`) as the chain rule over
+        named variables and the sum over paths (an Explanation); see gradmagic.explain.explain."""
         from .explain import explain
 
         self._needs_full_capture("explain()")
-        return explain(self.graph, name, root=root, max_paths=max_paths, trace=self.trace)
+        return explain(self.graph, name, root=root, pass_index=pass_index, max_paths=max_paths, trace=self.trace)
 
-    def check(self, *, eps: float = 1e-6):
-        """The leaves' autograd gradients against central finite differences in float64 (a GradCheck)."""
+    def check(self, *, eps: float = 1e-6, pass_index: int = -1):
+        """The autograd gradients of one backward pass (the last by default) against central finite differences
+        in float64 (a GradCheck)."""
         from .gradcheck import check_gradients
 
         self._needs_full_capture("check()")
-        return check_gradients(self, eps=eps)
+        return check_gradients(self, eps=eps, pass_index=pass_index)
 
     def _needs_full_capture(self, what: str) -> None:
         if self.trace.lean:

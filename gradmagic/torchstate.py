@@ -6,8 +6,9 @@ import contextlib
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["available_devices", "check_device", "check_dtype", "defaults", "pushed_mode", "torch_function_disabled",
-           "unseen_by_modes", "gradient_accumulator", "transform_active", "functorch_wrapped", "forward_ad_active"]
+__all__ = ["available_devices", "check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode",
+           "torch_function_disabled", "unseen_by_modes", "gradient_accumulator", "transform_active", "functorch_wrapped",
+           "forward_ad_active"]
 
 
 def check_device(device, *, option: str | None = None) -> torch.device | None:
@@ -136,3 +137,10 @@ def forward_ad_active() -> bool:
     """Whether a forward-mode AD dual level is open (`with torch.autograd.forward_ad.dual_level():`)."""
     # torch.autograd.forward_ad keeps the open level in a module global: -1 outside every dual_level
     return getattr(_forward_ad, "_current_level", -1) >= 0
+
+
+def inside_backward() -> bool:
+    """True while autograd's engine runs a backward pass on this thread (a backward() called from a node's
+    backward, such as reentrant checkpointing's, or from a gradient hook, is part of that pass, not a new one)."""
+    # Private API (torch >= 1.13): the id of the graph task the engine is running here, -1 outside backward.
+    return torch._C._current_graph_task_id() != -1

@@ -45,6 +45,7 @@ class Trace:
     grad_reads: list = field(default_factory=list)  # (record, line) of `.grad` read on a non-leaf
     bindings: dict = field(default_factory=dict)  # name -> record it holds when the run ended
     leaf_flags: dict = field(default_factory=dict)  # record -> is_leaf as the run ended (named tensors)
+    grad_hooks: list = field(default_factory=list)  # (record, line, method) of gradient hooks the code registered
     notes: list = field(default_factory=list)  # what the capture could not record, in words
     # per op
     funcs: list = field(default_factory=list)
@@ -140,6 +141,7 @@ def _attach_grads(trace: Trace, r) -> None:
         trace.flows.setdefault((op, slot), {})[pass_index] = value
     trace.grads_before = dict(zip(r.grads_before, _gradient_values(list(r.grads_before.values()))))
     trace.grad_reads = list(r.grad_reads)
+    trace.grad_hooks = list(getattr(r, "grad_hooks", ()))
     leaf_grads = [None if obj is None or grad_fn is not None else _leaf_grad(r, rec)
                   for rec, (obj, grad_fn) in enumerate(zip(r.objs, r.grad_fns))]
     small = [g if g is not None and summary.is_small(g) else None for g in leaf_grads]

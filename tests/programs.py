@@ -135,3 +135,17 @@ TRANSPARENCY_SUITE = {
     "module_step": MODULE_STEP, "in_place": IN_PLACE, "detach": DETACH, "autograd_grad": AUTOGRAD_GRAD,
     "functions": FUNCTIONS,
 }
+
+# The PyTorch tutorial "optimizer step in backward": each parameter steps as soon as its gradient is ready.
+OPTIMIZER_IN_BACKWARD = """
+model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
+opt_dict = {p: torch.optim.SGD([p], lr=0.1) for p in model.parameters()}
+def step(p):
+    opt_dict[p].step()
+    opt_dict[p].zero_grad()
+for p in model.parameters():
+    p.register_post_accumulate_grad_hook(step)
+x = torch.tensor([[1.0, 2.0, 3.0]])
+loss = model(x).sum()
+loss.backward()
+"""

@@ -133,3 +133,22 @@ def test_accumulated_gradient_of_a_large_parameter_is_described_by_its_stats():
     gradmagic.run(source, namespace)
     found = [d for d in gradmagic.run(source, namespace).diagnostics if d.kind == "accumulated"]
     assert len(found) == 1 and "n=100" in found[0].message and "w" in found[0].message
+
+
+def test_a_check_that_fails_is_one_incomplete_line_and_the_others_still_run(monkeypatch):
+    import gradmagic.diagnose as diagnose_module
+
+    def _cuts(graph, *args):  # a bug in one check
+        raise KeyError("grad")
+
+    monkeypatch.setattr(diagnose_module, "_cuts", _cuts)
+    _, diagnostics = found("w = torch.tensor(3.0, requires_grad=True)\nx = torch.tensor(2.0, requires_grad=True)\n"
+                           "y = x * 2\ny.backward()\n")
+    assert [d.kind for d in diagnostics] == ["no_gradient", "incomplete"]
+    assert diagnostics[1].message == "gradmagic could not finish one of its checks (cuts: KeyError: 'grad')"
+
+
+def test_non_leaf_grad_read_shows_the_gradient_of_its_pass():
+    result, (d,) = found("x = torch.tensor(2.0, requires_grad=True)\ny = x * 3\nz = y * y\nz.backward()\n"
+                         "g = y.grad\n")
+    assert d.kind == "nonleaf_grad" and "(gradmagic saw its gradient: 12.0)" in d.message

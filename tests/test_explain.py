@@ -140,3 +140,113 @@ def test_one_edge_feeding_two_named_children_is_split_by_the_replay():
     assert ex.total == result.tensor("x")["grad"] == 78.0
     graph_only = explain(result.graph, "x")
     assert graph_only.paths == [] and "pass the Result" in str(graph_only)
+
+
+ZEROING_HOOK = SEED_3.replace("z = y*y", "h = y.register_hook(lambda g: g * 0)\nz = y*y")
+
+
+def test_a_gradient_hook_that_changed_the_gradient_is_named():
+    ex = explain(gradmagic.run(ZEROING_HOOK), "x")
+    plain = plain_namespace(ZEROING_HOOK)["x"].grad.item()
+    assert ex.gradient == pytest.approx(plain, rel=1e-6)  # the hook zeroed y's gradient: only x → b → z is left
+    assert ex.total == pytest.approx(17200, rel=1e-6) and "✗ differs from autograd" in str(ex)
+    assert "y has a gradient hook (line 6) that changed its gradient: autograd's 0.0 vs chain rule 430" in str(ex)
+    assert "custom torch.autograd.Function" not in str(ex)
+
+
+def test_a_clamping_hook_on_a_leaf_is_named():
+    source = "x = torch.tensor(2.0, requires_grad=True)\nx.register_hook(lambda g: g.clamp(-1, 1))\ny = x * x\n" \
+             "y.backward()\n"
+    ex = explain(gradmagic.run(source), "x")
+    assert ex.gradient == plain_namespace(source)["x"].grad.item() == 1.0
+    assert "x has a gradient hook (line 2) that changed its gradient: autograd's 1.0 vs chain rule 4.0" in str(ex)
+
+
+def test_a_hook_that_changes_nothing_is_not_blamed():
+    ex = explain(gradmagic.run(SEED_3.replace("z = y*y", "h = y.register_hook(lambda g: g)\nz = y*y")), "x")
+    assert ex.gradient == 17200.0 and "✓ matches autograd" in str(ex) and ex.notes == []
+
+
+TWO_PASSES = """
+x = torch.tensor(3.0, requires_grad=True)
+y = x * x
+y.backward()
+z = x * 5
+z.backward()
+"""
+
+
+def test_by_default_the_last_pass_that_reached_the_name_is_explained():
+    result = gradmagic.run(TWO_PASSES + "w = torch.tensor(1.0, requires_grad=True)\nv = w * 2\nv.backward()\n")
+    ex = explain(result, "x")  # pass 3 (from v) did not reach x
+    assert (ex.pass_index, ex.root, ex.gradient) == (1, "z", 5.0)
+    assert str(ex).startswith("dz/dx = 5.0 (autograd, backward pass 2 from z)")
+    assert "x.grad is 11.0 at the end of the run" in str(ex)  # 2·3 + 5: .grad is not what is explained
+    assert plain_namespace(TWO_PASSES)["x"].grad.item() == 11.0
+
+
+def test_pass_index_picks_a_pass_and_its_gradient_not_the_accumulated_grad():
+    result = gradmagic.run(TWO_PASSES)
+    first = explain(result, "x", pass_index=0)
+    assert (first.root, first.gradient, first.total) == ("y", 6.0, pytest.approx(6.0))
+    assert str(first).startswith("dy/dx = 6.0 (autograd, backward pass 1 from y)")
+    assert result.explain("x", pass_index=-1).gradient == 5.0
+    with pytest.raises(ValueError, match=r"pass_index=2: the run had 2 backward pass\(es\)"):
+        explain(result, "x", pass_index=2)
+
+
+def test_a_gradient_from_before_the_run_is_not_explained_as_this_runs():
+    namespace = {"torch": torch}
+    exec("x = torch.tensor(3.0, requires_grad=True)\n(x * x).backward()\n", namespace)
+    ex = gradmagic.run("y = x * 5\ny.backward()\n", namespace).explain("x")
+    assert ex.gradient == 5.0 and ex.total == pytest.approx(5.0) and namespace["x"].grad.item() == 11.0
+
+
+REENTRANT = """
+from torch.utils.checkpoint import checkpoint
+layer = torch.nn.Linear(2, 2)
+x = torch.tensor([1.0, 2.0], requires_grad=True)
+h = checkpoint(lambda a: layer(a).tanh(), x * 2, use_reentrant=REENTRANT)
+loss = (h * h).sum()
+loss.backward()
+"""
+
+
+def test_reentrant_checkpoint_is_explained_from_the_flows_without_raising():
+    source = REENTRANT.replace("REENTRANT", "True")
+    ex = explain(gradmagic.run(source), "x")
+    assert ex.gradient == pytest.approx(plain_namespace(source)["x"].grad.tolist(), rel=1e-6)
+    assert [t.child for t in ex.terms] == ["h"] and ex.terms[0].contribution == pytest.approx(ex.gradient)
+    assert "torch.utils.checkpoint with use_reentrant=True (line 5)" in str(ex)
+
+
+def test_non_reentrant_checkpoint_paths_add_up():
+    source = REENTRANT.replace("REENTRANT", "False")
+    ex = explain(gradmagic.run(source), "x")
+    assert ex.gradient == pytest.approx(plain_namespace(source)["x"].grad.tolist(), rel=1e-6)
+    assert "✓ matches autograd" in str(ex)
+
+
+def test_an_unexpected_state_is_a_note_not_an_exception(monkeypatch):
+    import gradmagic.explain as explain_module
+
+    def broken(*args):
+        raise KeyError("t99")
+
+    monkeypatch.setattr(explain_module, "_named_children", broken)
+    ex = explain(gradmagic.run(SEED_3), "x")
+    assert ex.gradient == 17200.0 and ex.notes == ["gradmagic could not explain x further (KeyError: 't99')"]
+
+
+def test_a_root_that_did_not_start_the_pass_asked_for_is_a_value_error():
+    with pytest.raises(ValueError, match=r"root='z' did not start backward pass 1; it started from: y"):
+        explain(gradmagic.run(TWO_PASSES), "x", root="z", pass_index=0)
+
+
+def test_a_hook_registered_before_the_run_is_named_too():
+    namespace = {"torch": torch}
+    exec("x = torch.tensor(2.0, requires_grad=True)\nx.register_hook(lambda g: g * 0)\n", namespace)
+    ex = gradmagic.run("y = x * x\ny.backward()\n", namespace).explain("x")
+    assert ex.gradient == namespace["x"].grad.item() == 0.0
+    assert ex.notes == ["x has a gradient hook (registered before the run) that changed its gradient: autograd's 0.0 "
+                        "vs chain rule 4.0"]

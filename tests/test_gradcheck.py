@@ -95,3 +95,46 @@ def test_replay_recomputes_recorded_values_in_float64():
     run = replay(result.trace, [11])
     assert run.values[11].dtype == torch.float64 and run.values[11].item() == pytest.approx(46225 + 1 / 64500)
     assert sorted(run.inputs) == [0, 1]  # a and x, the leaves
+
+
+def test_a_gradient_hook_that_changed_the_gradient_is_named():
+    source = SEED_3.replace("z = y*y", "h = y.register_hook(lambda g: g.clamp(-1, 1))\nz = y*y")
+    check = check_gradients(gradmagic.run(source))
+    plain = plain_namespace(source)
+    assert not check.ok and not check.faithful
+    assert [leaf.recorded for leaf in check.leaves] == [plain["a"].grad.item(), plain["x"].grad.item()]
+    assert [leaf.autograd for leaf in check.leaves] == [1290.0, 17200.0]  # the re-run has no hook
+    assert check.hooks == ["y has a gradient hook (line 6) that changed its gradient: autograd's 1.0 vs chain rule 430"]
+    assert "the run gave x the gradient 40.0, the re-run 17200: y has a gradient hook (line 6)" in str(check)
+
+
+def test_each_pass_is_checked_against_its_own_gradient():
+    source = "x = torch.tensor(3.0, requires_grad=True)\ny = x * x\ny.backward()\nz = x * 5\nz.backward()\n"
+    result = gradmagic.run(source)
+    first, last = result.check(pass_index=0), result.check()
+    assert first.ok and last.ok and plain_namespace(source)["x"].grad.item() == 11.0
+    assert [(leaf.recorded, leaf.autograd) for leaf in first.leaves] == [(6.0, 6.0)]
+    assert [(leaf.recorded, leaf.autograd) for leaf in last.leaves] == [(5.0, 5.0)]
+    assert str(first).startswith("gradient check of y, backward pass 1 of 2 (ok)")
+
+
+def test_reentrant_checkpoint_cannot_be_re_run_and_says_why():
+    source = ("from torch.utils.checkpoint import checkpoint\nlayer = torch.nn.Linear(2, 2)\n"
+              "x = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+              "h = checkpoint(lambda a: layer(a).tanh(), x * 2, use_reentrant=True)\nloss = (h * h).sum()\n"
+              "loss.backward()\n")
+    with pytest.raises(ReplayError, match=r"h \(2\) comes from torch.utils.checkpoint with use_reentrant=True "
+                                          r"\(line 4\)"):
+        check_gradients(gradmagic.run(source))
+    assert check_gradients(gradmagic.run(source.replace("True", "False"))).ok
+
+
+def test_an_unexpected_state_is_a_one_line_replay_error(monkeypatch):
+    import gradmagic.gradcheck as gradcheck_module
+
+    def broken(*args):
+        raise KeyError(7)
+
+    monkeypatch.setattr(gradcheck_module, "_inputs", broken)
+    with pytest.raises(ReplayError, match=r"^cannot check backward pass 1: KeyError: 7$"):
+        check_gradients(gradmagic.run(SEED_3))

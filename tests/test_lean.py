@@ -10,7 +10,7 @@ import gradmagic
 from gradmagic.graph import tensor_nodes
 from gradmagic.walk import LEAN_NOTE, NodeOp
 from helpers import assert_same, captured_namespace, plain_namespace, reached
-from programs import CUDA_NO_SYNC, SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
+from programs import CUDA_NO_SYNC, OPTIMIZER_IN_BACKWARD, SEED_2, SEED_3, SQUARE_FUNCTION, TRANSPARENCY_SUITE
 
 RNN = """
 h = h0
@@ -266,3 +266,11 @@ def test_autograd_grad_over_a_generator_of_parameters_works_as_in_plain_torch():
     captured, _ = captured_namespace(source, lean=True)
     assert_same(plain_namespace(source), captured)
     assert [g.tolist() for g in captured["grads"]] == [[[3.0, 3.0]], [3.0]]
+
+
+def test_an_optimizer_step_inside_backward_is_no_missing_gradient():
+    namespace, result = captured_namespace(OPTIMIZER_IN_BACKWARD, lean=True)
+    plain = plain_namespace(OPTIMIZER_IN_BACKWARD)
+    assert_same([plain["model"], plain["loss"]], [namespace["model"], namespace["loss"]])
+    assert result.tensor("model.0.weight")["value"] == namespace["model"][0].weight.tolist()
+    assert result.graph.graph["passes"] == 1 and result.diagnostics == []  # .grad is None again: zero_grad in the hook

@@ -7,7 +7,8 @@ import torch
 import gradmagic
 from helpers import reached
 from gradmagic.graph import tensor_nodes
-from programs import CUDA_NO_SYNC, SQUARE_FUNCTION
+from helpers import assert_same, captured_namespace, plain_namespace
+from programs import CUDA_NO_SYNC, OPTIMIZER_IN_BACKWARD, SQUARE_FUNCTION
 
 
 def _producer_op(graph, node):
@@ -251,3 +252,49 @@ def test_parameter_initialisation_is_not_recorded():
     assert "fill_" not in ops and "zero_" not in ops and "kaiming_uniform_" not in ops
     assert [result.graph.nodes[n]["label"] for n in tensor_nodes(result.graph) if result.graph.nodes[n]["name"]] == [
         "ln.weight", "ln.bias", "lin.weight", "lin.bias", "y"]
+
+
+def test_an_optimizer_step_inside_backward_leaves_the_parameters_final_values():
+    namespace, result = captured_namespace(OPTIMIZER_IN_BACKWARD)
+    plain = plain_namespace(OPTIMIZER_IN_BACKWARD)
+    assert_same([plain["model"], plain["loss"]], [namespace["model"], namespace["loss"]])  # opt_dict: keyed by id
+    weight = result.tensor("model.0.weight")
+    assert weight["value"] == namespace["model"][0].weight.tolist() and weight["previous"] is not None
+    before = result.graph.nodes[weight["previous"]]
+    step = (torch.tensor(weight["value"]) - torch.tensor(before["value"])) / -0.1  # SGD: w₂ = w₁ − 0.1·gradient
+    assert torch.allclose(step, torch.tensor(before["pass_grads"][0]), rtol=1e-3)
+    assert any("4 leaf tensor(s) changed in place during backward pass 1" in n for n in result.graph.graph["notes"])
+    assert result.diagnostics == [] and result.check().ok
+
+
+CHECKPOINT = """
+from torch.utils.checkpoint import checkpoint
+layer = torch.nn.Linear(2, 2)
+x = torch.tensor([1.0, 2.0], requires_grad=True)
+h = checkpoint(lambda a: layer(a).tanh(), x * 2, use_reentrant=REENTRANT)
+loss = (h * h).sum()
+loss.backward()
+"""
+
+
+@pytest.mark.parametrize("lean", [False, True])
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpoint_recomputation_inside_backward_is_not_a_second_pass(reentrant, lean):
+    source = CHECKPOINT.replace("REENTRANT", str(reentrant))
+    namespace, result = captured_namespace(source, lean=lean)
+    assert_same(plain_namespace(source), namespace)
+    assert result.graph.graph["pass_roots"] == [[result.graph.graph["roots"][0]]]
+    assert result.tensor("x")["grad"] == namespace["x"].grad.tolist()
+    if not reentrant:  # reentrant: the layer runs inside CheckpointFunction's forward, which is not recorded
+        assert result.tensor("layer.weight")["grad"] == namespace["layer"].weight.grad.tolist()
+
+
+def test_a_write_through_data_inside_backward_keeps_the_value_the_pass_used():
+    source = ("w = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+              "w.register_post_accumulate_grad_hook(lambda p: [p.data.mul_(0.5)] and None)\n"
+              "l = (w * w).sum()\nl.backward()\n")
+    namespace, result = captured_namespace(source)
+    assert_same(plain_namespace(source), namespace)
+    assert result.tensor("w")["value"] == namespace["w"].tolist() == [0.5, 1.0]
+    assert result.graph.nodes[result.tensor("w")["previous"]]["value"] == [1.0, 2.0]  # what l was computed from
+    assert result.check().ok and result.explain("w").total == [2.0, 4.0]
