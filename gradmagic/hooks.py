@@ -229,12 +229,13 @@ def _differs(before, t) -> bool:
 
 
 def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
-    """(value, version, numel): the tensor itself when small (read after the run, all at once),
-    a device-side summary vector when large."""
+    """(value, None, numel): a copy when small (read after the run, all at once), a device-side summary vector
+    when large. Never the gradient itself: autograd accumulates into a gradient no one else holds, in place, so
+    holding one would change the strides and versions of the user's `.grad` tensors."""
     numel = grad.numel()
     if numel > summary.SMALL_NUMEL:
         return summarise(grad), None, numel
-    return grad, grad._version, numel
+    return grad.detach().clone(), None, numel
 
 
 def backward_tensors(is_grad: bool, args, kwargs) -> tuple[list, list]:

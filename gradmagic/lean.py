@@ -178,7 +178,7 @@ class LeanRecorder:
             if not t.is_leaf or t.grad is None:  # an in-place op can give a leaf a grad_fn
                 del self._grads_before[key]
             else:  # it may accumulate in place
-                self._grads_before[key] = (t, kept_gradient(t.grad.detach().clone()))
+                self._grads_before[key] = (t, kept_gradient(t.grad))
 
     def _enter_module(self, module, args):
         spans = self.bindings.spans

@@ -211,7 +211,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.depths.append(depth)
         self._latest[id(t)] = rec
         if producer is None and grad_fn is None and t.grad is not None:  # a leaf from before the run
-            r.grads_before[rec] = kept_gradient(t.grad.detach().clone())  # .grad may accumulate in place
+            r.grads_before[rec] = kept_gradient(t.grad)  # a copy: .grad may accumulate in place
         return rec
 
     def _unusual(self, t) -> tuple:

@@ -46,10 +46,12 @@ def _assert_same_tensor(p: torch.Tensor, c: torch.Tensor, where: str) -> None:
     assert torch.equal(p.detach(), c.detach()), f"{where}: values differ"
     assert p.requires_grad == c.requires_grad, f"{where}: requires_grad"
     assert p.is_leaf == c.is_leaf, f"{where}: is_leaf"
+    assert (p._version, p.stride()) == (c._version, c.stride()), f"{where}: version or strides"
     pg, cg = _grad(p), _grad(c)
     assert (pg is None) == (cg is None), f"{where}: .grad is None in one run only"
     if pg is not None:
         assert torch.equal(pg, cg), f"{where}: .grad differs"
+        assert (pg._version, pg.stride()) == (cg._version, cg.stride()), f"{where}: .grad version or strides"
 
 
 def _grad(t: torch.Tensor):

@@ -197,3 +197,13 @@ def test_a_failure_while_resolving_never_hides_the_code_s_own_exception(monkeypa
     with pytest.raises(KeyError, match="mine"):
         gradmagic.run("x = torch.ones(1) * 2\nraise KeyError('mine')")
     assert gradmagic.last().empty and torch._C._len_torch_function_stack() == 0
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
+def test_gradients_keep_the_strides_and_versions_of_a_plain_run(lean):
+    # autograd steals a gradient no one else holds (no copy); one the capture held would be copied instead
+    source = ("model = torch.nn.Sequential(torch.nn.Linear(8, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))\n"
+              "loss = model(torch.randn(4, 8)).sum()\n(gb,) = torch.autograd.grad(loss, [model[2].bias],"
+              " retain_graph=True)\nloss.backward()\n")
+    captured, _ = captured_namespace(source, lean=lean)
+    assert_same(plain_namespace(source), captured)
