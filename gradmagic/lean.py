@@ -68,6 +68,9 @@ class LeanRecorder:
             if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
                 add_note(self.bindings.notes, "functorch")
                 return
+            if inside_backward():  # a custom backward's `grad_input = ...`: autograd steals it only if unshared
+                add_note(self.bindings.notes, "in_backward")
+                return
             if forward_ad_active():
                 add_note(self.bindings.notes, "forward_ad")
             self._labels.append((unseen_by_modes(self._see, value, info[1]), info))

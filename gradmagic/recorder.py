@@ -19,7 +19,7 @@ from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
 from .naming import item_labels
 from .records import Records, caller_line, deref, held
 from .summary import shape_of, tensor_kind
-from .torchstate import forward_ad_active, torch_function_disabled, transform_active
+from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
@@ -206,7 +206,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.devices.append(t.device)
         r.requires_grad.append(t.requires_grad)
         r.grad_fns.append(grad_fn)
-        r.output_nrs.append(0 if grad_fn is None else t.output_nr)
+        r.output_nrs.append(0 if grad_fn is None or grad_fn is UNREAD else t.output_nr)
         r.producers.append(producer)
         r.depths.append(depth)
         self._latest[id(t)] = rec
@@ -241,8 +241,11 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def _grad_fn(self, t, depth: int):
         """`t.grad_fn`, unless the op chain to `t` is deeper than MAX_NODE_DEPTH (see hooks.py)."""
-        if t.is_leaf:
-            return None
+        try:
+            if t.is_leaf:
+                return None
+        except RuntimeError:  # a no_grad view whose base changed in place: torch forbids reading its history
+            return UNREAD
         if depth <= MAX_NODE_DEPTH:
             return t.grad_fn
         self.too_deep()
@@ -299,6 +302,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         if isinstance(value, _TENSOR):
             if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
                 self.records.note("functorch")
+                return
+            if inside_backward():  # a custom backward's `grad_input = ...`: autograd steals it only if unshared
+                self.records.note("in_backward")
                 return
             if forward_ad_active():
                 self.records.note("forward_ad")

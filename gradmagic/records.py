@@ -21,6 +21,8 @@ NOTES = {
               "elements (implicit zeros included).",
     "nested": "Nested tensors have no single shape: ragged dimensions show as *, values as stats over all their "
               "components.",
+    "in_backward": "Names bound while a backward pass ran (in a custom Function's backward or a hook) are not "
+                   "tracked: holding those tensors would change how autograd accumulates them into .grad.",
     "hook": "A gradient hook of gradmagic failed ({}); the backward pass ran unchanged, but gradients it would have "
             "seen are not shown.",
 }

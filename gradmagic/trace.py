@@ -233,16 +233,18 @@ def _attach_names(trace: Trace, r, namespace: dict, bound: dict) -> None:
         if rec not in trace.names and before in trace.names:
             name, line, _ = trace.names[before][0]
             trace.names[rec] = [(name, line, _changed_by(trace, r, rec))]
-    for final, rec in bound.values():
-        _put_first(trace, rec, final.names)
     params = parameter_paths(namespace)
-    grads = grad_names([(name, deref(final.obj)) for final, _ in bound.values() for name in final.names
-                        if deref(final.obj) is not None])
     for rec, obj in enumerate(r.objs):
         t = deref(obj)
         if t is not None and id(t) in params:
             trace.params[rec] = params[id(t)]
-        elif t is not None and id(t) in grads and rec not in trace.names:
+    for final, rec in bound.values():
+        _put_first(trace, rec, [name for name in final.names if name != trace.params.get(rec)])
+    grads = grad_names([(name, deref(final.obj)) for final, _ in bound.values() for name in final.names
+                        if deref(final.obj) is not None])
+    for rec, obj in enumerate(r.objs):
+        t = deref(obj)
+        if t is not None and id(t) in grads and rec not in trace.names and rec not in trace.params:
             trace.names[rec] = [(grads[id(t)], None, None)]
 
 
@@ -251,8 +253,13 @@ def _put_first(trace: Trace, rec: int, final_names: list) -> None:
     names = trace.names.setdefault(rec, [])
     known = {name for name, _, _ in names}
     line, expr = (names[0][1], names[0][2]) if names else (None, None)
-    names += [(name, line, expr) for name in final_names if name not in known and "." not in name]
-    names.sort(key=lambda info: (info[0] not in final_names, "." in info[0]))
+    names += [(name, line, expr) for name in final_names if name not in known]
+    names.sort(key=lambda info: (info[0] not in final_names, _scoped(info[0])))
+
+
+def _scoped(name: str) -> bool:
+    """A name bound inside a function or class of the cell (`f.y`, `Net.forward.h`; not `d['a.b']`)."""
+    return "." in name.split("[")[0]
 
 
 def _changed_by(trace: Trace, r, rec: int) -> str:

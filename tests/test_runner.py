@@ -207,3 +207,31 @@ def test_gradients_keep_the_strides_and_versions_of_a_plain_run(lean):
               " retain_graph=True)\nloss.backward()\n")
     captured, _ = captured_namespace(source, lean=lean)
     assert_same(plain_namespace(source), captured)
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
+def test_names_bound_inside_a_custom_backward_do_not_change_how_grad_accumulates(lean):
+    # from the torch docs' LinearFunction (notes/extending.rst): `grad_input = ...` in backward() is a label site
+    source = ("class Linear(torch.autograd.Function):\n"
+              "    @staticmethod\n    def forward(ctx, input, weight):\n"
+              "        ctx.save_for_backward(input, weight)\n        return input.mm(weight.t())\n"
+              "    @staticmethod\n    def backward(ctx, grad_output):\n        input, weight = ctx.saved_tensors\n"
+              "        grad_input = grad_output.mm(weight)\n        grad_weight = grad_output.t().mm(input)\n"
+              "        return grad_input, grad_weight\n"
+              "x = torch.randn(4, 6, requires_grad=True)\nw = torch.randn(3, 6, requires_grad=True)\n"
+              "y = Linear.apply(x, w).exp().sum()\ny.backward()\n")
+    captured, result = captured_namespace(source, lean=lean)
+    assert_same(plain_namespace(source), captured)
+    assert any("while a backward pass ran" in note for note in result.graph.graph["notes"])
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
+def test_adam_on_complex_parameters_runs_as_in_plain_torch(lean):
+    # Adam views complex parameters as real under no_grad, then updates them in place: torch forbids reading
+    # the history of such a view, so the capture must not (it raised in the user's code)
+    source = ("W = torch.zeros(3, dtype=torch.cfloat, requires_grad=True)\n"
+              "opt = torch.optim.Adam([W], lr=0.1)\nfor step in range(3):\n    opt.zero_grad()\n"
+              "    loss = (W * (1 + 2j) - 1).abs().sum()\n    loss.backward()\n    opt.step()\n")
+    captured, result = captured_namespace(source, lean=lean)
+    assert_same(plain_namespace(source), captured)
+    assert result.tensor("W")["value"] == captured["W"].tolist()
