@@ -51,7 +51,7 @@ class LeanRecorder:
         self._patched: dict = {}
         self._accumulators: dict = {}  # leaf's AccumulateGrad node -> its hook (the node kept alive until stop)
         self._namespace: dict = {}
-        self._modules_hooked: dict = {}
+        self._hooked: dict = {}
         self._records: Records | None = None
         self._reader: GraphReader | None = None
 
@@ -125,14 +125,16 @@ class LeanRecorder:
         except Exception as error:  # noqa: BLE001
             add_note(self.bindings.notes, "hook", hook_error(error))
 
-    def _hook_modules(self) -> None:
-        """Hook the parameters of the modules the namespace binds (once each): their gradients per pass."""
+    def _hook_namespace(self) -> None:
+        """Hook the leaves the namespace binds and the parameters of its modules (once each, also those of earlier
+        cells): their gradients per pass."""
         for value in list(self._namespace.values()):
-            if isinstance(value, torch.nn.Module) and id(value) not in self._modules_hooked:
-                self._modules_hooked[id(value)] = value
-                for p in value.parameters():
-                    if p.requires_grad:
-                        self._hook_leaf(p)
+            if id(value) in self._hooked or not isinstance(value, (torch.nn.Module, _TENSOR)):
+                continue
+            self._hooked[id(value)] = value
+            for t in value.parameters() if isinstance(value, torch.nn.Module) else (value,):
+                if t.is_leaf and t.requires_grad:
+                    self._hook_leaf(t)
 
     def _on_grads(self, index, output_nr, grad_outputs):
         try:  # an exception here would end the user's backward(): a note instead
@@ -170,7 +172,7 @@ class LeanRecorder:
         line = caller_line(self.filename, 3)
         if not self._passes:
             unseen_by_modes(self._note_grads_before)
-        unseen_by_modes(self._hook_modules)
+        unseen_by_modes(self._hook_namespace)
         self._pass = len(self._passes)
         self._passes.append(("grad" if is_grad else "backward", [unseen_by_modes(self._see, t, line) for t in roots],
                              [unseen_by_modes(self._see, t, line) for t in wrt]))
@@ -215,7 +217,7 @@ class LeanRecorder:
         self._patched = {}
         for handle in (*self._handles, *self._accumulators.values()):
             handle.remove()
-        self._handles, self._accumulators, self._namespace, self._modules_hooked = [], {}, {}, {}
+        self._handles, self._accumulators, self._namespace, self._hooked = [], {}, {}, {}
 
     # ---- after the run ------------------------------------------------------------------------
 

@@ -138,3 +138,13 @@ def test_table_expressions_of_in_place_versions_and_tuple_targets():
     rows = {row[0]: row[1] for row in table_rows(gradmagic.run(source).graph)}
     assert rows["q₁"] == "p * 3" and rows["q₂"] == "q.add_(1)"
     assert rows["a"] == "torch.ones(1) * 2" and rows["b"] == "torch.ones(1) * 3"
+
+
+@CAPTURES
+def test_tensors_of_earlier_cells_show_only_when_the_cell_touches_them(lean):
+    namespace = {"torch": torch}
+    gradmagic.run("u = torch.tensor(1.0, requires_grad=True)\nold = torch.ones(2)\n", namespace, lean=lean)
+    result = gradmagic.run("x = torch.tensor(2.0, requires_grad=True)\ny = x * u\ny.backward()\n", namespace,
+                           lean=lean)
+    assert "old" not in result.names() and {"x", "y", "u"} <= set(result.names())
+    assert result.tensor("u")["grad"] == 2.0
