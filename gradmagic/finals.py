@@ -10,7 +10,7 @@ from . import summary
 from .records import held
 from .torchstate import torch_function_disabled
 
-__all__ = ["Final", "snapshot", "named_tensors", "module_paths", "parameter_paths", "grad_names", "MAX_ITEMS"]
+__all__ = ["Final", "snapshot", "bound_ids", "named_tensors", "module_paths", "parameter_paths", "grad_names", "MAX_ITEMS"]
 
 #: Items of one bound list, tuple or dict that get names of their own (`xs[0]` … `xs[63]`).
 MAX_ITEMS = 64
@@ -85,6 +85,7 @@ class Final:
     """One tensor named when the run ended, as it was then (read at once: a later cell may change it)."""
 
     names: list  # every name it is bound to, in namespace order
+    rebound: bool  # one of its names (or the module or list it comes from) was bound by the run
     obj: object  # records.held(tensor)
     version: int
     meta: tuple  # shape, dtype, device, requires_grad
@@ -96,25 +97,39 @@ class Final:
     grad: tuple | None  # (copy or stats vector, None, numel) of `.grad`, None when `.grad` is None
 
 
-def snapshot(namespace: dict) -> list:
-    """A Final per distinct tensor the namespace names; never raises (a tensor it cannot read is left out)."""
+def bound_ids(namespace: dict) -> dict:
+    """name -> id(value), to tell afterwards which names the run bound (new, or bound to another object)."""
+    return {name: id(value) for name, value in list(namespace.items())}
+
+
+def snapshot(namespace: dict, before: dict) -> list:
+    """A Final per distinct tensor the namespace names; never raises (a tensor it cannot read is left out).
+    `before` (bound_ids at the start) tells which names the run bound."""
     finals: dict = {}
     with torch_function_disabled():
         for name, t in named_tensors(namespace):
+            head = _head(name)
+            rebound = before.get(head) != id(namespace.get(head))
             if id(t) in finals:
                 finals[id(t)].names.append(name)
+                finals[id(t)].rebound |= rebound
                 continue
             try:
-                finals[id(t)] = _final(name, t)
+                finals[id(t)] = _final(name, t, rebound)
             except Exception:  # a tensor subclass or kind whose state cannot be read here
                 continue
     return list(finals.values())
 
 
-def _final(name: str, t) -> Final:
+def _head(name: str) -> str:
+    """The variable a name starts from: `xs` of `xs[0]`, `model` of `model.0.weight`."""
+    return name.split("[")[0].split(".")[0]
+
+
+def _final(name: str, t, rebound: bool) -> Final:
     grad = t.grad if t.is_leaf or t.retains_grad else None
     return Final(
-        names=[name], obj=held(t), version=t._version,
+        names=[name], rebound=rebound, obj=held(t), version=t._version,
         meta=(summary.shape_of(t), t.dtype, t.device, t.requires_grad), is_leaf=t.is_leaf,
         grad_fn=None if t.is_leaf else t.grad_fn, output_nr=t.output_nr,
         value=t.detach().clone() if summary.is_small(t) else None,

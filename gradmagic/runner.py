@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from .finals import snapshot
+from .finals import bound_ids, snapshot
 from .lean import LeanRecorder
 from .recorder import Recorder
 from .naming import install_label_hook, label_assignments
@@ -77,6 +77,7 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
     session = Capture(recorder)
     _active.append(recorder)
     install_label_hook(recorder.label)  # called once per assignment: no dispatch through _label
+    before = bound_ids(names_from() if names_from else namespace)
     recorder.start(names_from() if names_from else namespace)
     error = None
     with gc_frozen():
@@ -91,7 +92,7 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
             _active.remove(recorder)
             install_label_hook(_active[-1].label if _active else _label)
             names = names_from() if names_from else namespace
-            finals = snapshot(names)  # now: a lazy read would see what later code did to the tensors
+            finals = snapshot(names, before)  # now: a lazy read would see what later code did to the tensors
             if lean:  # the autograd graph is read when the result is first used
                 session.result = Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error,
                                                           finals), error=error)

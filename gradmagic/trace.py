@@ -173,7 +173,6 @@ def _bind_finals(recorder, r, finals: list) -> dict:
     (an update the capture did not see), linked to the earlier version of the same tensor. Tensors the run
     neither touched nor bound to a name (an earlier cell's, untouched) are left out."""
     bound, latest = {}, None
-    assigned = {_head(info[0]) for _, info in r.labels}
     for final in finals:
         t = deref(final.obj)
         rec = recorder.lookup(t) if t is not None else None
@@ -183,17 +182,12 @@ def _bind_finals(recorder, r, finals: list) -> dict:
             if latest is None:
                 latest = _latest_records(r, {id(deref(f.obj)) for f in finals})
             previous = latest.get(id(t)) if t is not None else None
-            if previous is None and not any(_head(name) in assigned for name in final.names):
+            if previous is None and not final.rebound:
                 continue
             rec = _add_record(r, final, previous)
         r.requires_grad[rec] = final.meta[3]  # `x.requires_grad = True` keeps the version
         bound[id(final)] = (final, rec)
     return bound
-
-
-def _head(name: str) -> str:
-    """The variable a name starts from: `xs` of `xs[0]`, `model` of `model.0.weight`."""
-    return name.split("[")[0].split(".")[0]
 
 
 def _holds(r, rec: int, final: Final) -> bool:

@@ -30,7 +30,7 @@ def test_named_tensors_walks_names_parameters_and_items_but_not_history():
 
 def test_snapshot_keeps_one_entry_per_tensor_with_all_its_names():
     a = torch.ones(2, requires_grad=True)
-    (finals,) = snapshot({"a": a, "b": a})
+    (finals,) = snapshot({"a": a, "b": a}, {})
     assert finals.names == ["a", "b"] and finals.grad is None and finals.value.tolist() == [1.0, 1.0]
 
 
