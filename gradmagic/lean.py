@@ -49,9 +49,9 @@ class LeanRecorder:
         self._handles: list = []
         self._open: list = []  # indices in bindings.spans of the module calls under way
         self._patched: dict = {}
-        self._accumulators: dict = {}  # leaf's AccumulateGrad node -> its hook (the node kept alive until stop)
+        self._new_leaves: list = []  # weak references to the leaves bound since the last pass
         self._namespace: dict = {}
-        self._hooked: dict = {}
+        self._pass_handles: list = []  # hooks on leaves' gradient accumulators, for the running pass only
         self._records: Records | None = None
         self._reader: GraphReader | None = None
 
@@ -89,7 +89,7 @@ class LeanRecorder:
             if not self._passes and id(t) not in self._grads_before:  # .grad is read after the run
                 self._grads_before[id(t)] = (t, None)
             if t.requires_grad:
-                self._hook_leaf(t)
+                self._new_leaves.append(weakref.ref(t))
         elif self._looked_at < _LOOK_BUDGET:
             self._looked_at += 1
             grad_fn = t.grad_fn  # its pre-hook sees the gradient of each of its outputs
@@ -109,12 +109,17 @@ class LeanRecorder:
             self.bindings.notes.append(note)
         return UNREAD
 
-    def _hook_leaf(self, t) -> None:
-        """A pre-hook on the leaf's gradient accumulator: its own gradient in each pass (not the accumulated .grad)."""
-        accumulator = gradient_accumulator(t)
-        if accumulator is None or accumulator in self._accumulators:
-            return
-        self._accumulators[accumulator] = accumulator.register_prehook(partial(self._on_leaf_grad, weakref.ref(t)))
+    def _hook_leaves(self) -> None:
+        """Pre-hooks, for this pass, on the gradient accumulators of the leaves bound since the last pass and of
+        the namespace's leaves and module parameters: each one's own gradient (not the accumulated .grad).
+        Removed after the pass: an accumulator holds its leaf, so keeping one would keep every leaf alive."""
+        seen = set()
+        for t in (*(ref() for ref in self._new_leaves), *_namespace_leaves(self._namespace)):
+            accumulator = None if t is None or id(t) in seen else gradient_accumulator(t)
+            if accumulator is not None:
+                seen.add(id(t))
+                self._pass_handles.append(accumulator.register_prehook(partial(self._on_leaf_grad, weakref.ref(t))))
+        self._new_leaves = []
 
     def _on_leaf_grad(self, ref, grad_outputs):
         try:  # an exception here would end the user's backward(): a note instead
@@ -124,17 +129,6 @@ class LeanRecorder:
                 self._grads.append((self._pass, index, *unseen_by_modes(kept_gradient, grad, summary.norm_vector)))
         except Exception as error:  # noqa: BLE001
             add_note(self.bindings.notes, "hook", hook_error(error))
-
-    def _hook_namespace(self) -> None:
-        """Hook the leaves the namespace binds and the parameters of its modules (once each, also those of earlier
-        cells): their gradients per pass."""
-        for value in list(self._namespace.values()):
-            if id(value) in self._hooked or not isinstance(value, (torch.nn.Module, _TENSOR)):
-                continue
-            self._hooked[id(value)] = value
-            for t in value.parameters() if isinstance(value, torch.nn.Module) else (value,):
-                if t.is_leaf and t.requires_grad:
-                    self._hook_leaf(t)
 
     def _on_grads(self, index, output_nr, grad_outputs):
         try:  # an exception here would end the user's backward(): a note instead
@@ -158,7 +152,12 @@ class LeanRecorder:
         except Exception as error:  # noqa: BLE001
             add_note(self.bindings.notes, "hook", hook_error(error))
             return func(*args, **kwargs)
-        out = func(*args, **kwargs)
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            for handle in self._pass_handles:
+                handle.remove()
+            self._pass_handles = []
         if _frees_graph(is_grad, args, kwargs):
             self._looked_at = 0
         if is_grad:  # autograd.grad hands the inputs' gradients back instead of accumulating them
@@ -172,7 +171,7 @@ class LeanRecorder:
         line = caller_line(self.filename, 3)
         if not self._passes:
             unseen_by_modes(self._note_grads_before)
-        unseen_by_modes(self._hook_namespace)
+        unseen_by_modes(self._hook_leaves)
         self._pass = len(self._passes)
         self._passes.append(("grad" if is_grad else "backward", [unseen_by_modes(self._see, t, line) for t in roots],
                              [unseen_by_modes(self._see, t, line) for t in wrt]))
@@ -215,9 +214,9 @@ class LeanRecorder:
         for name, original in self._patched.items():
             setattr(torch.autograd, name, original)
         self._patched = {}
-        for handle in (*self._handles, *self._accumulators.values()):
+        for handle in self._handles:
             handle.remove()
-        self._handles, self._accumulators, self._namespace, self._hooked = [], {}, {}, {}
+        self._handles, self._namespace, self._new_leaves = [], {}, []
 
     # ---- after the run ------------------------------------------------------------------------
 
@@ -253,6 +252,17 @@ def _frees_graph(is_grad: bool, args, kwargs) -> bool:
     retain = kwargs.get("retain_graph", args[first] if len(args) > first else None)
     create = kwargs.get("create_graph", args[first + 1] if len(args) > first + 1 else False)
     return not (retain or create)
+
+
+def _namespace_leaves(namespace: dict) -> list:
+    """The leaves that require grad among the namespace's tensors and its modules' parameters."""
+    leaves = []
+    for value in list(namespace.values()):
+        if isinstance(value, torch.nn.Module):
+            leaves += [p for p in value.parameters() if p.requires_grad]
+        elif isinstance(value, _TENSOR) and value.is_leaf and value.requires_grad:
+            leaves.append(value)
+    return leaves
 
 
 def _leaves_with_grad(namespace: dict):
