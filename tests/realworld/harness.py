@@ -35,9 +35,6 @@ MAX_ITEMS = 200  # how many items of one container it describes
 MAX_CONTAINER_LABELS = 64  # how many items of one top-level list/dict the contract is checked on
 MAX_EXPLAINED = 16  # how many leaves the explain() check runs on
 EXPORTS = (".png", ".svg", ".pdf", ".graphml", ".json", ".dot")
-#: The lean capture's picture is drawn by the same renderer as the full one's, so to keep CI time down its image
-#: exports are left to the full mode; its graph-data exports (different content) are all written.
-LEAN_EXPORTS = (".graphml", ".json", ".dot")
 #: Compare .grad._version too? On: autograd's engine steals the gradient buffer it accumulated in place for .grad
 #: (micrograd_sanity: x.grad._version 3) unless something else holds a reference to it, as a capture's recorded
 #: flow does (version 1, and a different stride for a (1, n) weight's .grad). Holding a copy instead keeps the
@@ -339,8 +336,7 @@ def contract_report(result, namespace: dict, *, full: bool) -> dict:
         failures += _attempt(f"{label}: checking", lambda: check_tensor(result, label, t))
     if full:
         failures += _attempt("explain checks", lambda: check_explanations(result, graph, labelled))
-    suffixes = EXPORTS if full else LEAN_EXPORTS
-    failures += _attempt("picture and exports", lambda: check_exports(result, suffixes))
+    failures += _attempt("picture and exports", lambda: check_exports(result, EXPORTS))
     return {"checks": failures, "labels": labels, "notes": notes}
 
 
