@@ -265,10 +265,6 @@ def _namespace_leaves(namespace: dict) -> list:
     return leaves
 
 
-def _leaves_with_grad(namespace: dict):
-    """The leaf tensors (module parameters included) bound in `namespace` whose .grad is set."""
-    for value in list(namespace.values()):
-        tensors = value.parameters() if isinstance(value, torch.nn.Module) else (value,)
-        for t in tensors:
-            if isinstance(t, _TENSOR) and t.is_leaf and t.grad is not None:
-                yield t
+def _leaves_with_grad(namespace: dict) -> list:
+    """The leaves (module parameters included) bound in `namespace` whose .grad is set."""
+    return [t for t in _namespace_leaves(namespace) if t.grad is not None]
