@@ -70,10 +70,12 @@ def lab(browser_tools, notebook_copy, tmp_path_factory, timings):
 
 
 @pytest.fixture(scope="module")
-def chromium(browser_tools):
+def chromium(browser_tools, timings):
     import lab_page
 
+    start = time.monotonic()
     driver = lab_page.start_chromium()
+    timings.since("chromium start", start)
     yield driver
     driver.quit()
 

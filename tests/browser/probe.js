@@ -69,8 +69,17 @@ function describeOutput(output) {
   };
 }
 
+function modelErrors(index) {
+  // error outputs as JupyterLab's own model holds them (the page shows them as stderr text)
+  const notebook = window.jupyterapp && window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget.content;
+  const model = notebook && notebook.widgets && notebook.widgets[index] && notebook.widgets[index].model;
+  if (!model || !model.outputs) return [];
+  return model.outputs.toJSON().filter(o => o.output_type === 'error').map(o => `${o.ename}: ${o.evalue}`);
+}
+
 const cells = [...document.querySelectorAll('.jp-Notebook .jp-Cell')].map((cell, index) => ({
   index,
+  errors: modelErrors(index),
   code: cell.classList.contains('jp-CodeCell'),
   prompt: (cell.querySelector('.jp-InputPrompt') || {}).textContent || '',
   outputs: [...cell.querySelectorAll('.jp-OutputArea-output')].map(describeOutput),

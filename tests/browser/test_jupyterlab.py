@@ -6,6 +6,7 @@ screenshots of cells marked `# screenshot: NAME` to docs/screenshots/ (NAME.png 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from PIL import Image
@@ -30,26 +31,41 @@ def test_run_all_ran_every_code_cell(page):
 
 
 def test_no_error_outputs(page):
-    errors = [f"cell {index} ({first}): {out['text'][:300]}" for index, first, out in page.outputs()
-              if out["isError"] or (out["mime"] == "application/vnd.jupyter.stderr" and "Traceback" in out["text"])]
-    assert not errors, "error outputs on the page:\n" + "\n".join(errors)
+    shown = [f"cell {index} ({first}): {out['text'][:300]}" for index, first, out in page.outputs()
+             if out["isError"] or (out["mime"] == "application/vnd.jupyter.stderr" and "Traceback" in out["text"])]
+    held = [f"cell {cell['index']}: {error}" for cell in page.cells for error in cell["errors"]]
+    assert not shown and not held, "error outputs on the page:\n" + "\n".join(held + shown)
+
+
+def intrinsic_width_px(width_attribute: str | None) -> float | None:
+    """A picture's width attribute in CSS px at 1:1 (pt as figure points: 72 pt = 1 inch = 100 px); None if unknown."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*(px|pt)?\s*", width_attribute or "")
+    if not match:
+        return None
+    number, unit = float(match.group(1)), match.group(2)
+    return number * PX_PER_PT if unit == "pt" else number
 
 
 def displayed_text_px(picture: dict) -> float:
     """The smallest text of a picture in CSS px as displayed: its size in points, times the display scale."""
-    scale = picture["shownWidth"] / float(picture["widthAttribute"])
+    scale = picture["shownWidth"] / intrinsic_width_px(picture["widthAttribute"])
     return float(picture["minTextPt"]) * PX_PER_PT * scale
 
 
 def _picture_problem(picture: dict) -> str | None:
-    natural = f"{picture['naturalWidth']}×{picture['naturalHeight']} px image shown {picture['shownWidth']:.0f} px wide"
-    if picture["minTextPt"] is None or picture["widthAttribute"] is None:
-        shrink = picture["shownWidth"] / picture["naturalWidth"] if picture["naturalWidth"] else float("nan")
-        return (f"<{picture['tag']}> lacks data-min-text-pt/width (the display helper of issue 10 adds them;"
-                f" until it lands the text size cannot be measured): {natural} (×{shrink:.2f} of its pixels)")
+    natural = f"{picture['naturalWidth']}×{picture['naturalHeight']} px image" if picture["tag"] == "img" else "<svg>"
+    natural += f" shown {picture['shownWidth']:.0f} px wide"
+    lacks = [what for what, value in (("data-min-text-pt", picture["minTextPt"]),
+                                      ("a width attribute in px", intrinsic_width_px(picture["widthAttribute"])))
+             if value is None]
+    if lacks:
+        shrink = f" (×{picture['shownWidth'] / picture['naturalWidth']:.2f} of its pixels)" if picture["naturalWidth"] else ""
+        return (f"<{picture['tag']}> lacks {' and '.join(lacks)} (the display helper of issue 10 adds them;"
+                f" until it lands the text size cannot be measured): {natural}{shrink}")
     px = displayed_text_px(picture)
     if px < MIN_TEXT_PX:
-        return f"smallest text {px:.1f} px < {MIN_TEXT_PX} px ({picture['minTextPt']} pt, width={picture['widthAttribute']}; {natural})"
+        return (f"smallest text {px:.1f} px < {MIN_TEXT_PX} px ({picture['minTextPt']} pt,"
+                f" width={picture['widthAttribute']}; {natural})")
     return None
 
 
@@ -108,9 +124,10 @@ def test_gradmagic_text_has_contrast_at_least_4_5(page):
     assert not low, f"{page.theme}: {len(low)} of {len(texts)} texts below {MIN_CONTRAST}:1:\n" + "\n".join(low[:20])
 
 
-def test_marked_cells_are_screenshotted(page, screenshot_dir):
+def test_marked_cells_are_screenshotted(page, screenshot_dir, timings):
     import lab_page
 
+    start = time.monotonic()
     marked = {match.group(1): index for index, source in enumerate(page.sources)
               if (match := SCREENSHOT_MARK.search(source))}
     suffix = "" if page.theme == "JupyterLab Light" else "-dark"
@@ -118,6 +135,8 @@ def test_marked_cells_are_screenshotted(page, screenshot_dir):
         path = screenshot_dir / f"{name}{suffix}.png"
         width, height = lab_page.screenshot_output(page.driver, index, path)
         with Image.open(path) as image:
-            assert image.size[0] >= width - 2 and image.size[1] >= min(height, 200) - 2, (path, image.size)
+            assert abs(image.size[0] - width) <= 2 and abs(image.size[1] - height) <= 2, \
+                f"{path.name}: {image.size} px saved, the output is {width}×{height} px: cut off"
+    timings.since(f"screenshots {page.theme}", start)
     missing = EXPECTED_SCREENSHOTS - set(marked)
     assert not missing, f"demo.ipynb has no cells marked '# screenshot: NAME' for {sorted(missing)}"
