@@ -127,17 +127,29 @@ def wait_until_executed(driver, timeout: float) -> None:
 
 
 def use_theme(driver, theme: str, *, timeout: float = 30) -> None:
-    """Switch JupyterLab's theme (the command behind Settings → Theme) and wait until it is applied."""
-    if driver.execute_script("return document.body.dataset.jpThemeName") == theme:
-        return
-    _app_call(driver, "await app.commands.execute('apputils:change-theme', {theme: arguments[0]});", theme)
-    wait_for(lambda: driver.execute_script("return document.body.dataset.jpThemeName") == theme,
-             timeout, f"theme {theme!r} to be applied")
-    time.sleep(1)  # the theme's stylesheet is applied a frame after the attribute changes
+    """Switch JupyterLab's theme (the command behind Settings → Theme) and wait until its colours are on the page."""
+    if not _theme_applied(driver, theme):
+        _app_call(driver, "await app.commands.execute('apputils:change-theme', {theme: arguments[0]});", theme)
+        wait_for(lambda: _theme_applied(driver, theme), timeout, f"theme {theme!r} to be applied")
 
 
-def measure(driver) -> dict:
+def _theme_applied(driver, theme: str) -> bool:
+    """The theme is named on <body> and the notebook's background is as light or dark as the theme says."""
+    from contrast import composite, relative_luminance
+
+    name, light, background = driver.execute_script(
+        "let n = document.querySelector('.jp-Notebook'), c = 'rgb(255, 255, 255)';"
+        " for (; n; n = n.parentElement) { const bg = getComputedStyle(n).backgroundColor;"
+        "   if (!bg.startsWith('rgba') || parseFloat(bg.split(',')[3]) > 0) { c = bg; break; } }"
+        " return [document.body.dataset.jpThemeName, document.body.dataset.jpThemeLight, c];")
+    return name == theme and (light == "true") == (relative_luminance(composite([background])) > 0.5)
+
+
+def measure(driver, *, timeout: float = 20) -> dict:
     """What probe.js reads from the page: the theme and one dict per notebook cell (markdown cells included)."""
+    wait_for(lambda: driver.execute_script(
+        "return [...document.querySelectorAll('.jp-OutputArea-output img')].every(i => i.complete && i.naturalWidth > 0);"),
+        timeout, "every picture in the outputs to be decoded")
     return json.loads(driver.execute_script(_PROBE))
 
 
