@@ -70,11 +70,11 @@ def lab(browser_tools, notebook_copy, tmp_path_factory, timings):
 
 
 @pytest.fixture(scope="module")
-def chromium(browser_tools, timings):
+def chromium(browser_tools, timings, tmp_path_factory):
     import lab_page
 
     start = time.monotonic()
-    driver = lab_page.start_chromium()
+    driver = lab_page.start_chromium(tmp_path_factory.mktemp("chromium"))
     timings.since("chromium start", start)
     yield driver
     driver.quit()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -19,17 +20,24 @@ def missing_browser_tools() -> list[str]:
     return missing
 
 
-def start_chromium():
-    """Headless Chromium under Debian's chromedriver, 1400×1000, without Selenium Manager's downloads."""
+def start_chromium(profile: Path):
+    """Headless Chromium under Debian's chromedriver, 1400×1000, its profile and caches under `profile`.
+
+    Selenium Manager is never asked (both paths are given), so nothing is downloaded.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+                 "--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                 f"--user-data-dir={profile / 'user-data'}", "--disable-breakpad"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    # Chromium keeps crash reports and dconf state under $HOME's XDG folders unless told otherwise
+    env = dict(os.environ, XDG_CONFIG_HOME=str(profile / "config"), XDG_CACHE_HOME=str(profile / "cache"))
+    service = Service(executable_path=shutil.which("chromedriver"), env=env)
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_window_size(*WINDOW)
     return driver
 
