@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import lab_page
+import lab_server
 from lab_page import missing_browser_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +60,6 @@ def notebook_copy(tmp_path_factory) -> tuple[Path, nbformat.NotebookNode]:
 
 @pytest.fixture(scope="module")
 def lab(browser_tools, notebook_copy, tmp_path_factory, timings):
-    import lab_server
-
     start = time.monotonic()
     server = lab_server.start_lab(notebook_copy[0], tmp_path_factory.mktemp("lab-home"))
     timings.since("server start", start)
@@ -71,8 +71,6 @@ def lab(browser_tools, notebook_copy, tmp_path_factory, timings):
 
 @pytest.fixture(scope="module")
 def chromium(browser_tools, timings, tmp_path_factory):
-    import lab_page
-
     start = time.monotonic()
     driver = lab_page.start_chromium(tmp_path_factory.mktemp("chromium"))
     timings.since("chromium start", start)
@@ -83,8 +81,6 @@ def chromium(browser_tools, timings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def executed(lab, chromium, notebook_copy, timings):
     """The notebook opened in JupyterLab after Run All: every code cell has run and the kernel is idle."""
-    import lab_page
-
     start = time.monotonic()
     lab_page.open_notebook(chromium, lab, NOTEBOOK.name)
     timings.since("open notebook", start)
@@ -113,8 +109,6 @@ class Page:
 
 @pytest.fixture(scope="module", params=THEMES, ids=["light", "dark"])
 def page(request, executed, chromium, timings) -> Page:
-    import lab_page
-
     start = time.monotonic()
     lab_page.use_theme(chromium, request.param)
     measured = lab_page.measure(chromium)

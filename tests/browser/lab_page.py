@@ -8,6 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
+from wcag_contrast import composite, relative_luminance
+
 WINDOW = (1400, 1000)
 _PROBE = (Path(__file__).parent / "probe.js").read_text()
 
@@ -143,8 +145,6 @@ def use_theme(driver, theme: str, *, timeout: float = 30) -> None:
 
 def _theme_applied(driver, theme: str) -> bool:
     """The theme is named on <body> and the notebook's background is as light or dark as the theme says."""
-    from contrast import composite, relative_luminance
-
     name, light, background = driver.execute_script(
         "let n = document.querySelector('.jp-Notebook'), c = 'rgb(255, 255, 255)';"
         " for (; n; n = n.parentElement) { const bg = getComputedStyle(n).backgroundColor;"

@@ -1,18 +1,19 @@
 """demo.ipynb in JupyterLab in headless Chromium, after Run All: what a person sees, in Light and Dark.
 
 Skips (one reason) without chromium, chromedriver, selenium or jupyterlab. GRADMAGIC_SCREENSHOTS=1 writes the
-screenshots of cells marked `# screenshot: NAME` to docs/screenshots/ (NAME.png in Light, NAME-dark.png in Dark).
+screenshots of cells marked `# screenshot: NAME` to docs/screenshots/ (NAME.png in Light, NAME-dark.png in Dark);
+GRADMAGIC_BROWSER_NOTEBOOK=PATH checks another notebook instead of demo.ipynb.
 """
 from __future__ import annotations
 
 import re
 import time
 
-import pytest
 from PIL import Image
 
-from contrast import contrast_ratio
-from readability import picture_problem
+import lab_page
+from wcag_contrast import contrast_ratio
+from text_size import picture_problem
 
 MIN_CONTRAST = 4.5  # WCAG AA for normal text
 SCREENSHOT_MARK = re.compile(r"^\s*#\s*screenshot:\s*(\w+)\s*$", re.MULTILINE)  # any line: %%autograd must come first
@@ -69,31 +70,27 @@ def test_every_autograd_cell_shows_its_table_unless_told_not_to(page):
     assert not problems, "\n".join(problems)
 
 
-def _low_contrast(texts: list[dict]) -> list[str]:
-    found = []
-    for text in texts:
-        ratio = contrast_ratio(text["colour"], text["backgrounds"])
-        if ratio < MIN_CONTRAST:
-            found.append(f"{ratio:.1f}:1 {text['colour']} on {text['backgrounds'][:2]} <{text['tag']}> {text['text'][:50]!r}")
-    return found
+def _contrast_problem(text: dict) -> str | None:
+    ratio = contrast_ratio(text["colour"], text["backgrounds"])
+    if ratio >= MIN_CONTRAST:
+        return None
+    return f"{ratio:.1f}:1 {text['colour']} on {text['backgrounds'][:2]} <{text['tag']}> {text['text'][:50]!r}"
 
 
 def test_warning_text_has_contrast_at_least_4_5(page):
     warnings = [(index, text) for index, _, out in page.outputs() for text in out["warnings"]]
-    low = [f"cell {index}: {problem}" for index, text in warnings for problem in _low_contrast([text])]
+    low = [f"cell {index}: {problem}" for index, text in warnings if (problem := _contrast_problem(text))]
     assert not low, f"{page.theme}: {len(low)} of {len(warnings)} warnings below {MIN_CONTRAST}:1:\n" + "\n".join(low)
 
 
 def test_gradmagic_text_has_contrast_at_least_4_5(page):
     texts = [(index, text) for index, _, out in _gradmagic_outputs(page) for text in out["texts"]]
-    low = [f"cell {index}: {problem}" for index, text in texts for problem in _low_contrast([text])]
+    low = [f"cell {index}: {problem}" for index, text in texts if (problem := _contrast_problem(text))]
     assert texts, "no text in gradmagic outputs"
     assert not low, f"{page.theme}: {len(low)} of {len(texts)} texts below {MIN_CONTRAST}:1:\n" + "\n".join(low[:20])
 
 
 def test_marked_cells_are_screenshotted(page, screenshot_dir, timings):
-    import lab_page
-
     start = time.monotonic()
     marked = {match.group(1): index for index, source in enumerate(page.sources)
               if (match := SCREENSHOT_MARK.search(source))}

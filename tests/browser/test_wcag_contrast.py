@@ -1,7 +1,7 @@
 """The WCAG contrast maths the browser test relies on, checked against values computed by hand."""
 import pytest
 
-from contrast import composite, contrast_ratio, parse_css_colour
+from wcag_contrast import composite, contrast_ratio, parse_css_colour
 
 
 def test_black_on_white_is_21_to_1_and_a_colour_on_itself_1_to_1():

@@ -1,7 +1,7 @@
 """The text-size arithmetic of the browser test, on picture records like those probe.js returns."""
 import pytest
 
-from readability import displayed_text_px, intrinsic_width_px, picture_problem
+from text_size import displayed_text_px, intrinsic_width_px, picture_problem
 
 
 def _picture(**changes):
