@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from .text import grad_summary, grad_text, pass_grad, shape_text, value_summary, value_text
+from .text import grad_summary, grad_text, norm_text, pass_grad, shape_text, value_summary
 
-__all__ = ["COLUMNS", "MAX_ROWS", "Row", "table_rows", "more_rows", "text_table", "html_table", "summary_lines"]
+__all__ = ["COLUMNS", "MAX_ROWS", "ALL_ROWS_HINT", "Row", "table_rows", "more_rows", "text_table", "html_table", "summary_lines"]
 
 COLUMNS = ("name", "expression", "shape", "value", "gradient", "grad_fn")
 
@@ -178,7 +178,7 @@ def _pass_lines(graph: nx.MultiDiGraph, index: int) -> list:
     wrt = set(graph.graph.get("pass_inputs", [[]] * (index + 1))[index])
     reached = [d for n, d in graph.nodes(data=True) if d["kind"] == "tensor" and d["label"] and index in d["pass_grads"]
                and (n in wrt if wrt else d["is_leaf"] and d["requires_grad"])]
-    texts = [f"d{root_name}/d{d['label']} = {value_text(*pass_grad(d, index), limit=3)}" for d in reached]
+    texts = [f"d{root_name}/d{d['label']} = {norm_text(*pass_grad(d, index))}" for d in reached]
     if texts:
         lines.append(", ".join(texts[:SUMMARY_LEAVES]) + (" …" if len(texts) > SUMMARY_LEAVES else ""))
     return lines

@@ -5,6 +5,7 @@ import math
 
 __all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "shown_grad", "pass_grad",
            "tensor_caption", "shape_text", "flatten", "stats_text", "list_stats", "value_summary", "grad_summary",
+           "norm_text",
            "shorten_middle"]
 
 #: The longest line of a tensor's caption: the picture draws every line whole.
@@ -138,6 +139,14 @@ def value_summary(value, stats) -> str:
     """A tensor's value in one line: every number up to FULL_NUMEL of them, else `∈[-3.1, 3.4] μ=0.002 σ=1`."""
     full, stats = _numbers(value, stats)
     return full or ("" if stats is None else stats_text(stats, count=False))
+
+
+def norm_text(value, stats) -> str:
+    """Every number up to FULL_NUMEL of them, else the norm (`‖0.436‖`); '' when unknown."""
+    full, stats = _numbers(value, stats)
+    if full or stats is None:
+        return full or ""
+    return f"‖{number(stats['norm'])}‖" if "norm" in stats else stats_text(stats, count=False)
 
 
 def grad_summary(node: dict, *, width: int = 28) -> str:

@@ -161,3 +161,11 @@ def test_html_escapes_cells():
     html = html_table(gradmagic.run("m = torch.ones(2) < 3").graph)
     assert "&lt;" in html and "< 3" not in html
 
+
+
+def test_summary_gives_large_derivatives_by_their_norm(mlp_step):
+    _, result, plain = mlp_step
+    weight, bias = plain["model"][0].weight.grad, plain["model"][2].bias.grad
+    line = summary_lines(result.graph)[-1]
+    assert line.startswith(f"dloss/dmodel.0.weight₁ = ‖{number(weight.norm().item())}‖, ")
+    assert line.endswith(f"dloss/dmodel.2.bias₁ = [{number(bias.item())}]")

@@ -112,3 +112,12 @@ def test_list_stats_match_torch():
 def test_shorten_middle_keeps_the_start_and_the_end_at_a_dot():
     assert shorten_middle("model.encoder.layers.0.self_attn.in_proj_weight", 33) == "model.encoder…attn.in_proj_weight"
     assert shorten_middle("short", 33) == "short"
+
+
+@pytest.mark.parametrize("width", [20, 30, CAPTION_WIDTH])
+def test_captions_fit_any_width_and_keep_the_gradient(width):
+    graph = gradmagic.run(TRANSPARENCY_SUITE["module_step"]).graph
+    for _, node in graph.nodes(data=True):
+        if node["kind"] == "tensor" and grad_summary(node):
+            lines = _lines(tensor_caption(node, width=width))
+            assert all(len(line) <= width for line in lines) and ("∇" in lines[-1] or "∂" in lines[-1]), lines
