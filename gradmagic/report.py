@@ -88,7 +88,7 @@ def _row(data: dict, name: str) -> Row:
         name=name,
         expression=data["expr"] or ("parameter" if data["param"] else ""),
         shape=" ".join([shape_text(data["shape"]), *kinds]),
-        value=value_summary(data["value"], data["stats"]),
+        value=value_summary(data["value"], data["stats"], dtype=data["dtype"]),
         gradient=grad_summary(data, width=_WIDTHS["gradient"]) or ("—" if data["requires_grad"] else ""),
         grad_fn=how,
     )

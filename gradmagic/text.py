@@ -39,15 +39,17 @@ def _part(x: float) -> str:
     return str(int(x)) if x == x and abs(x) < 10**7 and x == int(x) else f"{x:.3g}"
 
 
-def stats_text(stats: dict, *, count: bool = True) -> str:
-    """`n=32768 ∈[-3.1, 3.4] μ=0.002 σ=1` (lovely-tensors style; `count=False` leaves out n=), with nan/inf counts
-    when present. Complex tensors' stats are those of |z|; sparse, nested, meta tensors say what they are."""
+def stats_text(stats: dict, *, count: bool = True, integers: bool = False) -> str:
+    """`n=32768 ∈[-3.1, 3.4] μ=0.002 σ=1` (lovely-tensors style; `count=False` leaves out n=, `integers` writes the
+    range as integers), with nan/inf counts when present. Complex tensors' stats are those of |z|; sparse, nested,
+    meta tensors say what they are."""
     kind = stats.get("kind")
     head = "" if kind is None else f"{kind} nnz={stats['stored']}" if "stored" in stats else kind
     if "min" not in stats:
         return head or (f"n={stats.get('numel', '?')}" if count else "")
+    bound = (lambda x: number(int(x))) if integers and math.isfinite(stats["min"]) else number
     text = (f"{'n=' + str(stats['numel']) + ' ' if count else ''}{'|z|' if stats.get('of') == 'abs' else ''}"
-            f"∈[{number(stats['min'])}, {number(stats['max'])}] μ={number(stats['mean'])} σ={number(stats['std'])}")
+            f"∈[{bound(stats['min'])}, {bound(stats['max'])}] μ={number(stats['mean'])} σ={number(stats['std'])}")
     bad = [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
     return (f"{head} " if head else "") + text + (" " + " ".join(bad) if bad else "")
 
@@ -135,10 +137,12 @@ def _numbers(value, stats) -> tuple:
     return full, stats if stats is not None else list_stats(flat)
 
 
-def value_summary(value, stats) -> str:
-    """A tensor's value in one line: every number up to FULL_NUMEL of them, else `∈[-3.1, 3.4] μ=0.002 σ=1`."""
+def value_summary(value, stats, *, dtype: str | None = None) -> str:
+    """A tensor's value in one line: every number up to FULL_NUMEL of them, else `∈[-3.1, 3.4] μ=0.002 σ=1`
+    (`∈[0, 99]` for an integer or bool `dtype`)."""
     full, stats = _numbers(value, stats)
-    return full or ("" if stats is None else stats_text(stats, count=False))
+    integers = (dtype or "").startswith(("int", "uint", "bool"))
+    return full or ("" if stats is None else stats_text(stats, count=False, integers=integers))
 
 
 def norm_text(value, stats) -> str:

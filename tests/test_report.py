@@ -169,3 +169,9 @@ def test_summary_gives_large_derivatives_by_their_norm(mlp_step):
     line = summary_lines(result.graph)[-1]
     assert line.startswith(f"dloss/dmodel.0.weight₁ = ‖{number(weight.norm().item())}‖, ")
     assert line.endswith(f"dloss/dmodel.2.bias₁ = [{number(bias.item())}]")
+
+
+def test_integer_tensors_show_an_integer_range():
+    rows = {row.name: row for row in table_rows(gradmagic.run("n = torch.arange(100)\nflags = n > 3").graph)}
+    assert rows["n"].value == "∈[0, 99] μ=49.5 σ=29"  # σ = 29.01 and rows["n"].shape == "100 int64"
+    assert rows["flags"].value.startswith("∈[0, 1] μ=0.96") and rows["flags"].shape == "100 bool"
