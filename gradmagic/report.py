@@ -19,7 +19,7 @@ SUMMARY_LEAVES = 8
 SUMMARY_PASSES = 3  # passes spelled out: the first and the last ones
 
 #: The most characters a column shows; a longer cell ends in … (its whole text in the HTML cell's title).
-_WIDTHS = {"name": 32, "expression": 20, "shape": 24, "value": 44, "gradient": 30, "grad_fn": 24}
+_WIDTHS = {"name": 32, "expression": 20, "shape": 24, "value": 34, "gradient": 24, "grad_fn": 24}
 #: Why a row is not a main one, in the order the table lists them.
 _EXTRA_KINDS = ("earlier versions", ".grad tensors", "others")
 #: Where the text table points for every row.
@@ -88,7 +88,7 @@ def _row(data: dict, name: str) -> Row:
         name=name,
         expression=data["expr"] or ("parameter" if data["param"] else ""),
         shape=" ".join([shape_text(data["shape"]), *kinds]),
-        value=value_summary(data["value"], data["stats"], dtype=data["dtype"]),
+        value=value_summary(data["value"], data["stats"], dtype=data["dtype"], width=_WIDTHS["value"]),
         gradient=grad_summary(data, width=_WIDTHS["gradient"]) or ("—" if data["requires_grad"] else ""),
         grad_fn=how,
     )

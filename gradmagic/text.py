@@ -137,12 +137,14 @@ def _numbers(value, stats) -> tuple:
     return full, stats if stats is not None else list_stats(flat)
 
 
-def value_summary(value, stats, *, dtype: str | None = None) -> str:
+def value_summary(value, stats, *, dtype: str | None = None, width: int = 36) -> str:
     """A tensor's value in one line: every number up to FULL_NUMEL of them, else `∈[-3.1, 3.4] μ=0.002 σ=1`
-    (`∈[0, 99]` for an integer or bool `dtype`)."""
+    (`∈[0, 99]` for an integer or bool `dtype`), without the range when that is longer than `width`."""
     full, stats = _numbers(value, stats)
-    integers = (dtype or "").startswith(("int", "uint", "bool"))
-    return full or ("" if stats is None else stats_text(stats, count=False, integers=integers))
+    if full or stats is None:
+        return full or ""
+    text = stats_text(stats, count=False, integers=(dtype or "").startswith(("int", "uint", "bool")))
+    return text if len(text) <= width else " ".join(_moment_parts(stats)) or text
 
 
 def norm_text(value, stats) -> str:
