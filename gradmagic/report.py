@@ -9,7 +9,8 @@ import networkx as nx
 
 from .text import grad_summary, grad_text, norm_text, pass_grad, shape_text, value_summary
 
-__all__ = ["COLUMNS", "MAX_ROWS", "ALL_ROWS_HINT", "Row", "table_rows", "more_rows", "text_table", "html_table", "summary_lines"]
+__all__ = ["COLUMNS", "MAX_ROWS", "ALL_ROWS_HINT", "Row", "table_rows", "more_rows", "text_table", "html_table",
+           "summary_lines"]
 
 COLUMNS = ("name", "expression", "shape", "value", "gradient", "grad_fn")
 

@@ -174,8 +174,9 @@ def _has_grad(node: dict) -> bool:
 
 
 def tensor_caption(node: dict, *, width: int = CAPTION_WIDTH) -> str:
-    """`w = [0.0352, 0.471] ∇ [-0.245, 0.13]`, or `name [8×4]` above `μ=-0.02 σ=0.31 ∇‖0.43‖`: lines of at most
-    `width` characters joined by newlines; a long name is shortened in the middle, the gradient is never cut.
+    """`x = 10.0 ∇ 17200`, or `name [8×4]` above `μ=-0.02 σ=0.31 ∇‖0.43‖`: lines of at most `width` characters
+    joined by newlines (one line only up to ONE_LINE_WIDTH); a long name is shortened in the middle, the gradient
+    is never cut.
 
     ∇ marks `.grad`; ∂ the gradient that reached the tensor in the last backward pass when `.grad` is not set."""
     name = node.get("label") or ""

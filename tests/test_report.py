@@ -108,7 +108,8 @@ def test_html_table_is_short_one_line_per_row_and_leaves_colours_to_the_theme(ml
 
 def test_html_table_of_the_training_step_fits_the_notebook_width(mlp_step):
     _, result, _ = mlp_step
-    rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", html_table(result.graph))]
+    rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)
+            for row in re.findall(r"<tr>(.*?)</tr>", html_table(result.graph))]
     widest = [max(len(unescape(row[i])) for row in rows) for i in range(6)]
     assert sum(widest) <= 120, widest  # ≈ 7 px a character at 13 px, plus padding: under 900 px (measured: 894)
 
