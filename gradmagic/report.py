@@ -28,9 +28,9 @@ ALL_ROWS_HINT = "gradmagic.report.text_table(result.graph, all=True)"
 # Cells stay on one line and left-aligned against the notebook's own table style (JupyterLab sets
 # `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td {text-align: right}`, hence the doubled class); colours are
 # left to the theme.
-_STYLE = ("<style>table.gradmagic-table.gradmagic-table {margin: 0 0 0.5em 0} table.gradmagic-table.gradmagic-table "
-          ":is(td, th) {text-align: left; white-space: nowrap; padding: 1px 6px; font-variant-numeric: tabular-nums}"
-          "</style>")
+_STYLE = ("<style>table.gradmagic-table.gradmagic-table {margin: 0 0 0.5em 0} "
+          "table.gradmagic-table.gradmagic-table td, table.gradmagic-table.gradmagic-table th "
+          "{text-align: left; white-space: nowrap; padding: 1px 6px; font-variant-numeric: tabular-nums}</style>")
 
 
 class Row(NamedTuple):
@@ -52,7 +52,10 @@ def table_rows(graph: nx.MultiDiGraph, *, all: bool = False) -> list:  # noqa: A
 
 def more_rows(graph: nx.MultiDiGraph) -> dict:
     """The rows below the main ones: earlier versions (`w₁`), `.grad` tensors, others (`f.y`), by kind."""
-    _, extra = _split(graph)
+    return _by_kind(_split(graph)[1])
+
+
+def _by_kind(extra: list) -> dict:
     return {kind: [row for k, row in extra if k == kind] for kind in _EXTRA_KINDS if any(k == kind for k, _ in extra)}
 
 
@@ -106,7 +109,7 @@ def text_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A0
     if not all and len(main) > MAX_ROWS:
         lines.append(f"… {len(main) - MAX_ROWS} more named tensors (all in result.graph)")
     if not all and extra:
-        lines.append(f"+ {_count_text(more_rows(graph))}: {ALL_ROWS_HINT}")
+        lines.append(f"+ {_count_text(_by_kind(extra))}: {ALL_ROWS_HINT}")
     return "\n".join(lines)
 
 
@@ -115,7 +118,7 @@ def html_table(graph: nx.MultiDiGraph) -> str:
     main, extra = _split(graph)
     html_text = _STYLE + _html_rows(main)
     if extra:
-        summary = html.escape(_count_text(more_rows(graph)))
+        summary = html.escape(_count_text(_by_kind(extra)))
         html_text += f"<details><summary>{summary}</summary>{_html_rows([row for _, row in extra])}</details>"
     return html_text
 
