@@ -113,9 +113,12 @@ def text_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A0
     return "\n".join(lines)
 
 
-def html_table(graph: nx.MultiDiGraph) -> str:
-    """The table as HTML (no JavaScript): the main rows, the others in a collapsed <details> below."""
+def html_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A002 - as table_rows
+    """The table as HTML (no JavaScript): the main rows, the others in a collapsed <details> below (`all=True`:
+    every row in one table)."""
     main, extra = _split(graph)
+    if all:
+        main, extra = main + [row for _, row in extra], []
     html_text = _STYLE + _html_rows(main)
     if extra:
         summary = html.escape(_count_text(_by_kind(extra)))

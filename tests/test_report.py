@@ -114,9 +114,11 @@ def test_html_table_of_the_training_step_fits_the_notebook_width(mlp_step):
     assert sum(widest) <= 120, widest  # ≈ 7 px a character at 13 px, plus padding: under 900 px (measured: 894)
 
 
-def test_details_only_when_there_are_more_rows():
+def test_details_only_when_there_are_more_rows(mlp_step):
     assert "<details>" not in html_table(gradmagic.run(SEED_3).graph)
     assert "more rows" not in text_table(gradmagic.run(SEED_3).graph)
+    every = html_table(mlp_step[1].graph, all=True)
+    assert "<details>" not in every and every.count("<tr>") == 1 + 15
 
 
 def test_text_table_says_how_to_see_every_row(mlp_step):
