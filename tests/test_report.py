@@ -187,3 +187,9 @@ def test_integer_tensors_show_an_integer_range():
     rows = {row.name: row for row in table_rows(gradmagic.run("n = torch.arange(100)\nflags = n > 3").graph)}
     assert rows["n"].value == "∈[0, 99] μ=49.5 σ=29"  # σ = 29.01 and rows["n"].shape == "100 int64"
     assert rows["flags"].value.startswith("∈[0, 1] μ=0.96") and rows["flags"].shape == "100 bool"
+
+
+def test_lean_capture_gives_the_same_main_rows(mlp_step):
+    _, full, _ = mlp_step
+    _, lean = captured_namespace(MLP_STEP, lean=True)
+    assert table_rows(lean.graph) == table_rows(full.graph)
