@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from .text import grad_summary, grad_text, norm_text, pass_grad, shape_text, value_summary
+from .text import grad_summary, grad_text, norm_text, pass_grad, shape_text, shorten_middle, value_summary
 
 __all__ = ["COLUMNS", "MAX_ROWS", "ALL_ROWS_HINT", "Row", "table_rows", "more_rows", "text_table", "html_table",
            "summary_lines"]
@@ -102,7 +102,7 @@ def text_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A0
     """The table as aligned plain text: the main rows, then how many more there are (`all=True`: every row)."""
     main, extra = _split(graph)
     rows = main + [row for _, row in extra] if all else main[:MAX_ROWS]
-    cells = [[_fit(cell, _WIDTHS[column]) for column, cell in zip(COLUMNS, row)] for row in (COLUMNS, *rows)]
+    cells = [[_fit(cell, column) for column, cell in zip(COLUMNS, row)] for row in (COLUMNS, *rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -129,15 +129,15 @@ def html_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A0
 def _html_rows(rows: list) -> str:
     """One <table> of at most MAX_ROWS rows, and a line saying how many more there are."""
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(_html_cell(cell, _WIDTHS[c]) for c, cell in zip(COLUMNS, row)) + "</tr>"
+    body = "".join("<tr>" + "".join(_html_cell(cell, c) for c, cell in zip(COLUMNS, row)) + "</tr>"
                    for row in rows[:MAX_ROWS])
     more = f"<p>… {len(rows) - MAX_ROWS} more named tensors (all in <code>result.graph</code>)</p>" \
         if len(rows) > MAX_ROWS else ""
     return f"<table class='gradmagic-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def _html_cell(cell: str, width: int) -> str:
-    shown = _fit(cell, width)
+def _html_cell(cell: str, column: str) -> str:
+    shown = _fit(cell, column)
     title = f" title='{html.escape(cell)}'" if shown != cell else ""
     return f"<td{title}>{html.escape(shown)}</td>"
 
@@ -191,5 +191,9 @@ def _pass_lines(graph: nx.MultiDiGraph, index: int) -> list:
     return lines
 
 
-def _fit(cell: str, width: int) -> str:
-    return cell if len(cell) <= width else cell[: width - 1] + "…"
+def _fit(cell: str, column: str) -> str:
+    """The cell cut to its column's width: a name in the middle (`layer.self…proj.weight`), others at the end."""
+    width = _WIDTHS[column]
+    if len(cell) <= width:
+        return cell
+    return shorten_middle(cell, width) if column == "name" else cell[: width - 1] + "…"
