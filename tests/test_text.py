@@ -123,3 +123,14 @@ def test_captions_fit_any_width_and_keep_the_gradient(width):
         if node["kind"] == "tensor" and grad_summary(node):
             lines = _lines(tensor_caption(node, width=width))
             assert all(len(line) <= width for line in lines) and ("∇" in lines[-1] or "∂" in lines[-1]), lines
+
+
+def test_a_stepped_weight_caption_ends_with_its_whole_gradient():
+    # issue 10: `model.weight₂ = [0.0352, 0.471] · ∇ [-0.245…` lost the gradient at 44 characters
+    source = ("model = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+              "loss = model(torch.randn(8, 2)).pow(2).mean()\nopt.zero_grad()\nloss.backward()\nopt.step()")
+    namespace = {"torch": torch}
+    caption = tensor_caption(gradmagic.run(source, namespace).tensor("model.weight"))
+    weight = namespace["model"].weight
+    values, grads = (", ".join(number(v) for v in t.flatten().tolist()) for t in (weight.detach(), weight.grad))
+    assert caption == f"model.weight₂ = [{values}]\n∇ [{grads}]"
