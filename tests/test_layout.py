@@ -33,7 +33,7 @@ def test_creation_ops_are_dropped_and_leaves_stand_alone(seed_graph):
 def test_folded_op_carries_the_tensor_caption(seed_graph):
     view = drawing_view(seed_graph)
     folded = {d["label"]: d["folded"] for _, d in view.nodes(data=True) if d.get("folded")}
-    assert folded["mul ×2"] == "20.0 · ∇ 4300"  # 2*x with x = 10, and dz/d(2x) = x * dz/d(x*x) = 4300
+    assert folded["mul ×2"] == "20.0 ∂ 4300"  # 2*x with x = 10, and dz/d(2x) = x * dz/d(x*x) = 4300
     assert all(d["folded_role"] == "intermediate" for _, d in view.nodes(data=True) if d.get("folded"))
 
 

@@ -48,7 +48,7 @@ def test_seed_cell_publishes_one_bundle_with_image_and_table(shell):
     bundle = outputs[0]
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
     page = bundle["text/html"]
-    for text in ("<code>x</code>", "<code>a</code>", "<code>y</code>", "<code>b</code>", "<code>z</code>", "17200"):
+    for text in ("<td>x</td>", "<td>a</td>", "<td>y</td>", "<td>b</td>", "<td>z</td>", "17200"):
         assert text in page
     graph = shell.user_ns["_autograd"].graph
     assert isinstance(graph, nx.MultiDiGraph)
