@@ -65,7 +65,7 @@ def figure_bytes(figure, suffix: str, *, id_prefix: str | None = None) -> bytes:
         return buffer.getvalue()
     text = buffer.getvalue().decode()
     prefix = id_prefix or "gm" + hashlib.sha1(text.encode()).hexdigest()[:10] + "-"
-    return _prefixed_ids(text, prefix).encode()
+    return _scoped_style(_prefixed_ids(text, prefix), prefix + "svg").encode()
 
 
 def _prefixed_ids(svg: str, prefix: str) -> str:
@@ -73,6 +73,15 @@ def _prefixed_ids(svg: str, prefix: str) -> str:
     ids = set(re.findall(r'\bid="([^"]+)"', svg))
     return re.sub(r'(\bid="|href="#|url\(#)([^")]+)',
                   lambda m: m.group(1) + (prefix + m.group(2) if m.group(2) in ids else m.group(2)), svg)
+
+
+def _scoped_style(svg: str, root_id: str) -> str:
+    """The SVG with its root given `root_id` and its style sheet's rules kept to it: inlined in a page,
+    matplotlib's `*{stroke-linejoin: round}` would otherwise restyle every SVG icon of the page."""
+    svg = svg.replace("<svg ", f'<svg id="{root_id}" ', 1)
+    return re.sub(r"(<style[^>]*>)(.*?)(</style>)",
+                  lambda m: m.group(1) + re.sub(r"(^|})\s*([^{}]+)\{", rf"\1#{root_id} \2{{", m.group(2)) + m.group(3),
+                  svg, flags=re.S)
 
 
 def display_size(figure) -> tuple:

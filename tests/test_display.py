@@ -266,3 +266,13 @@ def _can_write(folder) -> bool:
         return False
     (folder / "probe").unlink()
     return True
+
+
+def test_svg_style_sheet_applies_only_to_its_own_picture():
+    result = gradmagic.run(SEED_1)
+    result.image_format = "svg"
+    page = result._repr_mimebundle_()["text/html"]
+    root_id = re.search(r'<svg id="([^"]+)"', page).group(1)
+    rules = re.findall(r"<style[^>]*>(.*?)</style>", page, re.S)
+    selectors = re.findall(r"([^{}]+)\{", "".join(rules))
+    assert selectors and all(s.strip().startswith(f"#{root_id} ") for s in selectors)
