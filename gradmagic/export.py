@@ -11,7 +11,7 @@ from pathlib import Path
 import networkx as nx
 
 __all__ = ["GRAPH_SUFFIXES", "IMAGE_SUFFIXES", "SUFFIXES", "PNG_DPI", "CSS_PX_PER_INCH", "graph_bytes", "figure_bytes",
-           "check_save_path", "plain_graph", "display_size", "smallest_text_pt"]
+           "check_save_path", "plain_graph", "png_dpi", "display_size", "smallest_text_pt"]
 
 GRAPH_SUFFIXES = (".graphml", ".json", ".dot")
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -20,6 +20,8 @@ SUFFIXES = IMAGE_SUFFIXES + GRAPH_SUFFIXES
 #: One figure inch is 100 CSS px at 1:1; PNGs hold twice that many pixels, so they stay crisp on a 2x screen.
 CSS_PX_PER_INCH = 100
 PNG_DPI = 2 * CSS_PX_PER_INCH
+#: Above this many pixels at PNG_DPI a picture is rendered with fewer (down to 1:1), so no output runs to tens of MB.
+PNG_MAX_PIXELS = 16_000_000
 
 
 def check_save_path(path) -> Path:
@@ -48,7 +50,7 @@ def graph_bytes(graph: nx.MultiDiGraph, suffix: str) -> bytes:
 
 
 def figure_bytes(figure, suffix: str, *, id_prefix: str | None = None) -> bytes:
-    """A matplotlib Figure as PNG (at PNG_DPI), SVG (text as <text>) or PDF bytes, with no date metadata.
+    """A matplotlib Figure as PNG (at png_dpi), SVG (text as <text>) or PDF bytes, with no date metadata.
 
     SVG element ids all start with `id_prefix`; without one, with a prefix made from the picture itself, so the
     same figure gives the same bytes and two different pictures inlined in one page share no id."""
@@ -59,7 +61,7 @@ def figure_bytes(figure, suffix: str, *, id_prefix: str | None = None) -> bytes:
 
     # facecolor/edgecolor "auto": the figure's own background (transparent when render.py makes it so)
     with matplotlib.rc_context({"svg.hashsalt": "gradmagic", "svg.fonttype": "none"}):
-        figure.savefig(buffer, format=fmt, metadata=metadata, dpi=PNG_DPI if fmt == "png" else None,
+        figure.savefig(buffer, format=fmt, metadata=metadata, dpi=png_dpi(figure) if fmt == "png" else None,
                        facecolor="auto", edgecolor="auto")
     if fmt != "svg":
         return buffer.getvalue()
@@ -82,6 +84,12 @@ def _scoped_style(svg: str, root_id: str) -> str:
     return re.sub(r"(<style[^>]*>)(.*?)(</style>)",
                   lambda m: m.group(1) + re.sub(r"(^|})\s*([^{}]+)\{", rf"\1#{root_id} \2{{", m.group(2)) + m.group(3),
                   svg, flags=re.S)
+
+
+def png_dpi(figure) -> float:
+    """PNG_DPI (2 px per CSS px), or less for a picture that would pass PNG_MAX_PIXELS, never under 1:1."""
+    width, height = figure.get_size_inches()
+    return max(CSS_PX_PER_INCH, min(PNG_DPI, math.sqrt(PNG_MAX_PIXELS / (width * height))))
 
 
 def display_size(figure) -> tuple:

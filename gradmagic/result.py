@@ -153,7 +153,7 @@ class Result:
         return path
 
     def image(self, fmt: str | None = None) -> bytes:
-        """The picture as PNG (at export.PNG_DPI: 2 px per CSS px) or SVG bytes."""
+        """The picture as PNG (2 px per CSS px, see export.png_dpi) or SVG bytes."""
         return export.figure_bytes(self.figure, "." + (fmt or self.image_format))
 
     # ---- rich display -------------------------------------------------------------------------

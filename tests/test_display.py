@@ -276,3 +276,15 @@ def test_svg_style_sheet_applies_only_to_its_own_picture():
     rules = re.findall(r"<style[^>]*>(.*?)</style>", page, re.S)
     selectors = re.findall(r"([^{}]+)\{", "".join(rules))
     assert selectors and all(s.strip().startswith(f"#{root_id} ") for s in selectors)
+
+
+def test_a_huge_picture_gets_fewer_pixels_but_never_less_than_one_per_css_px():
+    from matplotlib.figure import Figure
+
+    assert export.png_dpi(Figure(figsize=(9, 6))) == 200
+    assert export.png_dpi(Figure(figsize=(40, 40))) == 100
+    big = Figure(figsize=(30, 20))
+    dpi = export.png_dpi(big)
+    assert 100 < dpi < 200 and 30 * 20 * dpi ** 2 == pytest.approx(export.PNG_MAX_PIXELS)
+    pixels = Image.open(io.BytesIO(export.figure_bytes(big, ".png"))).size
+    assert pixels[0] * pixels[1] <= export.PNG_MAX_PIXELS * 1.001
