@@ -174,7 +174,8 @@ def _save(result, path: str) -> None:
     try:
         result.save(path)
     except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else \
+            str(error).removeprefix(f"{path!r}: ")  # check_save_path's messages start with the path
         print(f"gradmagic: could not save {path}: {reason}", file=sys.stderr)
 
 

@@ -116,10 +116,10 @@ def test_saved_png_is_at_200_dpi(tmp_path):
 def test_img_carries_the_smallest_text_size_in_points():
     result = gradmagic.run(SEED_3)
     img, = elements(result._repr_mimebundle_()["text/html"], "img")
-    from matplotlib.text import Text
-
-    drawn = [t.get_fontsize() for t in result.figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    assert float(img["data-min-text-pt"]) == pytest.approx(min(drawn))
+    # what was really drawn: the SVG writes each text with its size in points (its user unit is the point)
+    svg = result.image("svg").decode()
+    drawn = [float(size) for size in re.findall(r"<text[^>]*font-size: ([0-9.]+)px", svg)]
+    assert len(drawn) > 10 and float(img["data-min-text-pt"]) == pytest.approx(min(drawn))
     legend_sizes = [t.get_fontsize() for legend in result.figure.legends for t in legend.get_texts()]
     assert float(img["data-min-text-pt"]) <= min(legend_sizes)
 
@@ -288,3 +288,12 @@ def test_a_huge_picture_gets_fewer_pixels_but_never_less_than_one_per_css_px():
     assert 100 < dpi < 200 and 30 * 20 * dpi ** 2 == pytest.approx(export.PNG_MAX_PIXELS)
     pixels = Image.open(io.BytesIO(export.figure_bytes(big, ".png"))).size
     assert pixels[0] * pixels[1] <= export.PNG_MAX_PIXELS * 1.001
+
+
+def test_a_folder_the_cell_removed_is_one_line_and_later_saves_still_run(shell, tmp_path):
+    gone, kept = tmp_path / "gone", tmp_path / "g.dot"
+    gone.mkdir()
+    cell = f"%%autograd -s {gone / 'g.png'} -s {kept}\nimport shutil\nshutil.rmtree({str(gone)!r})\n" + SEED_1
+    result, outputs, _, err = run_cell(shell, cell)
+    assert result.success and len(outputs) == 1 and kept.read_text().startswith("digraph")
+    assert err == f"gradmagic: could not save {gone / 'g.png'}: folder {str(gone)!r} does not exist\n"
