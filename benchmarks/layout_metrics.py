@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.text import Text
 
-__all__ = ["Picture", "Edge", "Label", "figure_picture", "crossings", "label_edge_overlaps", "node_label_overlaps",
+__all__ = ["Picture", "Edge", "Label", "figure_picture", "labelled_nodes", "crossings", "label_edge_overlaps", "node_label_overlaps",
            "display_scale", "smallest_text_px", "OUTPUT_WIDTH", "CSS_PX_PER_INCH", "NEAR"]
 
 #: Width of a notebook's output area in CSS px (JupyterLab, 1400 px window); wider pictures are shrunk to it.
@@ -174,6 +174,11 @@ def _drawn_scale(figure) -> float:
             inches = abs(x1 - x0) / figure.dpi
             return float(min(1.0, max(inches, 0.05)))
     return 1.0
+
+
+def labelled_nodes(picture: Picture) -> int:
+    """How many nodes carry at least one text (a picture of dots has none)."""
+    return len(set(picture.nodes) & {label.owner for label in picture.labels})
 
 
 def crossings(picture: Picture, *, near: float = NEAR) -> int:

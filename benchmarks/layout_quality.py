@@ -1,6 +1,6 @@
 """How readable gradmagic's default pictures are, beside Graphviz `dot` laying out the same drawing.
 
-    python benchmarks/layout_quality.py [--only NAME]    # NAME: seed, mlp_step, sgd_loop, cnn_step, ...
+    python benchmarks/layout_quality.py [--only NAME] [--pictures DIR]   # NAME: seed, mlp_step, sgd_loop, ...
 
 Each program of benchmarks/programs/ (and examples/seed.py) runs through `gradmagic.run`; its default figure is
 measured with layout_metrics.py (crossings, label-edge and node-label overlaps, size, smallest text as shown in
@@ -41,6 +41,7 @@ PROGRAMS = {"seed": ROOT / "examples" / "seed.py",
 _REPEATS = 3  # render time: median of this many fresh renders
 _PT_TO_PX = metrics.CSS_PX_PER_INCH / 72.0
 _DOT_TIMEOUT = 120  # seconds
+FIT_WIDTH, MIN_TEXT = 900.0, 9.0  # issue 10: pictures fit ~900 CSS px, text at least 9 CSS px as shown
 
 
 def run_program(name: str):
@@ -156,24 +157,40 @@ def _dot_texts(ops: list, owner: str) -> list:
 
 
 def measure(picture: metrics.Picture) -> dict:
-    """The metrics of one drawing, as table cells."""
+    """The metrics of one drawing, as table cells (and the raw numbers the goals need)."""
     smallest = metrics.smallest_text_px(picture)
     return {"cross": metrics.crossings(picture), "lab-edge": metrics.label_edge_overlaps(picture),
             "node-lab": metrics.node_label_overlaps(picture), "size px": f"{picture.width:.0f}x{picture.height:.0f}",
-            "text px": "-" if smallest is None else f"{smallest:.1f}"}
+            "text px": "-" if smallest is None else f"{smallest:.1f}", "width": picture.width, "smallest": smallest}
 
 
-def benchmark(name: str) -> dict:
+def benchmark(name: str, pictures: Path | None = None) -> dict:
     """One row: gradmagic's picture of program `name` measured, and dot's layout of the same drawing."""
     result, seconds = render_seconds(name)
     picture = metrics.figure_picture(result.figure)
-    row = {"graph": name, "nodes": len(picture.nodes), "gm": {**measure(picture), "s": f"{seconds:.2f}"}}
-    if shutil.which("dot") is None:
-        row["dot"] = None
-    else:
-        drawn, dot_seconds = dot_picture(dot_source(picture))
+    labelled = metrics.labelled_nodes(picture)
+    row = {"graph": name, "nodes": f"{labelled}/{len(picture.nodes)}", "edges": len(picture.edges),
+           "gm": {**measure(picture), "s": f"{seconds:.2f}"}, "dot": None, "unlabelled": len(picture.nodes) - labelled}
+    if pictures is not None:
+        result.figure.savefig(pictures / f"{name}.png", dpi=metrics.CSS_PX_PER_INCH)
+    if shutil.which("dot") is not None:
+        source = dot_source(picture)
+        drawn, dot_seconds = dot_picture(source)
         row["dot"] = {**measure(drawn), "s": f"{dot_seconds:.2f}"}
+        if pictures is not None:
+            subprocess.run(["dot", "-Tpng", "-Gdpi=100", "-o", str(pictures / f"{name}.dot.png")],
+                           input=source.encode(), check=True, timeout=_DOT_TIMEOUT)
     return row
+
+
+def missed_goals(row: dict) -> str:
+    """Issue 10's goals gradmagic's picture misses: more crossings than dot, labels on edges or nodes, wider than
+    `FIT_WIDTH` px, text under `MIN_TEXT` px as shown, nodes drawn without text (dots)."""
+    gm, dot = row["gm"], row["dot"]
+    missed = {"cross": dot is not None and gm["cross"] > dot["cross"], "lab-edge": gm["lab-edge"] > 0,
+              "node-lab": gm["node-lab"] > 0, "width": gm["width"] > FIT_WIDTH,
+              "text": gm["smallest"] is not None and gm["smallest"] < MIN_TEXT, "dots": row["unlabelled"] > 0}
+    return ",".join(goal for goal, failed in missed.items() if failed) or "none"
 
 
 _CELLS = ("cross", "lab-edge", "node-lab", "size px", "text px", "s")
@@ -181,29 +198,33 @@ _WIDTHS = (5, 8, 8, 10, 7, 6)
 
 
 def table(rows: list) -> str:
-    """The rows side by side: gradmagic's columns, then dot's."""
+    """The rows side by side: gradmagic's columns, dot's, and the goals gradmagic misses."""
     group = " ".join(f"{c:>{w}}" for c, w in zip(_CELLS, _WIDTHS))
     span = len(group)
-    lines = [f"{'':18} {'':>5}  {'gradmagic':^{span}}  |  {'dot':^{span}}",
-             f"{'graph':18} {'nodes':>5}  {group}  |  {group}"]
+    lines = [f"{'':18} {'':>15}  {'gradmagic':^{span}}  |  {'dot':^{span}}  |",
+             f"{'graph':18} {'nodes':>9} {'edges':>5}  {group}  |  {group}  |  missed goals"]
     for row in rows:
         gm = " ".join(f"{row['gm'][c]!s:>{w}}" for c, w in zip(_CELLS, _WIDTHS))
         dot = " ".join(f"{row['dot'][c]!s:>{w}}" for c, w in zip(_CELLS, _WIDTHS)) if row["dot"] \
             else f"{'dot: not installed':^{span}}"
-        lines.append(f"{row['graph']:18} {row['nodes']:>5}  {gm}  |  {dot}")
+        lines.append(f"{row['graph']:18} {row['nodes']:>9} {row['edges']:>5}  {gm}  |  {dot}  |  {missed_goals(row)}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(PROGRAMS), help="measure one program")
+    parser.add_argument("--pictures", type=Path, metavar="DIR", help="also write NAME.png and NAME.dot.png there")
     args = parser.parse_args(argv)
+    if args.pictures:
+        args.pictures.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = [benchmark(name) for name in ([args.only] if args.only else PROGRAMS)]
+    rows = [benchmark(name, args.pictures) for name in ([args.only] if args.only else PROGRAMS)]
     print(table(rows))
-    print(f"cross: edge pairs crossing away from shared nodes; lab-edge: edge labels on another edge; node-lab: texts "
+    print(f"nodes: with text/drawn; cross: edge pairs crossing away from shared nodes; lab-edge: edge labels on another edge; node-lab: texts "
           f"on another node's box or another owner's text; size: px at 100 dpi; text px: smallest text as shown in a "
           f"{metrics.OUTPUT_WIDTH:.0f} px output; s: Result.figure + Agg draw, median of {_REPEATS} (dot: dot -Tjson)."
+          f" Goals: crossings <= dot, no overlaps, width <= {FIT_WIDTH:.0f} px, text >= {MIN_TEXT:.0f} px."
           f" Total {time.perf_counter() - start:.0f} s.")
 
 
