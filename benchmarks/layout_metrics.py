@@ -22,8 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.text import Text
 
-__all__ = ["Picture", "Edge", "Label", "figure_picture", "labelled_nodes", "crossings", "label_edge_overlaps", "node_label_overlaps",
-           "display_scale", "smallest_text_px", "OUTPUT_WIDTH", "CSS_PX_PER_INCH", "NEAR"]
+__all__ = ["Picture", "Edge", "Label", "figure_picture", "labelled_nodes", "nearest_node", "crossings",
+           "label_edge_overlaps", "node_label_overlaps", "display_scale", "smallest_text_px", "OUTPUT_WIDTH", "CSS_PX_PER_INCH", "NEAR"]
 
 #: Width of a notebook's output area in CSS px (JupyterLab, 1400 px window); wider pictures are shrunk to it.
 OUTPUT_WIDTH = 948.0

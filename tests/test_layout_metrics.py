@@ -51,7 +51,7 @@ def _figure(edges, labels=(), *, width=6.0):
 
 def test_two_crossing_edges_are_one_crossing():
     picture = metrics.figure_picture(_figure([("a", "b"), ("c", "d")]))
-    assert sorted(picture.nodes) == ["a", "b", "c", "d"]
+    assert sorted(picture.nodes) == ["a", "b", "c", "d"] and metrics.labelled_nodes(picture) == 4
     assert [(e.tail, e.head) for e in picture.edges] == [("a", "b"), ("c", "d")]
     assert metrics.crossings(picture) == 1
 
