@@ -23,7 +23,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.text import Text
 
 __all__ = ["Picture", "Edge", "Label", "figure_picture", "labelled_nodes", "nearest_node", "crossings",
-           "label_edge_overlaps", "node_label_overlaps", "display_scale", "smallest_text_px", "OUTPUT_WIDTH", "CSS_PX_PER_INCH", "NEAR"]
+           "label_edge_overlaps", "node_label_overlaps", "display_scale", "smallest_text_px", "OUTPUT_WIDTH",
+           "CSS_PX_PER_INCH", "NEAR"]
 
 #: Width of a notebook's output area in CSS px (JupyterLab, 1400 px window); wider pictures are shrunk to it.
 OUTPUT_WIDTH = 948.0
