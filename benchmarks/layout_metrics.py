@@ -22,9 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.text import Text
 
-__all__ = ["Picture", "Edge", "Label", "figure_picture", "labelled_nodes", "nearest_node", "crossings",
-           "label_edge_overlaps", "node_label_overlaps", "display_scale", "smallest_text_px", "OUTPUT_WIDTH",
-           "CSS_PX_PER_INCH", "NEAR"]
+__all__ = ["Picture", "Edge", "Label", "figure_picture", "labelled_nodes", "nearest_node", "crossing_pairs",
+           "crossings", "label_edge_pairs", "label_edge_overlaps", "node_label_pairs", "node_label_overlaps",
+           "display_scale", "smallest_text_px", "OUTPUT_WIDTH", "CSS_PX_PER_INCH", "NEAR"]
 
 #: Width of a notebook's output area in CSS px (JupyterLab, 1400 px window); wider pictures are shrunk to it.
 OUTPUT_WIDTH = 948.0
@@ -182,9 +182,9 @@ def labelled_nodes(picture: Picture) -> int:
     return len(set(picture.nodes) & {label.owner for label in picture.labels})
 
 
-def crossings(picture: Picture, *, near: float = NEAR) -> int:
-    """Pairs of edges whose polylines intersect away from the nodes both touch."""
-    count = 0
+def crossing_pairs(picture: Picture, *, near: float = NEAR) -> list:
+    """(edge, edge) pairs whose polylines intersect away from the nodes both touch."""
+    pairs = []
     extents = [_extent(edge.lines) for edge in picture.edges]
     for i, one in enumerate(picture.edges):
         for j in range(i + 1, len(picture.edges)):
@@ -194,29 +194,38 @@ def crossings(picture: Picture, *, near: float = NEAR) -> int:
             shared = [picture.nodes[n] for n in {one.tail, one.head} & {other.tail, other.head} if n in picture.nodes]
             points = _intersections(one.lines, other.lines)
             if any(not any(_inside(p, _grow(box, near)) for box in shared) for p in points):
-                count += 1
-    return count
+                pairs.append((one, other))
+    return pairs
+
+
+def crossings(picture: Picture, *, near: float = NEAR) -> int:
+    """How many pairs of edges cross (see crossing_pairs)."""
+    return len(crossing_pairs(picture, near=near))
+
+
+def label_edge_pairs(picture: Picture) -> list:
+    """(edge label, edge) pairs where the label's box meets an edge other than its own."""
+    return [(label, edge) for label in picture.labels if label.owner.startswith("edge:") for edge in picture.edges
+            if "edge:" + edge.key != label.owner and any(_line_meets_box(line, label.box) for line in edge.lines)]
 
 
 def label_edge_overlaps(picture: Picture) -> int:
-    """(edge label, edge) pairs where the label's box meets an edge other than its own."""
-    count = 0
-    for label in picture.labels:
-        if not label.owner.startswith("edge:"):
-            continue
-        for edge in picture.edges:
-            if "edge:" + edge.key != label.owner and any(_line_meets_box(line, label.box) for line in edge.lines):
-                count += 1
-    return count
+    """How many edge labels sit on other edges, counted per (label, edge) pair."""
+    return len(label_edge_pairs(picture))
+
+
+def node_label_pairs(picture: Picture) -> list:
+    """(text, node) pairs where a text meets another node's box, and (text, text) pairs of different owners."""
+    on_nodes = [(label, node) for label in picture.labels for node, box in picture.nodes.items()
+                if node != label.owner and _boxes_meet(label.box, box)]
+    labels = picture.labels
+    return on_nodes + [(one, other) for i, one in enumerate(labels) for other in labels[i + 1:]
+                       if one.owner != other.owner and _boxes_meet(one.box, other.box)]
 
 
 def node_label_overlaps(picture: Picture) -> int:
-    """(text, other node's box) pairs that intersect, plus pairs of intersecting texts of different owners."""
-    count = sum(1 for label in picture.labels for node, box in picture.nodes.items()
-                if node != label.owner and _boxes_meet(label.box, box))
-    labels = picture.labels
-    return count + sum(1 for i, one in enumerate(labels) for other in labels[i + 1:]
-                       if one.owner != other.owner and _boxes_meet(one.box, other.box))
+    """How many texts sit on another node's box or on another owner's text, counted per pair."""
+    return len(node_label_pairs(picture))
 
 
 def display_scale(width_px: float, output_width: float = OUTPUT_WIDTH) -> float:

@@ -1,6 +1,6 @@
 """How readable gradmagic's default pictures are, beside Graphviz `dot` laying out the same drawing.
 
-    python benchmarks/layout_quality.py [--only NAME] [--pictures DIR]   # NAME: seed, mlp_step, sgd_loop, ...
+    python benchmarks/layout_quality.py [--only NAME] [--pictures DIR] [--details]   # NAME: seed, mlp_step, ...
 
 Each program of benchmarks/programs/ (and examples/seed.py) runs through `gradmagic.run`; its default figure is
 measured with layout_metrics.py (crossings, label-edge and node-label overlaps, size, smallest text as shown in
@@ -165,10 +165,28 @@ def measure(picture: metrics.Picture) -> dict:
             "text px": "-" if smallest is None else f"{smallest:.1f}", "width": picture.width, "smallest": smallest}
 
 
-def benchmark(name: str, pictures: Path | None = None) -> dict:
+def details(picture: metrics.Picture) -> list:
+    """Lines naming each crossing and overlap of a drawing by its nodes' first texts."""
+    first = {}
+    for label in sorted(picture.labels, key=lambda label: -label.box[3]):
+        first.setdefault(label.owner, label.text.split("\n")[0][:28])
+
+    def edge(e: metrics.Edge) -> str:
+        return f"{first.get(e.tail, e.tail)} -> {first.get(e.head, e.head)}"
+
+    lines = [f"  cross: {edge(one)}  X  {edge(other)}" for one, other in metrics.crossing_pairs(picture)]
+    lines += [f"  label {label.text!r} on edge {edge(on)}" for label, on in metrics.label_edge_pairs(picture)]
+    lines += [f"  text {text.text!r} on {first.get(on, on) if isinstance(on, str) else repr(on.text)}"
+              for text, on in metrics.node_label_pairs(picture)]
+    return lines
+
+
+def benchmark(name: str, pictures: Path | None = None, *, explain: bool = False) -> dict:
     """One row: gradmagic's picture of program `name` measured, and dot's layout of the same drawing."""
     result, seconds = render_seconds(name)
     picture = metrics.figure_picture(result.figure)
+    if explain:
+        print(f"{name}:", *details(picture) or ["  no crossings or overlaps"], sep="\n")
     labelled = metrics.labelled_nodes(picture)
     row = {"graph": name, "nodes": f"{labelled}/{len(picture.nodes)}", "edges": len(picture.edges),
            "gm": {**measure(picture), "s": f"{seconds:.2f}"}, "dot": None, "unlabelled": len(picture.nodes) - labelled}
@@ -223,11 +241,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(PROGRAMS), help="measure one program")
     parser.add_argument("--pictures", type=Path, metavar="DIR", help="also write NAME.png and NAME.dot.png there")
+    parser.add_argument("--details", action="store_true", help="name gradmagic's crossings and overlaps")
     args = parser.parse_args(argv)
     if args.pictures:
         args.pictures.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = [benchmark(name, args.pictures) for name in ([args.only] if args.only else PROGRAMS)]
+    names = [args.only] if args.only else list(PROGRAMS)
+    rows = [benchmark(name, args.pictures, explain=args.details) for name in names]
     print(table(rows))
     print(_LEGEND.format(output=metrics.OUTPUT_WIDTH, repeats=_REPEATS, fit=FIT_WIDTH, text=MIN_TEXT,
                          total=time.perf_counter() - start))
