@@ -149,7 +149,7 @@ def _caption_folds(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
     for _, op in view.nodes(data=True):
         if op.get("folded_nodes"):
             tensors = [graph.nodes[t] for t in op["folded_nodes"]]
-            op["folded"] = "; ".join(tensor_caption(t) for t in tensors)
+            op["folded"] = "\n".join(tensor_caption(t) for t in tensors)
             op["folded_role"] = tensors[0].get("role")
 
 
