@@ -58,7 +58,7 @@ def node_lines(data: dict, detail: int, marked: bool = False, note: str | None =
             lines += _split(data.get("folded"), "folded")
     else:
         first, *rest = tensor_caption(data).split("\n")
-        lines = [(first, "tensor"), *((line, "summary") for line in rest if detail > 2)]
+        lines = [(first, "tensor"), *((line, "summary") for line in rest)]
     if marked and lines:
         lines[0] = (f"⚠ {lines[0][0]}", lines[0][1])
     if note and detail > 1:
