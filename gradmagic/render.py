@@ -97,6 +97,9 @@ def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: st
                 drawing = _arrange(content, layouts[direction], direction, detail, room, note)
                 if drawing is not None:
                     return _figure(drawing, direction, title)
+    dots = (f"Nodes drawn as dots: their labels do not fit {room + 2 * _MARGIN:g} inches at a readable size "
+            f"({'--all' if rankdir is None else 'no --rankdir, --all'} or the table shows them).")
+    note = "\n".join(n for n in (note, dots) if n)
     return _figure(_arrange(content, layouts[directions[0]], directions[0], 0, room, note), directions[0], title)
 
 
@@ -129,14 +132,12 @@ def _views(graph: nx.MultiDiGraph, *, show_all: bool, depth, max_nodes):
         return
     size, target = len(view), len(view) // 2
     for _ in range(_COLLAPSES):
-        if target < 1:
+        smaller = drawing_view(graph, depth=depth, max_nodes=target) if target >= 1 else view
+        if len(smaller) >= size:  # collapsing cannot go further
             return
-        smaller = drawing_view(graph, depth=depth, max_nodes=target)
-        if len(smaller) < size:
-            size = len(smaller)
-            yield smaller, (f"Collapsed to {size} nodes to fit {MAX_WIDTH:g} inches; --all (show_all=True) "
-                            "or a larger --max-nodes draws more.")
-        target = min(target, size) // 2
+        yield smaller, (f"Collapsed from {len(view)} to {len(smaller)} nodes to fit {MAX_WIDTH:g} inches "
+                        "(--all or --max-nodes N to expand).")
+        size, target = len(smaller), len(smaller) // 2
 
 
 def _arrange(content: _Content, positions: dict, rankdir: str, detail: int, room: float,

@@ -363,7 +363,9 @@ def test_a_picture_too_wide_from_top_to_bottom_turns_left_to_right():
                          "total = torch.stack(parts).sum()\ntotal.backward()").graph
     figure = render_figure(wide)
     assert figure.get_figwidth() <= 9.0 and figure.get_figheight() > figure.get_figwidth()
-    assert render_figure(wide, rankdir="TB").get_figwidth() <= 9.0  # asked for: fewer details instead
+    upright = render_figure(wide, rankdir="TB")  # asked for: fewer details, then dots, saying so
+    assert upright.get_figwidth() <= 9.0 and not _node_texts(upright)
+    assert "Nodes drawn as dots" in next(t.get_text() for t in upright.texts if t.get_gid() == "hidden_note")
 
 
 def test_show_all_draws_at_full_size_past_the_notebook_width(graph_of):
