@@ -1,10 +1,11 @@
 """Edges of the picture: where each leaves and enters its nodes, its curve, and the gradient that flowed along it.
 
 A drawn edge can stand for several graph edges (a folded tensor, `y*y`, the edges into a module box or a folded
-loop). Its flow is what arrived along all of them together: scalars are summed (`430.0` for `y*y`); lists of one
-shape are summed and shown by the norm of the sum (`‖3.2‖`); anything else (stats-only flows of large tensors,
-mixed shapes) by the sum of the parts' norms, an upper bound of the true norm, shown `≈‖41.7‖`. Edges out of an op
-carry its output's gradient back: it sets their width, and the output's caption already prints it.
+loop). Its flow is what arrived along all of them together: scalars are summed; lists of one shape are summed and
+shown by the norm of the sum; anything else (stats-only flows of large tensors, mixed shapes) by the sum of the
+parts' norms, an upper bound of the true norm. Its label says which: `2 × 215.0` (two edges of 215.0 each),
+`Σ 7.0 (3 edges)`, `‖Σ‖ 5.0 (2 edges)`, `Σ‖·‖ 4.61 (29 steps)`; `flow_note` explains the notations shown. Edges
+out of an op carry its output's gradient back: it sets their width, and the output's caption already prints it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
+from .labels import FLOW_FONT, place_labels
 from .text import number
 
 __all__ = ["draw_edges", "edge_flows", "edge_texts", "edge_flow", "combine_flows", "flow_widths", "Flow",
@@ -31,11 +33,7 @@ _LEAST, _THICK = 0.9, 3.0  # points: the smallest flow of a picture (or one _DEC
 _MARKED = 1.6  # points: a marked edge is at least this wide, so that its red shows
 _DECADES = 10.0  # a flow this many powers of ten below the largest is drawn as thin as possible (but not thinner)
 _LINES = 0.6  # big pictures draw edges as plain lines this many times as wide
-#: Points at full size of the flow labels.
-FLOW_FONT = 8.0
-_SPOTS = (0.5, *(0.5 + s * k / 25 for k in range(1, 11) for s in (1, -1)))  # where along an edge a label may sit, most wanted first
 _SAMPLES = 24  # points per curve segment, to place labels off other edges
-_NODE_CLEARANCE = 0.04  # inches kept free around a node box for the arrowheads that reach it
 
 
 class Flow(NamedTuple):
@@ -171,7 +169,11 @@ def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found:
                                      color=colour, linestyle=style, linewidth=width, zorder=1, shrinkA=0, shrinkB=0,
                                      gid=f"edge:{u}->{v}"))
     if texts:
-        _place_labels(ax, edges, texts, found, curves, colours, place, boxes, scale, measure)
+        flowing = [c == EDGE_COLOUR and f is not None and f.text is not None for c, f in zip(colours, found)]
+        place_labels(ax, [f"flow:{u}->{v}" for u, v, _ in edges], texts, ranks=[_rank(f) for f in found],
+                     colours=[_FLOW_TEXT if f else c for f, c in zip(flowing, colours)],
+                     curves=[_samples(curve, place) for curve in curves], place=place, boxes=boxes, scale=scale,
+                     measure=measure)
 
 
 def _ports(view: nx.DiGraph, place) -> dict:
@@ -220,86 +222,9 @@ def _samples(segments: list, place) -> np.ndarray:
     return points if place.lr else np.stack([points[:, 1], -points[:, 0]], 1)
 
 
-def _place_labels(ax, edges: list, texts: list, found: list, curves: list, colours: list, place, boxes: dict,
-                  scale: float, measure) -> None:
-    """Each label on its own edge, clear of every node, other label and other edge.
-
-    Larger flows choose first; a label with no clear spot is left out (the edge's width still shows the flow).
-    """
-    samples = [_samples(curve, place) for curve in curves]
-    starts = np.concatenate([s[:-1] for s in samples]) if samples else np.zeros((0, 2))
-    ends = np.concatenate([s[1:] for s in samples]) if samples else np.zeros((0, 2))
-    owner = np.concatenate([np.full(len(s) - 1, i) for i, s in enumerate(samples)]) if samples else np.zeros(0)
-    order = sorted((i for i, text in enumerate(texts) if text), key=lambda i: (-_rank(found[i]), i))
-    taken = np.zeros((len(boxes) + len(order), 4))  # (x, y, half width, half height) of nodes, then placed labels
-    taken[:len(boxes)] = [(x, y, w / 2 + _NODE_CLEARANCE, h / 2 + _NODE_CLEARANCE) for x, y, w, h in boxes.values()]
-    used = len(boxes)
-    bounds = (place.xmin, place.ymin, place.xmin + place.width, place.ymin + place.height)
-    half_height = (FLOW_FONT * 1.25 / 72 + 0.03) / 2
-    for i in order:
-        half = ((measure(texts[i], FLOW_FONT) + 0.04) / 2, half_height)
-        near = _segments_near(samples[i], half, starts, ends, owner, i)
-        spot = _free_spot(samples[i], half, taken[:used], bounds, near)
-        if spot is None:
-            continue
-        taken[used] = (*spot, *half)
-        used += 1
-        u, v, _ = edges[i]
-        flowing = colours[i] == EDGE_COLOUR and found[i] is not None and found[i].text is not None
-        ax.text(*spot, texts[i], fontsize=FLOW_FONT * scale, ha="center", va="center", zorder=1.5, parse_math=False,
-                color=_FLOW_TEXT if flowing else colours[i], gid=f"flow:{u}->{v}",
-                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
-
-
-def _segments_near(curve: np.ndarray, half: tuple, starts: np.ndarray, ends: np.ndarray, owner: np.ndarray,
-                   own: int) -> tuple:
-    """(starts, ends) of the other edges' segments that come near enough to `curve` to touch a label on it."""
-    low, high = curve.min(axis=0) - half, curve.max(axis=0) + half
-    close = (owner != own) & np.all(np.maximum(starts, ends) >= low, axis=1) \
-        & np.all(np.minimum(starts, ends) <= high, axis=1)
-    return starts[close], ends[close]
-
-
 def _rank(flow: Flow | None) -> float:
     """How soon an edge's label is placed: by flow size, unknown and nan last."""
     return flow.size if flow is not None and not math.isnan(flow.size) else -1.0
-
-
-def _free_spot(curve: np.ndarray, half: tuple, taken: np.ndarray, bounds: tuple, others: tuple):
-    """The most wanted spot on `curve` for a box of `half` sizes clear of `taken` boxes and `others` segments."""
-    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
-    if length[-1] <= 0:
-        return None
-    hw, hh = half
-    for share in _SPOTS:
-        x, y = (float(np.interp(share * length[-1], length, curve[:, k])) for k in (0, 1))
-        if x - hw < bounds[0] or y - hh < bounds[1] or x + hw > bounds[2] or y + hh > bounds[3]:
-            continue
-        near = np.abs(taken[:, 0] - x) < hw + taken[:, 2] + 0.01
-        if np.any(near & (np.abs(taken[:, 1] - y) < hh + taken[:, 3] + 0.01)):
-            continue
-        if not _crosses(*others, (x - hw - 0.01, y - hh - 0.01, x + hw + 0.01, y + hh + 0.01)):
-            return x, y
-    return None
-
-
-def _crosses(starts: np.ndarray, ends: np.ndarray, box: tuple) -> bool:
-    """Whether any segment starts[k] -> ends[k] passes through the box (x0, y0, x1, y1) (Liang-Barsky clipping)."""
-    if not len(starts):
-        return False
-    enter, leave = np.zeros(len(starts)), np.ones(len(starts))
-    step = ends - starts
-    for k, (low, high) in enumerate(((box[0], box[2]), (box[1], box[3]))):
-        d, s = step[:, k], starts[:, k]
-        flat = d == 0
-        safe = np.where(flat, 1.0, d)
-        t0, t1 = (low - s) / safe, (high - s) / safe
-        lo, hi = np.minimum(t0, t1), np.maximum(t0, t1)
-        inside = (s >= low) & (s <= high)
-        lo = np.where(flat, np.where(inside, -np.inf, np.inf), lo)
-        hi = np.where(flat, np.where(inside, np.inf, -np.inf), hi)
-        enter, leave = np.maximum(enter, lo), np.minimum(leave, hi)
-    return bool(np.any(enter <= leave))
 
 
 def _size(part) -> float | None:
