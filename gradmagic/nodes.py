@@ -28,8 +28,8 @@ FONT = {"tensor": 10.0, "summary": 8.5, "op": 9.0, "block": 10.0, "folded": 8.0,
 BLOCK_BORDER, MARK_BORDER = 2.2, 2.6
 #: Grey of secondary text, dark enough (5.7:1) on every node fill.
 TEXT_GREY = "#5a5a5a"
-#: Levels of detail, most first: every line, without folded values, names only, dots.
-DETAILS = (3, 2, 1, 0)
+#: Levels of detail, most first: every line, without folded values, long lines wrapped, names only, dots.
+DETAILS = (4, 3, 2, 1, 0)
 
 _PAD = (0.08, 0.045)  # inches inside a box: across the text, above and below it
 _DOT = 0.14  # inches: a node's size when labels would be unreadable
@@ -38,6 +38,7 @@ _MAX_CHARS = {"tensor": 44, "summary": 44, "op": 32, "block": 44, "folded": 44, 
 _UNCUT = ("tensor", "summary")  # tensor captions: text.py keeps their lines short, and the gradient is last
 _TEXT_COLOURS = {"folded": TEXT_GREY, "caption": "#4a4a4a", "summary": "#333333", "mark": MARK_COLOUR}
 _LINE = 1.3  # line height per point of font size
+_WRAP = 24  # characters: at the wrapped level of detail, longer lines are broken in two
 
 
 def node_lines(data: dict, detail: int, marked: bool = False, note: str | None = None) -> list:
@@ -54,7 +55,7 @@ def node_lines(data: dict, detail: int, marked: bool = False, note: str | None =
         lines = [(name, "op" if kind == "op" else "tensor")] if name else []
     elif kind == "op":
         lines = [(data.get("label") or data.get("op") or "op", "op")]
-        if detail > 2:
+        if detail > 3:
             lines += _split(data.get("folded"), "folded")
     else:
         first, *rest = tensor_caption(data).split("\n")
@@ -63,7 +64,23 @@ def node_lines(data: dict, detail: int, marked: bool = False, note: str | None =
         lines[0] = (f"⚠ {lines[0][0]}", lines[0][1])
     if note and detail > 1:
         lines += _split(note, "mark")
+    if detail == 2:
+        lines = [part for text, key in lines for part in _wrapped(text, key)]
     return [(_cut(text, key), key) for text, key in lines]
+
+
+def _wrapped(text: str, key: str) -> list:
+    """A long line as two: at ` · ` (value, then gradient) if it has one, else at the space nearest its middle."""
+    if len(text) <= _WRAP or key in ("block", "op"):
+        return [(text, key)]
+    cut = text.rfind(" · ")
+    if cut > 0:
+        return [(text[:cut], key), (text[cut + 3:], key)]
+    spaces = [i for i, char in enumerate(text) if char == " "]
+    if not spaces:
+        return [(text, key)]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return [(text[:cut], key), (text[cut + 1:], key)]
 
 
 def _split(text, key: str) -> list:

@@ -20,15 +20,22 @@ def _module_box() -> nx.DiGraph:
 
 
 def test_each_caption_line_is_its_own_line_of_the_node():
-    lines = node_lines(_module_box().nodes["box"], detail=3)
+    lines = node_lines(_module_box().nodes["box"], detail=4)
     assert lines == [("Linear model.0", "block"), ("in 16×4 → out 16×8", "caption"),
                      ("weight 8×4 ‖∇‖ 0.436", "caption"), ("bias 8 ‖∇‖ 0.207", "caption")]
     assert node_lines(_module_box().nodes["box"], detail=1) == [("Linear model.0", "block")]
 
 
+def test_wrapped_detail_breaks_long_lines_before_the_gradient():
+    data = {"kind": "tensor", "label": "model.weight₁", "role": "leaf", "value": [-0.00529, 0.379],
+            "grad": [-1.66, -3.31]}
+    assert node_lines(data, 4) == [("model.weight₁ = [-0.00529, 0.379] · ∇ [-1.66, -3.31]", "tensor")]
+    assert node_lines(data, 2) == [("model.weight₁ = [-0.00529, 0.379]", "tensor"), ("∇ [-1.66, -3.31]", "tensor")]
+
+
 def test_the_box_grows_with_every_line():
     data = _module_box().nodes["box"]
-    one, four = box_size(node_lines(data, 1), data), box_size(node_lines(data, 3), data)
+    one, four = box_size(node_lines(data, 1), data), box_size(node_lines(data, 4), data)
     extra = 3 * FONT["caption"] * 1.3 / 72  # three caption lines, 1.3 line heights each
     assert abs(four[1] - one[1] - extra) < 1e-9
 
@@ -49,7 +56,7 @@ def test_every_line_is_drawn_inside_its_box():
 def test_tensor_caption_lines_are_never_cut(monkeypatch):
     monkeypatch.setattr(gradmagic.nodes, "tensor_caption", lambda data: f"model.0.weight 8×4\n{SUMMARY}")
     data = {"kind": "tensor", "label": "model.0.weight", "role": "leaf"}
-    assert node_lines(data, 3) == [("model.0.weight 8×4", "tensor"), (SUMMARY, "summary")]
-    assert node_lines(data, 2) == node_lines(data, 3)  # a tensor's summary holds its gradient: kept while it can be
+    assert node_lines(data, 4) == [("model.0.weight 8×4", "tensor"), (SUMMARY, "summary")]
+    assert node_lines(data, 3) == node_lines(data, 4)  # a tensor's summary holds its gradient: kept while it can be
     assert node_lines(data, 1) == [("model.0.weight", "tensor")]  # names only
-    assert node_lines({"kind": "op", "label": "x" * 60}, 3)[0][0].endswith("…")  # other kinds still are
+    assert node_lines({"kind": "op", "label": "x" * 60}, 4)[0][0].endswith("…")  # other kinds still are
