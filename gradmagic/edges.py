@@ -28,6 +28,7 @@ __all__ = ["draw_edges", "edge_flows", "edge_texts", "edge_flow", "combine_flows
 EDGE_COLOUR, MARK_COLOUR = "#6b6b6b", "#d62728"  # grey: 5.3:1 on white, 3.5:1 on #111
 
 _NO_GRAD, _FLOW_TEXT = "#a8a8a8", "#2b5797"
+_LABEL_TEXT = {EDGE_COLOUR: "#505050", _NO_GRAD: "#5a5a5a", MARK_COLOUR: "#a50f15"}  # >= 4.5:1 on white backings
 _WIDTH, _THIN = 1.0, 0.7  # points: edges of a picture without flows, edges with no or a zero flow
 _LEAST, _THICK = 0.9, 3.0  # points: the smallest flow of a picture (or one _DECADES smaller), the largest
 _MARKED = 1.6  # points: a marked edge is at least this wide, so that its red shows
@@ -171,7 +172,7 @@ def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found:
     if texts:
         flowing = [c == EDGE_COLOUR and f is not None and f.text is not None for c, f in zip(colours, found)]
         place_labels(ax, [f"flow:{u}->{v}" for u, v, _ in edges], texts, ranks=[_rank(f) for f in found],
-                     colours=[_FLOW_TEXT if f else c for f, c in zip(flowing, colours)],
+                     colours=[_FLOW_TEXT if f else _LABEL_TEXT[c] for f, c in zip(flowing, colours)],
                      curves=[_samples(curve, place) for curve in curves], place=place, boxes=boxes, scale=scale,
                      measure=measure)
 

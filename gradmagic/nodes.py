@@ -12,7 +12,7 @@ from .placement import Placement, text_width
 from .text import tensor_caption
 
 __all__ = ["node_lines", "box_size", "draw_nodes", "node_colours", "FONT", "ROLE_COLOURS", "OP_COLOURS",
-           "BLOCK_COLOURS", "BLOCK_BORDER", "MARK_BORDER", "TEXT_GREY", "DETAILS"]
+           "BLOCK_COLOURS", "BLOCK_BORDER", "MARK_BORDER", "TEXT_GREY", "MARK_TEXT", "DETAILS"]
 
 #: Tensor role -> (fill, border) colours.
 ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
@@ -36,7 +36,9 @@ _DOT = 0.14  # inches: a node's size when labels would be unreadable
 _BIG = 300  # nodes; above this, dots are plain rectangles in one collection
 _MAX_CHARS = {"tensor": 44, "summary": 44, "op": 32, "block": 44, "folded": 44, "caption": 56, "mark": 44}
 _UNCUT = ("tensor", "summary")  # tensor captions: text.py keeps their lines short, and the gradient is last
-_TEXT_COLOURS = {"folded": TEXT_GREY, "caption": "#4a4a4a", "summary": "#333333", "mark": MARK_COLOUR}
+#: Dark red of a diagnostic's text: 5.5:1 on the palest fill, where the marks' own red would be 3.5:1.
+MARK_TEXT = "#a50f15"
+_TEXT_COLOURS = {"folded": TEXT_GREY, "caption": "#4a4a4a", "summary": "#333333", "mark": MARK_TEXT}
 _LINE = 1.3  # line height per point of font size
 _WRAP = 24  # characters: at the wrapped level of detail, longer lines are broken in two
 

@@ -414,3 +414,40 @@ def test_background_is_transparent_and_text_sits_on_light_backings(seed_graph):
     assert all(to_rgba(t.get_bbox_patch().get_facecolor())[:3] == (1.0, 1.0, 1.0) for t in backed)
     frame = figure.legends[0].get_frame()
     assert frame.get_visible() and frame.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def test_a_view_collapsed_to_fit_says_so(graph_of):
+    figure = render_figure(graph_of("mlp"), rankdir="TB")  # too wide from top to bottom even with names only
+    assert figure.get_figwidth() <= 9.0
+    note = next(t.get_text() for t in figure.texts if t.get_gid() == "hidden_note")
+    assert "Collapsed from " in note and "to fit 9 inches (--all or --max-nodes N to expand)" in note
+
+
+def _luminance(colour) -> float:
+    channels = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgba(colour)[:3]]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def _contrast(one, other) -> float:
+    light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _over(colour, alpha: float, ground: str) -> tuple:
+    """A colour of opacity `alpha` seen over the `ground` colour."""
+    return tuple(alpha * c + (1 - alpha) * g for c, g in zip(to_rgba(colour)[:3], to_rgba(ground)[:3]))
+
+
+def test_text_reads_on_light_and_dark_notebooks(seed_graph, loop_graph):
+    from gradmagic.nodes import node_colours
+    marks = {"nodes": {"t7"}, "notes": {"t7": "b.grad is None"}}
+    for graph in (seed_graph, loop_graph):
+        figure, view = render_figure(graph, marks=marks if graph is seed_graph else None), drawing_view(graph)
+        for text in _node_texts(figure):
+            fill = node_colours(view.nodes[text.get_gid().rsplit(".", 1)[0]])[0]
+            assert _contrast(text.get_color(), fill) >= 4.5, text.get_text()
+        for text in (t for t in _texts(figure) if t.get_bbox_patch() is not None):
+            backing = text.get_bbox_patch()
+            for ground in ("white", "#111111"):  # JupyterLab Light and Dark
+                behind = _over(backing.get_facecolor(), backing.get_facecolor()[3], ground)
+                assert _contrast(text.get_color(), behind) >= 4.5, (text.get_text(), ground)
