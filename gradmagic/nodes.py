@@ -21,7 +21,9 @@ ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
 #: Op nodes are neutral: (fill, border).
 OP_COLOURS = ("#ffffff", "#707070")
 #: Collapsed blocks, drawn with a thick border: kind -> (fill, border, legend text).
-BLOCK_COLOURS = {"cluster": ("#fdf1d3", "#b7791f", "module call"), "loop": ("#dcf1ee", "#2c7a6e", "folded loop")}
+BLOCK_COLOURS = {"cluster": ("#fdf1d3", "#b7791f", "module call"), "loop": ("#dcf1ee", "#2c7a6e", "folded loop"),
+                 "optimizer": ("#ece6f6", "#6b46c1", "optimizer step")}
+_OTHER_BLOCK = ("#f3f3f3", "#606060", "block")  # a kind of block this module does not know yet
 #: Points at full size of each kind of line a node can show.
 FONT = {"tensor": 10.0, "summary": 8.5, "op": 9.0, "block": 10.0, "folded": 8.0, "caption": 8.0, "mark": 8.0}
 #: Points: collapsed blocks stand out from single ops, marks from both.
@@ -75,9 +77,10 @@ def _wrapped(text: str, key: str) -> list:
     """A long line as two: at ` · ` (value, then gradient) if it has one, else at the space nearest its middle."""
     if len(text) <= _WRAP or key in ("block", "op"):
         return [(text, key)]
-    cut = text.rfind(" · ")
-    if cut > 0:
-        return [(text[:cut], key), (text[cut + 3:], key)]
+    for mark in (" · ", " ∇", " ∂"):  # the gradient on a line of its own
+        cut = text.rfind(mark)
+        if cut > 0:
+            return [(text[:cut], key), (text[cut + len(mark) - 1:].lstrip(" ·"), key)]
     spaces = [i for i, char in enumerate(text) if char == " "]
     if not spaces:
         return [(text, key)]
@@ -125,7 +128,7 @@ def draw_nodes(ax, view: nx.DiGraph, place: Placement, lines: dict, scale: float
 def node_colours(data: dict) -> tuple:
     """(fill, border) of a node by its kind and role."""
     if data.get("kind") in BLOCK_KINDS:
-        return BLOCK_COLOURS[data["kind"]][:2]
+        return BLOCK_COLOURS.get(data["kind"], _OTHER_BLOCK)[:2]
     return ROLE_COLOURS.get(data.get("role"), OP_COLOURS) if data.get("kind") == "tensor" else OP_COLOURS
 
 
