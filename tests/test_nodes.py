@@ -26,11 +26,13 @@ def test_each_caption_line_is_its_own_line_of_the_node():
     assert node_lines(_module_box().nodes["box"], detail=1) == [("Linear model.0", "block")]
 
 
-def test_wrapped_detail_breaks_long_lines_before_the_gradient():
-    data = {"kind": "tensor", "label": "model.weight₁", "role": "leaf", "value": [-0.00529, 0.379],
-            "grad": [-1.66, -3.31]}
-    assert node_lines(data, 4) == [("model.weight₁ = [-0.00529, 0.379] · ∇ [-1.66, -3.31]", "tensor")]
+def test_wrapped_detail_breaks_long_lines_before_the_gradient(monkeypatch):
+    monkeypatch.setattr(gradmagic.nodes, "tensor_caption", lambda data: "model.weight₁ = [-0.00529, 0.379] ∇ [-1.66, -3.31]")
+    data = {"kind": "tensor", "label": "model.weight₁", "role": "leaf"}
+    assert node_lines(data, 4) == [("model.weight₁ = [-0.00529, 0.379] ∇ [-1.66, -3.31]", "tensor")]
     assert node_lines(data, 2) == [("model.weight₁ = [-0.00529, 0.379]", "tensor"), ("∇ [-1.66, -3.31]", "tensor")]
+    assert node_lines({"kind": "op", "label": "mse_loss(reduction=mean) ×2"}, 2) == \
+        [("mse_loss(reduction=mean) ×2", "op")]  # op names stay whole
 
 
 def test_the_box_grows_with_every_line():
