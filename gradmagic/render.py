@@ -182,7 +182,8 @@ def _figure(drawing: _Drawing, rankdir: str, title: str | None) -> Figure:
     rows = math.ceil(len(items) / _legend_columns(items, fw - 2 * _MARGIN)) if items else 0
     top = (0.35 if title else 0.0) + (0.25 * rows + 0.15 if items else 0.0)
     labelled = drawing.detail > 0 and any(content.texts)
-    notes = _notes(view.graph.get("hidden_note"), drawing.note, flow_note(content.texts) if labelled else None,
+    legend = [flow_note(content.texts) if labelled else None, _caption_note(drawing.lines)]
+    notes = _notes(view.graph.get("hidden_note"), drawing.note, " ".join(n for n in legend if n) or None,
                    width=fw - 2 * _MARGIN - 0.1)
     band = _NOTE_LINE * sum(len(lines) for _, lines in notes) + 0.15 * len(notes)
     figure = Figure(figsize=(fw, height + 2 * _MARGIN + top + band))
@@ -203,6 +204,13 @@ def _figure(drawing: _Drawing, rankdir: str, title: str | None) -> Figure:
     _draw_legend(figure, items, title)
     _draw_notes(figure, notes)
     return figure
+
+
+def _caption_note(lines: dict) -> str | None:
+    """What ∂ in node captions means, when one shows it (∇ alone reads as the tensor's gradient)."""
+    if any("∂" in text for node_lines in lines.values() for text, _ in node_lines):
+        return "Captions: ∇ the tensor's .grad; ∂ the gradient that reached it in the last backward pass."
+    return None
 
 
 def _notes(hidden: str | None, fitted: str | None, flows: str | None, *, width: float) -> list:

@@ -165,6 +165,16 @@ def test_no_note_when_nothing_is_hidden(seed_graph):
     assert not [t for t in render_figure(seed_graph).texts if t.get_gid() == "hidden_note"]
 
 
+def test_a_note_explains_partial_gradients_in_captions_when_shown():
+    view = nx.DiGraph()
+    view.add_node("y", kind="tensor", label="y", role="named", value=2.0, pass_grads={0: 4.0}, grad=None)
+    caption = next(t.get_text() for t in _node_texts(draw_graph(view, layered_layout(view))))
+    note = [t.get_text() for t in draw_graph(view, layered_layout(view)).texts if t.get_gid() == "flow_note"]
+    assert ("∂" in caption) == bool(note)  # whatever text.py writes, a ∂ on the picture is explained on it
+    if note:
+        assert "∂ the gradient that reached it in the last backward pass" in note[0]
+
+
 def test_a_note_explains_the_edge_labels(seed_graph, loop_graph):
     note = next(t.get_text() for t in render_figure(seed_graph).texts if t.get_gid() == "flow_note")
     assert note.startswith("Edge labels: the gradient that flowed back along the edge")
