@@ -97,8 +97,9 @@ def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: st
                 drawing = _arrange(content, layouts[direction], direction, detail, room, note)
                 if drawing is not None:
                     return _figure(drawing, direction, title)
-    dots = (f"Nodes drawn as dots: their labels do not fit {room + 2 * _MARGIN:g} inches at a readable size "
-            f"({'--all' if rankdir is None else 'no --rankdir, --all'} or the table shows them).")
+    turn = "" if rankdir is None else "the other --rankdir, "
+    dots = (f"Nodes drawn as dots: their labels do not fit {room + 2 * _MARGIN:g} inches at a readable size; "
+            f"{turn}--all or the table shows them.")
     note = "\n".join(n for n in (note, dots) if n)
     return _figure(_arrange(content, layouts[directions[0]], directions[0], 0, room, note), directions[0], title)
 
