@@ -48,8 +48,9 @@ class AutogradMagics(Magics):
     @argument("--lean", action="store_true",
               help="record only torch's autograd graph: ~1.1-1.6x plain speed for long loops and training steps; "
                    "values of named tensors only, no constants or flows, no --explain/--check")
-    @argument("--rankdir", choices=["LR", "TB"], default="TB",
-              help="graph direction: inputs on top (TB, default: fits notebook width) or left (LR)")
+    @argument("--rankdir", choices=["LR", "TB"], default=None,
+              help="graph direction: inputs on top (TB) or left (LR); default: top to bottom, or left to right "
+                   "when only that fits the notebook's width")
     @cell_magic
     def autograd(self, line: str, cell: str):
         """Run the cell exactly as Python would, recording every tensor op; show the autograd graph with

@@ -35,7 +35,7 @@ class Result:
         self.show_graph = True
         self.show_table = True
         self.show_all = False
-        self.rankdir = "TB"
+        self.rankdir: str | None = None  # None: the picture chooses (top to bottom unless only LR fits)
         self.depth: int | None = None
         self.max_nodes: int | None = None
         self.explained: list = []  # Explanations shown under the picture (%%autograd --explain NAME)
