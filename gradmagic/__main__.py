@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="check gradients against finite differences")
     parser.add_argument("--lean", action="store_true",
                         help="record only torch's autograd graph (fast; named values only, no --explain/--check)")
-    parser.add_argument("--rankdir", choices=["LR", "TB"], default="TB", help="inputs on top (TB, default) or left (LR)")
+    parser.add_argument("--rankdir", choices=["LR", "TB"], default=None,
+                        help="inputs on top (TB) or left (LR); default: TB, or LR when only that fits 9 inches")
     return parser
 
 

@@ -1,10 +1,11 @@
 """Edges of the picture: where each leaves and enters its nodes, its curve, and the gradient that flowed along it.
 
 A drawn edge can stand for several graph edges (a folded tensor, `y*y`, the edges into a module box or a folded
-loop). Its flow is what arrived along all of them together: scalars are summed (`430.0` for `y*y`); lists of one
-shape are summed and shown by the norm of the sum (`‖3.2‖`); anything else (stats-only flows of large tensors,
-mixed shapes) by the sum of the parts' norms, an upper bound of the true norm, shown `≈‖41.7‖`. Edges out of an op
-carry its output's gradient back: it sets their width, and the output's caption already prints it.
+loop). Its flow is what arrived along all of them together: scalars are summed; lists of one shape are summed and
+shown by the norm of the sum; anything else (stats-only flows of large tensors, mixed shapes) by the sum of the
+parts' norms, an upper bound of the true norm. Its label says which: `2 × 215.0` (two edges of 215.0 each),
+`Σ 7.0 (3 edges)`, `‖Σ‖ 5.0 (2 edges)`, `Σ‖·‖ 4.61 (29 steps)`; `flow_note` explains the notations shown. Edges
+out of an op carry its output's gradient back: it sets their width, and the output's caption already prints it.
 """
 from __future__ import annotations
 
@@ -17,23 +18,22 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
+from .labels import FLOW_FONT, place_labels
 from .text import number
 
 __all__ = ["draw_edges", "edge_flows", "edge_texts", "edge_flow", "combine_flows", "flow_widths", "Flow",
-           "EDGE_COLOUR", "MARK_COLOUR", "FLOW_FONT"]
+           "EDGE_COLOUR", "MARK_COLOUR", "FLOW_FONT", "flow_note"]
 
 #: Edges that carry gradient; diagnostic marks (the nodes and edges a finding points at).
-EDGE_COLOUR, MARK_COLOUR = "#505050", "#d62728"
+EDGE_COLOUR, MARK_COLOUR = "#6b6b6b", "#d62728"  # grey: 5.3:1 on white, 3.5:1 on #111
 
 _NO_GRAD, _FLOW_TEXT = "#a8a8a8", "#2b5797"
+_LABEL_TEXT = {EDGE_COLOUR: "#505050", _NO_GRAD: "#5a5a5a", MARK_COLOUR: "#a50f15"}  # >= 4.5:1 on white backings
 _WIDTH, _THIN = 1.0, 0.7  # points: edges of a picture without flows, edges with no or a zero flow
 _LEAST, _THICK = 0.9, 3.0  # points: the smallest flow of a picture (or one _DECADES smaller), the largest
 _MARKED = 1.6  # points: a marked edge is at least this wide, so that its red shows
 _DECADES = 10.0  # a flow this many powers of ten below the largest is drawn as thin as possible (but not thinner)
 _LINES = 0.6  # big pictures draw edges as plain lines this many times as wide
-#: Points at full size of the flow labels.
-FLOW_FONT = 8.0
-_SPOTS = (0.5, 0.62, 0.38, 0.74, 0.26, 0.84, 0.16)  # where along an edge a label may sit, most wanted first
 _SAMPLES = 24  # points per curve segment, to place labels off other edges
 
 
@@ -90,12 +90,51 @@ def edge_flows(view: nx.DiGraph) -> list:
 
 
 def edge_texts(view: nx.DiGraph, found: list) -> list:
-    """Each edge's label: `430.0 (×2)`, `8600`, `×999` or None (its flow and how many graph edges it stands for)."""
+    """Each edge's label: `8600`, `2 × 215.0`, `Σ‖·‖ 4.61 (29 steps)`, `999 edges` or None."""
     texts = []
-    for (_, _, data), flow in zip(view.edges(data=True), found):
-        count, text = data.get("count", 1), flow.text if flow else None
-        texts.append((f"{text} (×{count:,})" if text else f"×{count:,}") if count > 1 else text)
+    for (u, v, data), flow in zip(view.edges(data=True), found):
+        count = data.get("count", 1)
+        parts = [p for p in data.get("flows") or () if _size(p) is not None]
+        if flow is None or flow.text is None:
+            texts.append(f"{count:,} edges" if count > 1 else None)
+        elif len(parts) <= 1:
+            texts.append(flow.text)
+        else:
+            unit = "steps" if "loop" in (view.nodes[u].get("kind"), view.nodes[v].get("kind")) else "edges"
+            texts.append(_sum_text(parts, flow, unit))
     return texts
+
+
+def _sum_text(parts: list, flow: Flow, unit: str) -> str:
+    """What several gradients on one drawn edge add up to, saying how they were added."""
+    n = len(parts)
+    if all(_same(p, parts[0]) for p in parts):
+        return f"{n} × {combine_flows(parts[:1]).text}"
+    if flow.text.startswith("≈‖"):
+        return f"Σ‖·‖ {flow.text[2:-1]} ({n:,} {unit})"
+    if flow.text.startswith("‖"):
+        return f"‖Σ‖ {flow.text[1:-1]} ({n:,} {unit})"
+    return f"Σ {flow.text} ({n:,} {unit})"
+
+
+def flow_note(texts: list) -> str | None:
+    """What the edge labels in `texts` mean, with an example of each notation that appears; None if no labels."""
+    shown = [t for t in texts if t]
+    if not shown:
+        return None
+    parts = ["Edge labels: the gradient that flowed back along the edge"]
+    if any("‖" in t for t in shown):
+        parts.append("‖g‖ its norm")
+    for text in shown:
+        if " × " in text:
+            n, g = text.split(" × ", 1)
+            parts.append(f"{text.replace(' ', chr(0xA0))}: {n} edges drawn as one, {g} each")
+            break
+    if any(t.startswith(("Σ ", "‖Σ‖")) for t in shown):
+        parts.append("Σ: the sum over the edges drawn as one")
+    if any(t.startswith("Σ‖·‖") for t in shown):
+        parts.append("Σ‖·‖: the sum of their norms (at least the norm of their sum)")
+    return "; ".join(parts) + "."
 
 
 def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found: list, texts: list | None,
@@ -127,24 +166,37 @@ def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found:
         return
     curves = [_segments(points) for points in routes]
     for (u, v, _), curve, colour, style, width in zip(edges, curves, colours, styles, widths):
-        ax.add_patch(FancyArrowPatch(path=_path(curve, place), arrowstyle="-|>", mutation_scale=(8 + width) * scale,
+        ax.add_artist(FancyArrowPatch(path=_path(curve, place), arrowstyle="-|>", mutation_scale=(8 + width) * scale,
                                      color=colour, linestyle=style, linewidth=width, zorder=1, shrinkA=0, shrinkB=0,
                                      gid=f"edge:{u}->{v}"))
     if texts:
-        _place_labels(ax, edges, texts, found, curves, colours, place, boxes, scale, measure)
+        flowing = [c == EDGE_COLOUR and f is not None and f.text is not None for c, f in zip(colours, found)]
+        place_labels(ax, [f"flow:{u}->{v}" for u, v, _ in edges], texts, ranks=[_rank(f) for f in found],
+                     colours=[_FLOW_TEXT if f else _LABEL_TEXT[c] for f, c in zip(flowing, colours)],
+                     curves=[_samples(curve, place) for curve in curves], place=place, boxes=boxes, scale=scale,
+                     measure=measure)
 
 
 def _ports(view: nx.DiGraph, place) -> dict:
-    """(u, v) -> (offset where it leaves u, offset where it enters v), spread along each side in order."""
+    """(u, v) -> (offset where it leaves u, offset where it enters v), spread along each side in the order of
+    where each edge heads next (its first or last bend, else the node at its other end), so they do not cross."""
     ports = {edge: [0.0, 0.0] for edge in view.edges()}
     for node in view:
         for side, edges in ((0, list(view.out_edges(node))), (1, list(view.in_edges(node)))):
-            other = [place.centre[e[1 - side]][1] for e in edges]
+            other = [_heading(place, edge, side) for edge in edges]
             order = sorted(range(len(edges)), key=lambda i: other[i])
-            spread = place.sizes[node][1] * 0.6
+            spread = place.sizes[node][1] * 0.7
             for rank, i in enumerate(order):
                 ports[edges[i]][side] = spread * ((rank + 0.5) / len(edges) - 0.5)
     return ports
+
+
+def _heading(place, edge: tuple, side: int) -> float:
+    """Across-coordinate of the next point an edge reaches from its source (side 0) or its target (side 1)."""
+    bends = place.bends.get(edge)
+    if bends:
+        return bends[0][1] if side == 0 else bends[-1][1]
+    return place.centre[edge[1 - side]][1]
 
 
 def _segments(points: list) -> list:
@@ -171,59 +223,9 @@ def _samples(segments: list, place) -> np.ndarray:
     return points if place.lr else np.stack([points[:, 1], -points[:, 0]], 1)
 
 
-def _place_labels(ax, edges: list, texts: list, found: list, curves: list, colours: list, place, boxes: dict,
-                  scale: float, measure) -> None:
-    """Each label on its edge where it covers no node, no other label and as little of other edges as it can.
-
-    Larger flows choose first; a label with no free spot is left out (the edge's width still shows the flow).
-    """
-    samples = [_samples(curve, place) for curve in curves]
-    owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples)]) if samples else np.zeros(0)
-    every = np.concatenate(samples) if samples else np.zeros((0, 2))
-    order = sorted((i for i, text in enumerate(texts) if text), key=lambda i: (-_rank(found[i]), i))
-    taken = np.zeros((len(boxes) + len(order), 4))  # (x, y, half width, half height) of nodes, then placed labels
-    taken[:len(boxes)] = [(x, y, w / 2, h / 2) for x, y, w, h in boxes.values()]
-    used = len(boxes)
-    bounds = (place.xmin, place.ymin, place.xmin + place.width, place.ymin + place.height)
-    half_height = (FLOW_FONT * 1.25 / 72 + 0.03) / 2
-    for i in order:
-        half = ((measure(texts[i], FLOW_FONT) + 0.04) / 2, half_height)
-        spot = _free_spot(samples[i], half, taken[:used], bounds, every[owner != i])
-        if spot is None:
-            continue
-        taken[used] = (*spot, *half)
-        used += 1
-        u, v, _ = edges[i]
-        flowing = colours[i] == EDGE_COLOUR and found[i] is not None and found[i].text is not None
-        ax.text(*spot, texts[i], fontsize=FLOW_FONT * scale, ha="center", va="center", zorder=1.5, parse_math=False,
-                color=_FLOW_TEXT if flowing else colours[i], gid=f"flow:{u}->{v}",
-                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
-
-
 def _rank(flow: Flow | None) -> float:
     """How soon an edge's label is placed: by flow size, unknown and nan last."""
     return flow.size if flow is not None and not math.isnan(flow.size) else -1.0
-
-
-def _free_spot(curve: np.ndarray, half: tuple, taken: np.ndarray, bounds: tuple, others: np.ndarray):
-    """The most wanted spot on `curve` for a box of `half` sizes clear of `taken` boxes, crossing fewest `others`."""
-    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
-    if length[-1] <= 0:
-        return None
-    (hw, hh), best, fewest = half, None, math.inf
-    for share in _SPOTS:
-        x, y = (float(np.interp(share * length[-1], length, curve[:, k])) for k in (0, 1))
-        if x - hw < bounds[0] or y - hh < bounds[1] or x + hw > bounds[2] or y + hh > bounds[3]:
-            continue
-        near = np.abs(taken[:, 0] - x) < hw + taken[:, 2] + 0.01
-        if np.any(near & (np.abs(taken[:, 1] - y) < hh + taken[:, 3] + 0.01)):
-            continue
-        crossed = int(np.count_nonzero((np.abs(others[:, 0] - x) < hw) & (np.abs(others[:, 1] - y) < hh)))
-        if crossed < fewest:
-            best, fewest = (x, y), crossed
-        if not crossed:
-            break
-    return best
 
 
 def _size(part) -> float | None:
@@ -241,6 +243,16 @@ def _size(part) -> float | None:
     if isinstance(part, dict) and isinstance(part.get("norm"), (int, float)) and not isinstance(part["norm"], bool):
         return float(part["norm"])
     return None
+
+
+def _same(part, other) -> bool:
+    """Two gradients equal in value (numbers, or nested lists of them)."""
+    if isinstance(part, dict) or isinstance(other, dict):
+        return False
+    try:
+        return bool(np.array_equal(np.asarray(part), np.asarray(other)))
+    except ValueError:  # ragged
+        return False
 
 
 def _is_real(part) -> bool:

@@ -1,19 +1,27 @@
 """Export stage: the graph as GraphML, node-link JSON or DOT text, and a figure as PNG, SVG or PDF."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import networkx as nx
 
-__all__ = ["GRAPH_SUFFIXES", "IMAGE_SUFFIXES", "SUFFIXES", "graph_bytes", "figure_bytes", "check_save_path",
-           "plain_graph"]
+__all__ = ["GRAPH_SUFFIXES", "IMAGE_SUFFIXES", "SUFFIXES", "PNG_DPI", "CSS_PX_PER_INCH", "graph_bytes", "figure_bytes",
+           "check_save_path", "plain_graph", "png_dpi", "display_size", "smallest_text_pt"]
 
 GRAPH_SUFFIXES = (".graphml", ".json", ".dot")
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 SUFFIXES = IMAGE_SUFFIXES + GRAPH_SUFFIXES
+
+#: One figure inch is 100 CSS px at 1:1; PNGs hold twice that many pixels, so they stay crisp on a 2x screen.
+CSS_PX_PER_INCH = 100
+PNG_DPI = 2 * CSS_PX_PER_INCH
+#: Above this many pixels at PNG_DPI a picture is rendered with fewer (down to 1:1), so no output runs to tens of MB.
+PNG_MAX_PIXELS = 16_000_000
 
 
 def check_save_path(path) -> Path:
@@ -41,16 +49,72 @@ def graph_bytes(graph: nx.MultiDiGraph, suffix: str) -> bytes:
     raise ValueError(f"unknown graph suffix {suffix!r}; use one of {' '.join(GRAPH_SUFFIXES)}")
 
 
-def figure_bytes(figure, suffix: str) -> bytes:
-    """A matplotlib Figure as PNG, SVG or PDF bytes, with no date metadata (reproducible files)."""
+def figure_bytes(figure, suffix: str, *, id_prefix: str | None = None) -> bytes:
+    """A matplotlib Figure as PNG (at png_dpi), SVG (text as <text>) or PDF bytes, with no date metadata.
+
+    SVG element ids all start with `id_prefix`; without one, with a prefix made from the picture itself, so the
+    same figure gives the same bytes and two different pictures inlined in one page share no id."""
     fmt = suffix.lower().lstrip(".")
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
     buffer = io.BytesIO()
     import matplotlib
 
-    with matplotlib.rc_context({"svg.hashsalt": "gradmagic", "svg.fonttype": "path"}):
-        figure.savefig(buffer, format=fmt, metadata=metadata, dpi=110 if fmt == "png" else None)
-    return buffer.getvalue()
+    # facecolor/edgecolor "auto": the figure's own background (transparent when render.py makes it so)
+    with matplotlib.rc_context({"svg.hashsalt": "gradmagic", "svg.fonttype": "none"}):
+        figure.savefig(buffer, format=fmt, metadata=metadata, dpi=png_dpi(figure) if fmt == "png" else None,
+                       facecolor="auto", edgecolor="auto")
+    if fmt != "svg":
+        return buffer.getvalue()
+    text = buffer.getvalue().decode()
+    prefix = id_prefix or "gm" + hashlib.sha1(text.encode()).hexdigest()[:10] + "-"
+    return _scoped_style(_prefixed_ids(text, prefix), prefix + "svg").encode()
+
+
+def _prefixed_ids(svg: str, prefix: str) -> str:
+    """The SVG with every id, and every reference to one (#id, url(#id)), starting with `prefix`."""
+    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+    return re.sub(r'(\bid="|href="#|url\(#)([^")]+)',
+                  lambda m: m.group(1) + (prefix + m.group(2) if m.group(2) in ids else m.group(2)), svg)
+
+
+def _scoped_style(svg: str, root_id: str) -> str:
+    """The SVG with its root given `root_id` and its style sheet's rules kept to it: inlined in a page,
+    matplotlib's `*{stroke-linejoin: round}` would otherwise restyle every SVG icon of the page."""
+    svg = svg.replace("<svg ", f'<svg id="{root_id}" ', 1)
+    return re.sub(r"(<style[^>]*>)(.*?)(</style>)",
+                  lambda m: m.group(1) + re.sub(r"(^|})\s*([^{}]+)\{", rf"\1#{root_id} \2{{", m.group(2)) + m.group(3),
+                  svg, flags=re.S)
+
+
+def png_dpi(figure) -> float:
+    """PNG_DPI (2 px per CSS px), or less for a picture that would pass PNG_MAX_PIXELS, never under 1:1."""
+    width, height = figure.get_size_inches()
+    return max(CSS_PX_PER_INCH, min(PNG_DPI, math.sqrt(PNG_MAX_PIXELS / (width * height))))
+
+
+def display_size(figure) -> tuple:
+    """(width, height) of the figure in CSS px at 1:1 (CSS_PX_PER_INCH px per inch)."""
+    width, height = figure.get_size_inches()
+    return round(width * CSS_PX_PER_INCH), round(height * CSS_PX_PER_INCH)
+
+
+def smallest_text_pt(figure) -> float | None:
+    """The smallest font size (points) of any visible, non-empty text in the figure (legend texts included)."""
+    sizes = [text.get_fontsize() for text in _visible_texts(figure) if text.get_text().strip()]
+    return min(sizes) if sizes else None
+
+
+def _visible_texts(artist):
+    """The Text artists drawn when `artist` is: visible ones under visible parents, no axis of a hidden axes."""
+    from matplotlib.axis import Axis
+    from matplotlib.text import Text
+
+    if not artist.get_visible() or (isinstance(artist, Axis) and not artist.axes.axison):
+        return
+    if isinstance(artist, Text):
+        yield artist
+    for child in artist.get_children():
+        yield from _visible_texts(child)
 
 
 def plain_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .collapse import check_options, collapse_view
+from .crossings import order_layers, spread_in_order
 from .text import shown_grad, tensor_caption
 
 __all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_in_order", "LayeredPositions",
@@ -12,7 +13,6 @@ __all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_
 #: Directions a layered picture can run: inputs left ("LR") or inputs on top ("TB").
 RANKDIRS = ("LR", "TB")
 
-_SWEEPS = 4  # down+up barycenter rounds; more rarely changes a picture of autograd graphs
 _DUMMY_SLOT = 0.5  # a long edge passing through a layer takes half a node's room there
 _COMPONENT_GAP = 0.5  # extra room between unconnected parts of a picture
 
@@ -149,7 +149,7 @@ def _caption_folds(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
     for _, op in view.nodes(data=True):
         if op.get("folded_nodes"):
             tensors = [graph.nodes[t] for t in op["folded_nodes"]]
-            op["folded"] = "; ".join(tensor_caption(t) for t in tensors)
+            op["folded"] = "\n".join(tensor_caption(t) for t in tensors)
             op["folded_role"] = tensors[0].get("role")
 
 
@@ -240,64 +240,10 @@ def _place_components(view: nx.DiGraph, index: dict, layers: list, links: tuple,
     end = 0.0
     for parts in split:
         own = list(parts.values())
-        _order_layers(own, *links, place, size)
+        order_layers(own, *links, place, size)
         slots = [i for layer in own for i in layer]
         shift = end - min(place[i] - size[i] / 2 for i in slots)
         for i in slots:
             place[i] += shift
         end = max(place[i] + size[i] / 2 for i in slots) + _COMPONENT_GAP
     return [at - (end - _COMPONENT_GAP) / 2 for at in place]
-
-
-def _order_layers(layers: list, up: list, down: list, place: list, size: list) -> None:
-    """Barycenter sweeps down and up to order each layer, then to settle each slot near its neighbours."""
-    for layer in layers:
-        _spread(layer, place, size)
-    for settle in (False, True):  # first the order in each layer, then where each slot sits
-        for _ in range(_SWEEPS):
-            for sweep, neighbours in ((layers, up), (layers[::-1], down)):
-                for layer in sweep:
-                    target = {i: _barycenter(neighbours[i], place, place[i]) for i in layer}
-                    if settle:
-                        _settle(layer, place, size, target)
-                    else:
-                        layer.sort(key=target.__getitem__)
-                        _spread(layer, place, size)
-
-
-def _barycenter(neighbours: list, place: list, default: float) -> float:
-    """Mean coordinate of a slot's neighbours in the reference direction (its own if it has none)."""
-    return sum(place[n] for n in neighbours) / len(neighbours) if neighbours else default
-
-
-def _spread(layer: list, place: list, size: list) -> None:
-    """Give the slots of one layer consecutive centred coordinates (dummies take half a slot)."""
-    at = 0.0
-    for i in layer:
-        place[i] = at + size[i] / 2
-        at += size[i]
-    for i in layer:
-        place[i] -= at / 2
-
-
-def _settle(layer: list, place: list, size: list, target: dict) -> None:
-    """Move a layer's slots as near their targets as their order and spacing allow."""
-    for i, at in zip(layer, spread_in_order([target[i] for i in layer], [size[i] for i in layer])):
-        place[i] = at
-
-
-def spread_in_order(targets: list, sizes: list) -> list:
-    """Coordinates nearest `targets` (least squares) that keep their order and neighbours (a + b) / 2 apart."""
-    offsets, at = [], 0.0
-    for k, size in enumerate(sizes):
-        at += (sizes[k - 1] + size) / 2 if k else 0.0
-        offsets.append(at)
-    blocks = []  # pool adjacent violators: [sum, count] of runs that must move together
-    for target, offset in zip(targets, offsets):
-        blocks.append([target - offset, 1])
-        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] > blocks[-1][0] * blocks[-2][1]:
-            total, count = blocks.pop()
-            blocks[-1][0] += total
-            blocks[-1][1] += count
-    shifts = [total / count for total, count in blocks for _ in range(count)]
-    return [offset + shift for offset, shift in zip(offsets, shifts)]

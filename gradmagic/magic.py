@@ -48,8 +48,9 @@ class AutogradMagics(Magics):
     @argument("--lean", action="store_true",
               help="record only torch's autograd graph: ~1.1-1.6x plain speed for long loops and training steps; "
                    "values of named tensors only, no constants or flows, no --explain/--check")
-    @argument("--rankdir", choices=["LR", "TB"], default="TB",
-              help="graph direction: inputs on top (TB, default: fits notebook width) or left (LR)")
+    @argument("--rankdir", choices=["LR", "TB"], default=None,
+              help="graph direction: inputs on top (TB) or left (LR); default: top to bottom, or left to right "
+                   "when only that fits the notebook's width")
     @cell_magic
     def autograd(self, line: str, cell: str):
         """Run the cell exactly as Python would, recording every tensor op; show the autograd graph with
@@ -134,7 +135,7 @@ class AutogradMagics(Magics):
             pass
 
     def _publish(self, result, options) -> None:
-        """Put the result in the namespace, save the files asked for and display it."""
+        """Put the result in the namespace, display it, then save the files asked for."""
         result.image_format = options.format
         result.show_graph, result.show_table = not options.no_graph, not options.no_table
         result.show_all, result.rankdir = options.all, options.rankdir
@@ -144,9 +145,9 @@ class AutogradMagics(Magics):
             print("gradmagic: the cell touched no tensors, so there is nothing to draw.")
             return
         problems = self._add_explanations(result, options)
-        for path in options.save:
-            result.save(path)
         display(result)
+        for path in options.save:
+            _save(result, path)
         if problems and result.error is None:
             raise UsageError(problems[0])
         for problem in problems:  # the cell's own exception is the one to see: these are only notes
@@ -167,6 +168,16 @@ class AutogradMagics(Magics):
             except ValueError as error:
                 problems.append(f"--check: {error}")
         return problems
+
+
+def _save(result, path: str) -> None:
+    """Write one --save file; a failure is one line on stderr, the result stays displayed and bound."""
+    try:
+        result.save(path)
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else \
+            str(error).removeprefix(f"{path!r}: ")  # check_save_path's messages start with the path
+        print(f"gradmagic: could not save {path}: {reason}", file=sys.stderr)
 
 
 def _checked(options):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import html
+import re
+import uuid
 from pathlib import Path
 
 import networkx as nx
@@ -15,6 +17,13 @@ __all__ = ["Result"]
 
 IMAGE_FORMATS = ("png", "svg")
 
+#: Pictures wider than this (CSS px) are shown at 1:1 in a scrolling frame instead of shrinking to the page.
+SCROLL_ABOVE_PX = 900
+#: Summary lines in the picture's alt text.
+ALT_LINES = 2
+#: A warning carries its own colours (dark text on pale amber, 10:1), so it reads on light and dark pages alike.
+WARNING_STYLE = "background:#fff3cd;color:#4d3800;border-left:4px solid #d39e00;padding:2px 8px;margin:4px 0"
+
 
 class Result:
     """What one captured run did to tensors: `.graph` (networkx), `.figure`, `.table`, `.save(path)`."""
@@ -26,7 +35,7 @@ class Result:
         self.show_graph = True
         self.show_table = True
         self.show_all = False
-        self.rankdir = "TB"
+        self.rankdir: str | None = None  # None: the picture chooses (top to bottom unless only LR fits)
         self.depth: int | None = None
         self.max_nodes: int | None = None
         self.explained: list = []  # Explanations shown under the picture (%%autograd --explain NAME)
@@ -144,21 +153,16 @@ class Result:
         return path
 
     def image(self, fmt: str | None = None) -> bytes:
-        """The picture as PNG or SVG bytes."""
+        """The picture as PNG (2 px per CSS px, see export.png_dpi) or SVG bytes."""
         return export.figure_bytes(self.figure, "." + (fmt or self.image_format))
 
     # ---- rich display -------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        """text/plain, text/html (table and image inline, no JavaScript) and the image itself."""
+        """text/plain and text/html: one output whose HTML holds the picture (stored once), the table and notes."""
         bundle = {"text/plain": self._plain_text()}
-        if self.empty:
-            return bundle
-        image = self.image() if self.show_graph else None
-        bundle["text/html"] = self._html(image)
-        if image is not None:
-            bundle["image/svg+xml" if self.image_format == "svg" else "image/png"] = \
-                image.decode() if self.image_format == "svg" else base64.b64encode(image).decode()
+        if not self.empty:
+            bundle["text/html"] = self._html()
         return bundle
 
     def _plain_text(self) -> str:
@@ -168,15 +172,42 @@ class Result:
         parts += [str(item) for item in (*self.explained, self.gradient_check) if item is not None]
         return "\n".join(parts)
 
-    def _html(self, image: bytes | None) -> str:
+    def _html(self) -> str:
         summary = "".join(f"<p>{html.escape(line)}</p>" for line in report.summary_lines(self.graph))
-        summary += "".join(f"<p style='color:#b00'>⚠ {html.escape(d.message)}</p>" for d in self.diagnostics)
+        summary += "".join(f"<p style='{WARNING_STYLE}'>⚠ {html.escape(d.message)}</p>" for d in self.diagnostics)
         summary += "".join(item._repr_html_() for item in (*self.explained, self.gradient_check) if item is not None)
-        picture = ""
-        if image is not None:
-            if self.image_format == "svg":
-                picture = f"<div>{image.decode()}</div>"
-            else:
-                picture = f"<img src='data:image/png;base64,{base64.b64encode(image).decode()}' style='max-width:100%'/>"
+        picture = self._picture_html() if self.show_graph else ""
         table = report.html_table(self.graph) if self.show_table else ""
         return f"<div class='gradmagic'>{picture}{table}{summary}</div>"
+
+    def alt_text(self) -> str:
+        """The picture in words, for screen readers and wherever images are not shown: the summary's first lines."""
+        return "autograd graph: " + "; ".join(report.summary_lines(self.graph)[:ALT_LINES])
+
+    def _picture_html(self) -> str:
+        """The picture at 1:1 CSS size (a 2x PNG, or inline SVG with unique ids), scrolling when it is too wide."""
+        figure = self.figure
+        width, height = export.display_size(figure)
+        smallest = export.smallest_text_pt(figure)
+        wide = width > SCROLL_ABOVE_PX
+        attributes = f'width="{width}" height="{height}"' + \
+            (f' data-min-text-pt="{smallest:g}"' if smallest is not None else "") + \
+            f' style="{"max-width:none" if wide else "max-width:100%"};height:auto"'
+        alt = html.escape(self.alt_text(), quote=True)
+        if self.image_format == "svg":
+            svg = export.figure_bytes(figure, ".svg", id_prefix=f"gm{uuid.uuid4().hex[:12]}-").decode()
+            element = _inline_svg(svg, f'role="img" aria-label="{alt}" {attributes}')
+        else:
+            data = base64.b64encode(export.figure_bytes(figure, ".png")).decode()
+            element = f'<img src="data:image/png;base64,{data}" alt="{alt}" {attributes}/>'
+        if wide:  # px first: JupyterLab's sanitizer drops vh in untrusted notebooks and keeps the px value
+            return f'<div class="gradmagic-scroll" style="max-height:700px;max-height:70vh;overflow:auto">{element}</div>'
+        return element
+
+
+def _inline_svg(svg: str, attributes: str) -> str:
+    """Matplotlib's SVG file as an element inside HTML: no XML prolog, its root sized by `attributes`."""
+    root = svg.index("<svg")
+    head_end = svg.index(">", root)
+    head = re.sub(r'\s(width|height)="[^"]*"', "", svg[root:head_end])
+    return f"{head} {attributes}{svg[head_end:]}"

@@ -23,6 +23,7 @@ __all__ = ["run", "capture", "last", "recording", "Capture"]
 
 _active: list = []  # recorders, innermost last
 _last: list = [None]
+_NO_FULL_COLLECTIONS = 1_000_000  # collections of the middle generation before a full one
 _counter = itertools.count(1)
 
 
@@ -119,19 +120,20 @@ def _resolved_lazily(recorder, names: dict, source: str, error, finals: list) ->
 
 @contextlib.contextmanager
 def gc_frozen():
-    """Keep the objects that existed before the run out of the collector's full passes while it runs.
+    """Keep the collector's full passes away while the run records: each walks the whole process (torch,
+    IPython, ...), 100 ms a time, and recording allocates enough to trigger many.
 
-    Recording allocates enough to trigger full collections, and each one would walk the whole process
-    (torch, IPython, ...): 100 ms a time. Skipped if the user froze objects themselves.
+    Done by raising the oldest generation's threshold, not by gc.freeze(): a threshold the run sets itself, or a
+    freeze, stays as in a plain run (a freeze count cannot tell the run's own freeze from ours).
     """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    previous = gc.get_threshold()
+    ours = (*previous[:2], max(previous[2], _NO_FULL_COLLECTIONS))
+    gc.set_threshold(*ours)
     try:
         yield
     finally:
-        gc.unfreeze()
+        if gc.get_threshold() == ours:
+            gc.set_threshold(*previous)
 
 
 @contextlib.contextmanager

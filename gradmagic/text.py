@@ -3,8 +3,19 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["number", "value_text", "grad_text", "shown_grad", "pass_grad", "tensor_caption", "shape_text", "flatten",
-           "stats_text"]
+__all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "shown_grad", "pass_grad",
+           "tensor_caption", "shape_text", "flatten", "stats_text", "list_stats", "value_summary", "grad_summary",
+           "norm_text",
+           "shorten_middle"]
+
+#: The longest line of a tensor's caption: the picture draws every line whole.
+CAPTION_WIDTH = 44
+#: Tensors of at most this many elements show every number of their value and gradient.
+FULL_NUMEL = 4
+#: A caption longer than this goes on two lines: a narrower box reads as well and leaves the picture narrower.
+ONE_LINE_WIDTH = 32
+#: A name is shortened in the middle, never below this many characters, to make room on its line.
+_MIN_NAME = 16
 
 
 def number(x) -> str:
@@ -28,16 +39,17 @@ def _part(x: float) -> str:
     return str(int(x)) if x == x and abs(x) < 10**7 and x == int(x) else f"{x:.3g}"
 
 
-def stats_text(stats: dict) -> str:
-    """`n=32768 ∈[-3.1, 3.4] μ=0.002 σ=1` (lovely-tensors style), with nan/inf counts when present.
-
-    Complex tensors' stats are those of |z|; sparse, nested, meta tensors (no plain numbers) say what they are."""
+def stats_text(stats: dict, *, count: bool = True, integers: bool = False) -> str:
+    """`n=32768 ∈[-3.1, 3.4] μ=0.002 σ=1` (lovely-tensors style; `count=False` leaves out n=, `integers` writes the
+    range as integers), with nan/inf counts when present. Complex tensors' stats are those of |z|; sparse, nested,
+    meta tensors say what they are."""
     kind = stats.get("kind")
     head = "" if kind is None else f"{kind} nnz={stats['stored']}" if "stored" in stats else kind
     if "min" not in stats:
-        return head or f"n={stats.get('numel', '?')}"
-    text = (f"n={stats['numel']} {'|z|' if stats.get('of') == 'abs' else ''}∈[{number(stats['min'])}, "
-            f"{number(stats['max'])}] μ={number(stats['mean'])} σ={number(stats['std'])}")
+        return head or (f"n={stats.get('numel', '?')}" if count else "")
+    bound = (lambda x: number(int(x))) if integers and math.isfinite(stats["min"]) else number
+    text = (f"{'n=' + str(stats['numel']) + ' ' if count else ''}{'|z|' if stats.get('of') == 'abs' else ''}"
+            f"∈[{bound(stats['min'])}, {bound(stats['max'])}] μ={number(stats['mean'])} σ={number(stats['std'])}")
     bad = [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
     return (f"{head} " if head else "") + text + (" " + " ".join(bad) if bad else "")
 
@@ -85,43 +97,6 @@ def shape_text(shape) -> str:
     return "scalar" if not shape else "×".join("*" if n == -1 else str(n) for n in shape)
 
 
-def tensor_caption(node: dict, *, limit: int = 3) -> str:
-    """`x = 10.0 · ∇ 17200`: name, value and gradient on one line; larger tensors by shape, mean and ‖∇‖."""
-    name = node.get("label") or ""
-    value, stats = node.get("value"), node.get("stats")
-    if isinstance(value, dict):  # a tensor with no plain numbers, summarised (meta, sparse, nested)
-        value, stats = None, value
-    flat = flatten(value) if isinstance(value, list) else None
-    if stats is not None and "mean" not in stats:
-        head = f"{name} {shape_text(node.get('shape'))} {stats.get('kind') or ''}".strip()
-    elif stats is not None or (flat is not None and len(flat) > limit):
-        mean = stats["mean"] if stats else _mean(flat)
-        magnitude = "|z|" if stats and stats.get("of") == "abs" else ""
-        head = f"{name} {shape_text(node.get('shape'))} μ{magnitude}={number(mean)}".strip()
-    else:
-        value = value_text(value, None, limit=limit)
-        head = f"{name} = {value}" if name and value else name or value or shape_text(node.get("shape"))
-    grad, grad_stats = shown_grad(node)
-    if isinstance(grad, dict):
-        grad, grad_stats = None, grad
-    if grad_stats is not None:
-        norm = grad_stats.get("norm")
-        return f"{head} · ∇ {'‖' + number(norm) + '‖' if norm is not None else grad_stats.get('kind') or '?'}"
-    if isinstance(grad, list) and len(flatten(grad)) > limit:
-        return f"{head} · ∇ ‖{number(_norm(flatten(grad)))}‖"
-    if grad is not None:
-        return f"{head} · ∇ {value_text(grad, None, limit=limit)}"
-    return head
-
-
-def _mean(values: list) -> float:
-    return sum(values) / len(values) if values else float("nan")
-
-
-def _norm(values: list) -> float:
-    return sum(abs(v) ** 2 for v in values) ** 0.5
-
-
 def flatten(value) -> list:
     """The numbers of a nested list in order (a number gives itself), without recursion."""
     out, stack = [], [value]
@@ -132,3 +107,150 @@ def flatten(value) -> list:
         else:
             out.append(item)
     return out
+
+
+def list_stats(flat: list) -> dict:
+    """The stats dict summary.py makes for a tensor, from its numbers (complex ones by |z|, std unbiased)."""
+    magnitude = any(isinstance(v, complex) for v in flat)
+    xs = [abs(v) if magnitude else float(v) for v in flat]
+    nan = sum(x != x for x in xs)
+    inf = sum(x in (math.inf, -math.inf) for x in xs)
+    mean = math.fsum(xs) / len(xs) if xs else math.nan
+    spread = math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 and not nan + inf else math.nan
+    stats = {"min": math.nan if nan or not xs else min(xs), "max": math.nan if nan or not xs else max(xs),
+             "mean": mean, "std": math.sqrt(spread), "norm": math.hypot(*xs), "nan": nan, "inf": inf,
+             "numel": len(xs)}
+    return {**stats, "of": "abs"} if magnitude else stats
+
+
+def _numbers(value, stats) -> tuple:
+    """(full, stats): every number as text for a small tensor (`10.0`, `[0.0352, 0.471]`, else None), and its
+    stats (given, or computed from the numbers; None when nothing is known)."""
+    if isinstance(value, dict):  # a tensor with no plain numbers, summarised (meta, sparse, nested)
+        return None, value
+    if value is None:
+        return None, stats
+    if not isinstance(value, list):
+        return number(value), stats
+    flat = flatten(value)
+    full = f"[{', '.join(map(number, flat))}]" if len(flat) <= FULL_NUMEL else None
+    return full, stats if stats is not None else list_stats(flat)
+
+
+def value_summary(value, stats, *, dtype: str | None = None, width: int = 36) -> str:
+    """A tensor's value in one line: every number up to FULL_NUMEL of them, else `∈[-3.1, 3.4] μ=0.002 σ=1`
+    (`∈[0, 99]` for an integer or bool `dtype`), without the range when that is longer than `width`."""
+    full, stats = _numbers(value, stats)
+    if full or stats is None:
+        return full or ""
+    text = stats_text(stats, count=False, integers=(dtype or "").startswith(("int", "uint", "bool")))
+    return text if len(text) <= width else " ".join(_moment_parts(stats)) or text
+
+
+def norm_text(value, stats) -> str:
+    """Every number up to FULL_NUMEL of them, else the norm (`‖0.436‖`); '' when unknown."""
+    full, stats = _numbers(value, stats)
+    if full or stats is None:
+        return full or ""
+    return f"‖{number(stats['norm'])}‖" if "norm" in stats else stats_text(stats, count=False)
+
+
+def grad_summary(node: dict, *, width: int = 28) -> str:
+    """The gradient in one line: every number up to FULL_NUMEL, else `‖0.43‖ μ=-0.01 σ=0.08` (μ, σ if they fit
+    in `width`); `∂ …` for the gradient of the last pass when `.grad` is not set."""
+    mark = "" if _has_grad(node) else "∂ "
+    full, stats = _numbers(*shown_grad(node))
+    if full or stats is None:
+        return mark + full if full else ""
+    if "norm" not in stats:
+        return mark + (stats.get("kind") or "?")
+    norm = f"{mark}‖{number(stats['norm'])}‖"
+    moments = f"{norm} μ={number(stats['mean'])} σ={number(stats['std'])}" if "mean" in stats else norm
+    return moments if len(moments) <= width else norm
+
+
+def _has_grad(node: dict) -> bool:
+    return node.get("grad") is not None or node.get("grad_stats") is not None
+
+
+def tensor_caption(node: dict, *, width: int = CAPTION_WIDTH) -> str:
+    """`x = 10.0 ∇ 17200`, or `name [8×4]` above `μ=-0.02 σ=0.31 ∇‖0.43‖`: lines of at most `width` characters
+    joined by newlines (one line only up to ONE_LINE_WIDTH); a long name is shortened in the middle, the gradient
+    is never cut.
+
+    ∇ marks `.grad`; ∂ the gradient that reached the tensor in the last backward pass when `.grad` is not set."""
+    name = node.get("label") or ""
+    full, stats = _numbers(node.get("value"), node.get("stats"))
+    grad = _caption_grad(node)
+    layouts = _small_layouts(full, grad) if full else []
+    shape = f"[{shape_text(node.get('shape'))}]" if node.get("shape") else "scalar"
+    layouts += _summary_layouts(shape, stats, grad)
+    for shorten in (False, True):  # the whole name on two lines beats a shortened one on one
+        for first, rest in layouts if not shorten else [layout for layout in layouts if layout[1]]:
+            lines = _fit_name(name, first, rest, width if rest else min(width, ONE_LINE_WIDTH), shorten)
+            if lines:
+                return "\n".join(line for line in lines if line)
+    shape, rest = layouts[-1]  # a shape too long to share a line with the name
+    return "\n".join(shorten_middle(line, width) for line in (name, shape, *rest) if line)
+
+
+def _caption_grad(node: dict) -> str:
+    """`∇ 17200`, `∇ [0.1, 0.2]`, `∇‖0.43‖` (`∂` for a pass's gradient), '' when there is none."""
+    mark = "∇" if _has_grad(node) else "∂"
+    full, stats = _numbers(*shown_grad(node))
+    if full:
+        return f"{mark} {full}"
+    if stats is None:
+        return ""
+    return f"{mark}‖{number(stats['norm'])}‖" if "norm" in stats else f"{mark} {stats.get('kind') or '?'}"
+
+
+def _small_layouts(full: str, grad: str) -> list:
+    """(after the name on line 1, later lines) for a tensor shown number by number, best first."""
+    both = f"{full} {grad}".strip()
+    return [(f"= {both}", []), (f"= {full}", [grad]), ("", [both]), ("", [full, grad])]
+
+
+def _summary_layouts(shape: str, stats: dict | None, grad: str) -> list:
+    """(after the name on line 1, later lines) for a tensor shown by shape, moments and ‖∇‖, best first."""
+    parts = _moment_parts(stats)
+    lines = [" ".join(p for p in (*parts[:keep], grad) if p) for keep in range(len(parts), -1, -1)]
+    return [(f"{shape} {lines[0]}".strip(), [])] + [(shape, [line]) for line in lines]
+
+
+def _moment_parts(stats: dict | None) -> list:
+    """`sparse nnz=3`, `|z|`, `μ=-0.02`, `σ=0.31`, `2 nan`: the pieces of a summary, the least needed last."""
+    if stats is None:
+        return []
+    kind = stats.get("kind")
+    head = [f"{kind} nnz={stats['stored']}" if "stored" in stats else kind] if kind else []
+    if "mean" not in stats:
+        return head
+    head += ["|z|"] if stats.get("of") == "abs" else []
+    bad = [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
+    if not math.isfinite(stats["mean"]) and bad:  # μ and σ say nothing more than the count of nan or inf
+        return [*head, *bad]
+    return [*head, f"μ={number(stats['mean'])}", *bad, f"σ={number(stats['std'])}"]
+
+
+def _fit_name(name: str, first: str, rest: list, width: int, shorten: bool) -> list | None:
+    """The caption's lines with `name` leading line 1, or None when they do not fit in `width`."""
+    if any(len(line) > width for line in rest):
+        return None
+    if not name:  # a tensor folded into an op: its numbers alone
+        first = first.removeprefix("= ")
+        return [first, *rest] if len(first) <= width else None
+    room = width - len(first) - (1 if first else 0)
+    if len(name) > room and (not shorten or room < min(_MIN_NAME, len(name))):
+        return None
+    return [f"{shorten_middle(name, room)} {first}".rstrip(), *rest]
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """`model.encoder…attn.in_proj_weight`: the start and the end of `text` kept, at most `width` characters."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) * 2 // 5
+    dots = [i for i, c in enumerate(text[: head + 5]) if c == "." and abs(i - head) <= 4]
+    head = min(dots, key=lambda i: abs(i - head)) if dots else head  # end the head at a dot when one is near
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]

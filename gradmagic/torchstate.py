@@ -58,16 +58,29 @@ def check_dtype(dtype) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def defaults(device: torch.device | None, dtype: torch.dtype | None):
-    """Set the default device and dtype inside the block only."""
+    """Set the default device and dtype inside the block only; a default the block sets itself stays, as in a
+    plain run."""
     previous = torch.get_default_dtype()
     if dtype is not None:
         torch.set_default_dtype(dtype)
     try:
-        # `torch.device` as a context manager (torch >= 2.0) pushes a DeviceContext mode and pops it on exit.
-        with device if device is not None else contextlib.nullcontext():
+        with _device_context(device):
             yield
     finally:
-        torch.set_default_dtype(previous)
+        if dtype is not None and torch.get_default_dtype() == dtype:
+            torch.set_default_dtype(previous)
+
+
+def _device_context(device: torch.device | None):
+    """A context making `device` the default for factory functions."""
+    if device is None:
+        return contextlib.nullcontext()
+    # Private API (torch >= 2.0): DeviceContext keeps itself at the bottom of the function-mode stack and on exit
+    # removes only itself, so a mode the user enters inside the block and leaves entered survives it; leaving a
+    # `with torch.device(...)` block instead pops whatever mode is on top.
+    from torch.utils._device import DeviceContext
+
+    return DeviceContext(device)
 
 
 @contextlib.contextmanager

@@ -163,7 +163,58 @@ for t in range(1000):
     h = torch.tanh(xs[t] @ wx + h @ wh + bias)
 loss = h.sum()
 loss.backward()"""),
-    ("markdown", """## 10. Exports
+    ("markdown", """## 10. Your own model
+
+The same cell magic on the programs people bring: a training step of an MLP, a small CNN and a transformer block.
+Each `nn.Module` call is one box (its class, shapes and parameters inside), the optimizer's update is one node, and
+the table shows what every name holds at the end, with earlier versions and `.grad` tensors folded below it.
+`--all` shows every op; `--depth N` opens the boxes."""),
+    ("code", """%%autograd
+# screenshot: mlp_step
+import torch.nn as nn
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+x, target = torch.randn(16, 4), torch.randn(16, 1)
+opt.zero_grad()
+loss = nn.functional.mse_loss(model(x), target)
+loss.backward()
+opt.step()"""),
+    ("markdown", """A small CNN on MNIST-shaped images, after pytorch/examples' `mnist/main.py`, one SGD step with momentum:"""),
+    ("code", """%%autograd
+# screenshot: cnn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 13 * 13, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv(x)))
+        return self.fc(torch.flatten(x, 1))
+
+torch.manual_seed(0)
+net = Net()
+opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+images, labels = torch.randn(4, 1, 28, 28), torch.tensor([3, 1, 4, 1])
+opt.zero_grad()
+loss = nn.functional.cross_entropy(net(images), labels)
+loss.backward()
+opt.step()"""),
+    ("markdown", """A transformer encoder block with a linear head and Adam:"""),
+    ("code", """%%autograd
+# screenshot: transformer
+torch.manual_seed(0)
+block = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+head = nn.Linear(16, 1)
+opt = torch.optim.Adam([*block.parameters(), *head.parameters()], lr=1e-3)
+tokens = torch.randn(2, 5, 16)
+opt.zero_grad()
+loss = head(block(tokens)).pow(2).mean()
+loss.backward()
+opt.step()"""),
+    ("markdown", """## 11. Exports
 
 `-s PATH` (repeatable) writes the picture (`.png .svg .pdf`) or the graph data (`.graphml .json .dot`);
 `_autograd.save(path)` does the same from Python."""),

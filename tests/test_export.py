@@ -55,3 +55,15 @@ def test_json_is_strict_with_nan_inf_and_complex_values(tmp_path):
     loaded = nx.read_graphml(result.save(tmp_path / "g.graphml"), force_multigraph=True)
     texts = {d.get("name"): d.get("value") for _, d in loaded.nodes(data=True)}
     assert texts["z"] == "1-2j" and json.loads(texts["x"]) == ["nan", "inf", 1.0]
+
+
+@pytest.mark.parametrize("facecolor, alpha", [("none", 0), ("white", 255)])
+def test_png_keeps_the_figures_own_background(tmp_path, facecolor, alpha):
+    from PIL import Image
+
+    result = gradmagic.run(SEED_3)
+    result.figure.set_facecolor(facecolor)
+    corner = Image.open(result.save(tmp_path / "seed.png")).convert("RGBA").getpixel((0, 0))
+    assert corner[3] == alpha
+    svg = result.save(tmp_path / "seed.svg").read_text()
+    assert ('fill: #ffffff' in svg.split("</g>")[0]) == (alpha == 255)

@@ -135,8 +135,8 @@ def test_training_step_derivatives_name_the_weights_the_pass_used(lean):
 
 def test_table_expressions_of_in_place_versions_and_tuple_targets():
     source = "p = torch.ones(2)\nq = p * 3\nq.add_(1)\na, b = torch.ones(1) * 2, torch.ones(1) * 3\n"
-    rows = {row[0]: row[1] for row in table_rows(gradmagic.run(source).graph)}
-    assert rows["q₁"] == "p * 3" and rows["q₂"] == "q.add_(1)"
+    rows = {row.name: row.expression for row in table_rows(gradmagic.run(source).graph, all=True)}
+    assert rows["q₁"] == "p * 3" and rows["q"] == "q.add_(1)"  # the final version under its bare name
     assert rows["a"] == "torch.ones(1) * 2" and rows["b"] == "torch.ones(1) * 3"
 
 

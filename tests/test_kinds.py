@@ -237,7 +237,7 @@ def test_complex_values_and_gradients_follow_torch(lean, tmp_path):
     z = result.tensor("z")
     assert (z["value"], z["grad"]) == (1 + 2j, 2 + 4j)
     assert "1+2j" in result.table and "2+4j" in result.table
-    assert tensor_caption(z) == "z = 1+2j · ∇ 2+4j"
+    assert tensor_caption(z) == "z = 1+2j ∇ 2+4j"
     assert_shows_everything(result, tmp_path)
     data = json.loads((tmp_path / "graph.json").read_text())
     node = next(n for n in data["nodes"] if n.get("name") == "z")

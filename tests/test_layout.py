@@ -1,10 +1,13 @@
-"""The drawing view folds anonymous tensors into their ops; the layered layout is a clean left-to-right DAG."""
+"""The drawing view folds anonymous tensors into their ops; the layered layout is a clean DAG with few crossings."""
+import itertools
+
 import networkx as nx
 import pytest
 
 import gradmagic
 from gradmagic.layout import drawing_view, layered_layout, view_marks, view_node
-from tests.programs import DETACH, SEED_3
+from gradmagic.crossings import crossing_count, order_layers
+from tests.programs import DETACH, MODULE_STEP, SEED_3
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def test_creation_ops_are_dropped_and_leaves_stand_alone(seed_graph):
 def test_folded_op_carries_the_tensor_caption(seed_graph):
     view = drawing_view(seed_graph)
     folded = {d["label"]: d["folded"] for _, d in view.nodes(data=True) if d.get("folded")}
-    assert folded["mul ×2"] == "20.0 · ∇ 4300"  # 2*x with x = 10, and dz/d(2x) = x * dz/d(x*x) = 4300
+    assert folded["mul ×2"] == "20.0 ∂ 4300"  # 2*x with x = 10, and dz/d(2x) = x * dz/d(x*x) = 4300
     assert all(d["folded_role"] == "intermediate" for _, d in view.nodes(data=True) if d.get("folded"))
 
 
@@ -154,3 +157,39 @@ def test_view_marks_map_graph_marks_onto_the_view(seed_graph):
     assert nodes == {"op2", "t7", "op7"} and edges == {("op2", "op3"), ("op5", "t5")}
     assert notes == {"t7": "a", "op7": "b"}
     assert view_marks(view, None) == (set(), set(), {})
+
+
+# ---- crossings ------------------------------------------------------------------------------------------
+
+def _crossing_pairs(view, positions) -> int:
+    """Pairs of edges whose straight runs (through their bend points) cross, in layer units."""
+    runs = [[positions[u], *positions.routes.get((u, v), []), positions[v]] for u, v in view.edges()]
+    segments = [(i, p, q) for i, run in enumerate(runs) for p, q in zip(run, run[1:])]
+
+    def side(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+    pairs = set()
+    for (i, a, b), (j, c, d) in itertools.combinations(segments, 2):
+        if i != j and side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0:
+            pairs.add((min(i, j), max(i, j)))
+    return len(pairs)
+
+
+def test_crossing_count_counts_pairs_of_edges_that_cross():
+    layers, place = [[0, 1], [2, 3]], [0.0, 1.0, 0.0, 1.0]
+    assert crossing_count(layers, [[3], [2], [], []], place) == 1  # a->d and b->c
+    assert crossing_count(layers, [[2], [3], [], []], place) == 0
+    assert crossing_count(layers, [[2, 3], [2, 3], [], []], place) == 1  # only a->d crosses b->c
+
+
+def test_a_training_step_lays_out_with_few_crossings():
+    view = drawing_view(gradmagic.run(MODULE_STEP).graph)
+    positions = layered_layout(view, rankdir="TB")
+    assert _crossing_pairs(view, positions) <= 10  # 19 with barycenter sweeps alone; Graphviz dot draws 5
+
+
+def test_swaps_never_leave_more_crossings_than_the_sweeps_found():
+    layers, place = [[0, 1, 2], [3, 4, 5]], [0.0] * 6
+    up, down = [[], [], [], [2], [1], [0]], [[5], [4], [3], [], [], []]  # a mirror: every pair crosses at first
+    order_layers(layers, up, down, place, [1.0] * 6)
+    assert crossing_count(layers, down, place) == 0

@@ -41,14 +41,20 @@ def run(shell, cell):
     return result, [o.data for o in captured.outputs], captured.stdout
 
 
+def _inline_png(page: str) -> str:
+    """The base64 PNG of the one <img> in a result's HTML."""
+    found, = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    return found
+
+
 def test_seed_cell_publishes_one_bundle_with_image_and_table(shell):
     result, outputs, _ = run(shell, "%%autograd\n" + SEED_3)
     assert result.success
     assert len(outputs) == 1
     bundle = outputs[0]
-    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
     page = bundle["text/html"]
-    for text in ("<code>x</code>", "<code>a</code>", "<code>y</code>", "<code>b</code>", "<code>z</code>", "17200"):
+    assert base64.b64decode(_inline_png(page)).startswith(b"\x89PNG")
+    for text in ("<td>x</td>", "<td>a</td>", "<td>y</td>", "<td>b</td>", "<td>z</td>", "17200"):
         assert text in page
     graph = shell.user_ns["_autograd"].graph
     assert isinstance(graph, nx.MultiDiGraph)
@@ -58,7 +64,8 @@ def test_seed_cell_publishes_one_bundle_with_image_and_table(shell):
 def test_svg_format_and_out_option(shell):
     result, outputs, _ = run(shell, "%%autograd --out g --format svg\n" + SEED_3)
     assert result.success and "_autograd" not in shell.user_ns
-    ET.fromstring(outputs[0]["image/svg+xml"])  # parses
+    page = outputs[0]["text/html"]
+    ET.fromstring(page[page.index("<svg"):page.index("</svg>") + len("</svg>")])  # parses
     assert shell.user_ns["g"].tensor("z")["role"] == "output"
 
 
@@ -182,7 +189,7 @@ def test_cuda_cell_draws_and_matches_plain(shell):
     result, outputs, _ = run(shell, "%%autograd --device cuda\n" + SEED_3)
     assert result.success and shell.user_ns["x"].is_cuda
     assert shell.user_ns["_autograd"].tensor("x")["grad"] == pytest.approx(17200.0)
-    assert "image/png" in outputs[0]
+    assert base64.b64decode(_inline_png(outputs[0]["text/html"])).startswith(b"\x89PNG")
 
 
 def test_explain_option_shows_both_paths_summing_to_the_gradient(shell):
@@ -249,7 +256,7 @@ def test_bad_collapse_options_are_usage_errors(shell, line, message):
 
 def test_lean_option_draws_the_autograd_graph_and_matches_plain(shell):
     result, outputs, _ = run(shell, "%%autograd --lean\n" + SEED_3)
-    assert result.success and base64.b64decode(outputs[0]["image/png"]).startswith(b"\x89PNG")
+    assert result.success and base64.b64decode(_inline_png(outputs[0]["text/html"])).startswith(b"\x89PNG")
     captured = shell.user_ns.pop("_autograd")
     assert captured.graph.graph["capture"] == "lean"
     assert captured.tensor("x")["grad"] == pytest.approx(17200.0)

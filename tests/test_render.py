@@ -11,11 +11,12 @@ import networkx as nx
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.path import Path
 
 import gradmagic
 from gradmagic.layout import drawing_view, layered_layout, view_node
 from gradmagic.render import draw_graph, render_figure
-from tests.programs import DETACH, SEED_3
+from tests.programs import DETACH, MODULE_STEP, SEED_3
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_svg_parses_and_holds_the_captions(seed_graph):
     svg = _svg(render_figure(seed_graph, title="seed"))
     assert ET.fromstring(svg).tag.endswith("svg")
     text = svg.decode()
-    for caption in ("x = 10.0 · ∇ 17200", "a = 5.0 · ∇ 1290", "y = 215.0 · ∇ 430.0", "mul ×2", "reciprocal"):
+    for caption in ("x = 10.0 ∇ 17200", "a = 5.0 ∇ 1290", "y = 215.0 ∂ 430.0", "mul ×2", "reciprocal"):
         assert caption in text
     assert "seed" in text and "leaf" in text  # the title and the legend
 
@@ -135,7 +136,7 @@ def test_folded_values_appear_under_the_op(seed_graph):
     view = drawing_view(seed_graph)
     figure = draw_graph(view, layered_layout(view))
     folded = [t.get_text() for t in _node_texts(figure) if t.get_gid().endswith(".folded")]
-    assert "20.0 · ∇ 4300" in folded
+    assert "20.0 ∂ 4300" in folded
 
 
 LOOP = """
@@ -162,6 +163,23 @@ def test_hidden_note_is_printed_under_the_picture(loop_graph):
 
 def test_no_note_when_nothing_is_hidden(seed_graph):
     assert not [t for t in render_figure(seed_graph).texts if t.get_gid() == "hidden_note"]
+
+
+def test_a_note_explains_partial_gradients_in_captions_when_shown():
+    view = nx.DiGraph()
+    view.add_node("y", kind="tensor", label="y", role="named", value=2.0, pass_grads={0: 4.0}, grad=None)
+    caption = next(t.get_text() for t in _node_texts(draw_graph(view, layered_layout(view))))
+    note = [t.get_text() for t in draw_graph(view, layered_layout(view)).texts if t.get_gid() == "flow_note"]
+    assert ("∂" in caption) == bool(note)  # whatever text.py writes, a ∂ on the picture is explained on it
+    if note:
+        assert "∂ the gradient that reached it in the last backward pass" in note[0]
+
+
+def test_a_note_explains_the_edge_labels(seed_graph, loop_graph):
+    note = next(t.get_text() for t in render_figure(seed_graph).texts if t.get_gid() == "flow_note")
+    assert note.startswith("Edge labels: the gradient that flowed back along the edge")
+    assert "2\xa0×\xa0215.0: 2 edges drawn as one, 215.0 each" in note
+    assert "Σ: the sum" in next(t.get_text() for t in render_figure(loop_graph).texts if t.get_gid() == "flow_note")
 
 
 def test_blocks_have_thick_borders_and_a_legend_entry(loop_graph):
@@ -196,20 +214,21 @@ def test_seed_edges_are_labelled_with_the_gradient_that_flowed_along_them(seed_g
     texts = [t.get_text() for t in render_figure(seed_graph).findobj(Text)]
     assert texts.count("8600") == 2  # x -> mul ×2 and x -> mul: 2x·x gets dz/dx from both arguments
     assert texts.count("-1.55e-06") == 1  # x -> mul ×6, the path through b
-    assert "430.0 (×2)" in texts  # y*y: the two arguments' flows summed on the one edge drawn
+    assert "2 × 215.0" in texts  # y*y: one drawn edge for both arguments, 215.0 flowing along each
+    assert not [t for t in texts if "(×" in t]
     assert "∇ flow" in texts  # the legend says what the labels and widths are
 
 
-def test_flow_labels_are_readable_and_clear_of_nodes_and_each_other(seed_graph):
-    for rankdir in ("TB", "LR"):
-        figure = render_figure(seed_graph, rankdir=rankdir)
-        FigureCanvasAgg(figure).draw()
-        labels = [t.get_window_extent() for t in _flow_texts(figure)]
-        nodes = [t.get_window_extent() for t in _node_texts(figure)]
-        assert len(labels) >= 15 and all(t.get_fontsize() >= 8 for t in _flow_texts(figure))
-        for one, other in itertools.combinations(labels, 2):
-            assert not one.overlaps(other), (rankdir, one, other)
-        assert not any(label.overlaps(node) for label in labels for node in nodes), rankdir
+@pytest.mark.parametrize("rankdir, least", [("TB", 14), ("LR", 10)])
+def test_flow_labels_are_readable_and_clear_of_nodes_and_each_other(seed_graph, rankdir, least):
+    figure = render_figure(seed_graph, rankdir=rankdir)
+    FigureCanvasAgg(figure).draw()
+    labels = [t.get_window_extent() for t in _flow_texts(figure)]
+    nodes = [t.get_window_extent() for t in _node_texts(figure)]
+    assert len(labels) >= least and all(t.get_fontsize() >= 6.5 for t in _flow_texts(figure))
+    for one, other in itertools.combinations(labels, 2):
+        assert not one.overlaps(other), (one, other)
+    assert not any(label.overlaps(node) for label in labels for node in nodes)
 
 
 def test_edges_are_as_wide_as_their_flow(seed_graph):
@@ -221,14 +240,14 @@ def test_edges_are_as_wide_as_their_flow(seed_graph):
 
 def test_flows_false_draws_plain_edges(seed_graph):
     figure = render_figure(seed_graph, flows=False)
-    assert [t.get_text() for t in _flow_texts(figure)] == ["×2"]  # the y*y count only
+    assert [t.get_text() for t in _flow_texts(figure)] == ["2 edges"]  # the y*y count only
     assert "∇ flow" not in [t.get_text() for t in figure.findobj(Text)]
     assert {p.get_linewidth() for p in figure.axes[0].patches} == {1.0}
 
 
 def test_a_program_without_backward_has_no_flows():
     figure = render_figure(gradmagic.run(SEED_NO_BACKWARD).graph)
-    assert [t.get_text() for t in _flow_texts(figure)] == ["×2"]  # the y*y count only
+    assert [t.get_text() for t in _flow_texts(figure)] == ["2 edges"]  # the y*y count only
     assert {p.get_linewidth() for p in figure.axes[0].patches} == {1.0}
 
 
@@ -238,7 +257,8 @@ def test_folded_loop_edges_sum_their_flows(loop_graph):
     w = next(n for n in view.predecessors(block) if view.nodes[n]["label"] == "w")
     label = next(t.get_text() for t in _flow_texts(render_figure(loop_graph)) if t.get_gid() == f"flow:{w}->{block}")
     flows = [d["flow"] for u, _, d in loop_graph.out_edges(w, data=True)]
-    assert label.endswith(" (×39)") and float(label.split()[0]) == pytest.approx(sum(flows[1:]), rel=1e-2)
+    assert label.startswith("Σ ") and label.endswith(" (39 steps)")  # a sum over the 39 iterations folded
+    assert float(label.split()[1]) == pytest.approx(sum(flows[1:]), rel=1e-2)
 
 
 def _patch_of(figure, view, node):
@@ -295,7 +315,163 @@ def test_complex_values_and_meta_tensors_label_their_nodes():
     complex_graph = gradmagic.run("z = torch.tensor(1+2j, requires_grad=True)\ny = (z * z.conj()).real\n"
                                   "y.backward()").graph
     text = _svg(render_figure(complex_graph, show_all=True)).decode()
-    assert "z = 1+2j · ∇ 2+4j" in text
+    assert "z = 1+2j ∇ 2+4j" in text
     meta = gradmagic.run("x = torch.ones(3, device='meta', requires_grad=True)\ny = (x * 2).sum()").graph
     figure = render_figure(meta)
-    assert "x 3 meta" in [t.get_text() for t in _node_texts(figure)]
+    assert "x [3] meta" in [t.get_text() for t in _node_texts(figure)]
+
+
+# ---- pictures that read at notebook width ------------------------------------------------------------------
+
+CNN_STEP = """
+import torch.nn as nn
+model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+images, labels = torch.randn(2, 1, 8, 8), torch.tensor([1, 3])
+loss = nn.functional.cross_entropy(model(images), labels)
+opt.zero_grad()
+loss.backward()
+opt.step()
+"""
+
+RNN_1000 = LOOP.replace("range(40)", "range(1000)")
+
+PROGRAMS = {"seed": SEED_3, "mlp": MODULE_STEP, "cnn": CNN_STEP, "rnn": RNN_1000}
+
+
+@pytest.fixture(scope="module")
+def graph_of():
+    """name -> the graph of one of PROGRAMS, captured once."""
+    graphs = {}
+
+    def graph(name):
+        if name not in graphs:
+            graphs[name] = gradmagic.run(PROGRAMS[name]).graph
+        return graphs[name]
+    return graph
+
+
+def _texts(figure) -> list:
+    """Every text drawn in the figure (nodes, edge labels, legend, notes, title)."""
+    return [t for t in figure.findobj(Text) if t.get_text() and t.get_visible()]
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_default_pictures_fit_the_notebook_with_readable_text(graph_of, name):
+    figure = render_figure(graph_of(name))
+    FigureCanvasAgg(figure).draw()
+    assert figure.get_figwidth() <= 9.0  # 900 CSS px at 1:1
+    assert min(t.get_fontsize() for t in _texts(figure)) >= 6.5  # 9 CSS px
+    page = figure.bbox
+    for text in _texts(figure):
+        box = text.get_window_extent()
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, text.get_text()
+
+
+def test_a_picture_too_wide_from_top_to_bottom_turns_left_to_right():
+    wide = gradmagic.run("parts = [torch.tensor(float(i), requires_grad=True) for i in range(30)]\n"
+                         "total = torch.stack(parts).sum()\ntotal.backward()").graph
+    figure = render_figure(wide)
+    assert figure.get_figwidth() <= 9.0 and figure.get_figheight() > figure.get_figwidth()
+    upright = render_figure(wide, rankdir="TB")  # asked for: fewer details, then dots, saying so
+    assert upright.get_figwidth() <= 9.0 and not _node_texts(upright)
+    assert "Nodes drawn as dots" in next(t.get_text() for t in upright.texts if t.get_gid() == "hidden_note")
+
+
+def test_show_all_draws_at_full_size_past_the_notebook_width(graph_of):
+    figure = render_figure(graph_of("mlp"), show_all=True)
+    assert figure.get_figwidth() > 9.0
+    assert min(t.get_fontsize() for t in _texts(figure)) >= 8.0  # full size: nothing shrunk
+
+
+def _polylines(path) -> list:
+    """The curve and arrowhead of an arrow as polylines (a CLOSEPOLY's stray vertex would read as a line to 0, 0)."""
+    return [Path(points) for points in path.to_polygons(closed_only=False)]
+
+
+def _touches(polylines: list, box) -> bool:
+    return any(line.intersects_bbox(box, filled=False) for line in polylines)
+
+
+@pytest.mark.parametrize("name", ["seed", "mlp"])
+def test_edge_labels_sit_clear_of_other_edges_and_of_nodes(graph_of, name):
+    figure = render_figure(graph_of(name))
+    FigureCanvasAgg(figure).draw()
+    ax = figure.axes[0]
+    arrows = {p.get_gid(): _polylines(p.get_transform().transform_path(p.get_path())) for p in ax.patches}
+    nodes = [ax.transData.transform_path(p).get_extents() for p in ax.collections[0].get_paths()]
+    labels = _flow_texts(figure)
+    assert len(labels) >= 3
+    for label in labels:
+        box = label.get_window_extent().padded(-0.5)
+        own = "edge:" + label.get_gid().removeprefix("flow:")
+        assert _touches(arrows[own], box), label.get_text()  # it sits on its own edge
+        crossed = [gid for gid, lines in arrows.items() if gid != own and _touches(lines, box)]
+        assert not crossed, (label.get_text(), crossed)
+        assert not any(box.overlaps(node) for node in nodes), label.get_text()
+
+
+def test_background_is_transparent_and_text_sits_on_light_backings(seed_graph):
+    figure = render_figure(seed_graph, title="seed")
+    assert figure.patch.get_alpha() == 0
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    buffer.seek(0)
+    pixels = matplotlib.image.imread(buffer)
+    assert pixels[0, 0, 3] == 0 and pixels[-1, -1, 3] == 0  # the notebook's background shows through
+    backed = [t for t in _texts(figure) if t.get_bbox_patch() is not None]
+    assert {t.get_gid() for t in backed} >= {"flow_note"} and len(backed) >= 15  # labels, notes and title
+    assert all(to_rgba(t.get_bbox_patch().get_facecolor())[:3] == (1.0, 1.0, 1.0) for t in backed)
+    frame = figure.legends[0].get_frame()
+    assert frame.get_visible() and frame.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+HEADS = """
+import torch.nn as nn
+class Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(4, 4) for _ in range(12))
+    def forward(self, x):
+        return sum(head(x) for head in self.heads)
+model = Heads()
+loss = model(torch.randn(2, 4)).sum()
+loss.backward()
+"""
+
+
+def test_a_view_collapsed_to_fit_says_so():
+    figure = render_figure(gradmagic.run(HEADS).graph, rankdir="TB")  # 12 heads side by side: too wide
+    assert figure.get_figwidth() <= 9.0
+    note = next(t.get_text() for t in figure.texts if t.get_gid() == "hidden_note").replace("\n", " ")
+    assert "Collapsed from " in note and "to fit 9 inches (--all or --max-nodes N to expand)" in note
+
+
+def _luminance(colour) -> float:
+    channels = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgba(colour)[:3]]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def _contrast(one, other) -> float:
+    light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _over(colour, alpha: float, ground: str) -> tuple:
+    """A colour of opacity `alpha` seen over the `ground` colour."""
+    return tuple(alpha * c + (1 - alpha) * g for c, g in zip(to_rgba(colour)[:3], to_rgba(ground)[:3]))
+
+
+def test_text_reads_on_light_and_dark_notebooks(seed_graph, loop_graph):
+    from gradmagic.nodes import node_colours
+    marks = {"nodes": {"t7"}, "notes": {"t7": "b.grad is None"}}
+    for graph in (seed_graph, loop_graph):
+        figure, view = render_figure(graph, marks=marks if graph is seed_graph else None), drawing_view(graph)
+        for text in _node_texts(figure):
+            fill = node_colours(view.nodes[text.get_gid().rsplit(".", 1)[0]])[0]
+            assert _contrast(text.get_color(), fill) >= 4.5, text.get_text()
+        for text in (t for t in _texts(figure) if t.get_bbox_patch() is not None):
+            backing = text.get_bbox_patch()
+            for ground in ("white", "#111111"):  # JupyterLab Light and Dark
+                behind = _over(backing.get_facecolor(), backing.get_facecolor()[3], ground)
+                assert _contrast(text.get_color(), behind) >= 4.5, (text.get_text(), ground)

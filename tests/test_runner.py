@@ -235,3 +235,53 @@ def test_adam_on_complex_parameters_runs_as_in_plain_torch(lean):
     captured, result = captured_namespace(source, lean=lean)
     assert_same(plain_namespace(source), captured)
     assert result.tensor("W")["value"] == captured["W"].tolist()
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_default_dtype_the_cell_sets_stays_set_as_in_a_plain_run(lean):
+    gradmagic.run("torch.set_default_dtype(torch.float64)\nx = torch.ones(2)", {"torch": torch}, lean=lean)
+    try:
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_a_gc_freeze_the_cell_makes_stays_as_in_a_plain_run():
+    import gc
+
+    gradmagic.run("import gc\ngc.freeze()\nx = torch.ones(2)", {"torch": torch})
+    try:
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    threshold = gc.get_threshold()
+    gradmagic.run("x = torch.ones(2)", {"torch": torch})
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold  # gradmagic leaves the collector as it was
+
+
+def test_a_gc_threshold_the_cell_sets_stays_as_in_a_plain_run():
+    import gc
+
+    threshold = gc.get_threshold()
+    try:
+        gradmagic.run("import gc\ngc.set_threshold(500, 5, 5)\nx = torch.ones(2)", {"torch": torch})
+        assert gc.get_threshold() == (500, 5, 5)
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def test_a_mode_the_cell_enters_and_leaves_entered_survives_the_device_context():
+    from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+
+    class Passing(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    namespace = {"torch": torch, "Passing": Passing}
+    try:
+        gradmagic.run("mode = Passing()\nmode.__enter__()\nx = torch.ones(2)", namespace, device="cpu")
+        assert _get_current_function_mode_stack() == [namespace["mode"]]
+        assert namespace["x"].device.type == "cpu"
+    finally:
+        while _get_current_function_mode_stack():
+            torch._C._pop_torch_function_stack()
