@@ -4,6 +4,7 @@
 const ERROR_OUTPUTS = '[data-mime-type="application/vnd.jupyter.error"], .jp-mod-error';
 const PICTURES = '.gradmagic img, .gradmagic svg, .jp-RenderedImage img';
 const SCROLL_FRAME = '.gradmagic-scroll';
+const TABLES = 'table.gradmagic, table.gradmagic-table';  // the report's class, old and new
 
 function backgroundLayers(element) {
   // background colours from the element outwards, down to the first opaque one
@@ -63,7 +64,7 @@ function describeOutput(output) {
     scrollWidth: output.scrollWidth, clientWidth: output.clientWidth, culprit: widestCulprit(output),
     gradmagic: !!gradmagic,
     pictures: [...output.querySelectorAll(PICTURES)].filter(p => !p.parentElement.closest('svg')).map(describePicture),
-    tableRows: [...output.querySelectorAll('table.gradmagic')].map(t => t.querySelectorAll('tbody tr').length),
+    tableRows: [...output.querySelectorAll(TABLES)].map(t => t.querySelectorAll('tbody tr').length),
     warnings: warnings.map(describeText),
     texts: texts.map(describeText),
   };

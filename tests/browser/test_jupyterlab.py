@@ -64,9 +64,9 @@ def test_every_autograd_cell_shows_its_table_unless_told_not_to(page):
         if not outputs:
             problems.append(f"cell {cell['index']}: no .gradmagic output")
         elif wanted and not (rows and all(rows)):
-            problems.append(f"cell {cell['index']}: table.gradmagic body rows {rows}, expected one table with rows")
+            problems.append(f"cell {cell['index']}: table body rows {rows}, expected one table with rows")
         elif not wanted and rows:
-            problems.append(f"cell {cell['index']}: --no-table but table.gradmagic shown")
+            problems.append(f"cell {cell['index']}: --no-table but a table is shown")
     assert not problems, "\n".join(problems)
 
 
