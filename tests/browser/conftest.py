@@ -31,7 +31,7 @@ def browser_tools():
 
 @dataclass
 class Timings:
-    """Seconds each stage took, printed at the end of the module."""
+    """Seconds each stage took, printed at the end of the run."""
 
     seconds: dict = field(default_factory=dict)
 
@@ -39,11 +39,20 @@ class Timings:
         self.seconds[stage] = round(time.monotonic() - start, 1)
 
 
+_RECORDED: list[Timings] = []
+
+
 @pytest.fixture(scope="module")
 def timings():
     record = Timings()
-    yield record
-    print("\nbrowser test timings (s):", record.seconds)
+    _RECORDED.append(record)
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The browser test's stage timings at the end of the run, where CI's log shows them."""
+    for record in _RECORDED:
+        terminalreporter.write_line(f"browser test timings (s): {record.seconds}")
 
 
 @pytest.fixture(scope="module")
