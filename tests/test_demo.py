@@ -12,14 +12,17 @@ def test_demo_notebook_runs_in_a_real_kernel_without_errors_and_draws(tmp_path):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors, errors[0]["evalue"] if errors else ""
-    images = [o for o in outputs if {"image/png", "image/svg+xml"} & set(o.get("data", {}))]
-    assert len(images) >= 5
+    pages = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    images = [page for page in pages if "data:image/png;base64," in page or "<svg" in page]
+    assert len(images) >= 8
     assert (tmp_path / "seed.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
 
 
 def test_committed_demo_has_its_outputs():
     notebook = nbformat.read(ROOT / "demo.ipynb", as_version=4)
-    assert any("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    pages = [o["data"].get("text/html", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+             if "data" in o]
+    assert sum("data:image/png;base64," in page for page in pages) >= 8
 
 
 def test_demo_text_stands_on_its_own():
