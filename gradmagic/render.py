@@ -35,7 +35,8 @@ ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
 #: Op nodes are neutral: (fill, border).
 OP_COLOURS = ("#ffffff", "#707070")
 #: Collapsed blocks, drawn with a thick border: kind -> (fill, border, legend text).
-BLOCK_COLOURS = {"cluster": ("#fdf1d3", "#b7791f", "module call"), "loop": ("#dcf1ee", "#2c7a6e", "folded loop")}
+BLOCK_COLOURS = {"cluster": ("#fdf1d3", "#b7791f", "module call"), "loop": ("#dcf1ee", "#2c7a6e", "folded loop"),
+                 "optimizer": ("#ece6f6", "#6b46c1", "optimizer step")}
 
 _NO_GRAD, _FOLDED = "#a8a8a8", "#6e6e6e"
 _FONT = {"tensor": 10.0, "op": 9.0, "block": 10.0, "folded": 8.0, "caption": 8.0, "mark": 8.0, "note": 8.0,
