@@ -13,7 +13,7 @@ STEP_KIND = "optimizer"
 
 
 def fold_optimizer_calls(view: nx.DiGraph) -> nx.DiGraph:
-    """Each optimizer step() becomes one node; a zero_grad()'s ops join the next step of its optimizer."""
+    """Each optimizer step() becomes one node; a zero_grad()'s ops join a step of its optimizer (see _step_of)."""
     calls = view.graph.get("optimizer_calls") or []
     if not calls:
         return view
@@ -47,12 +47,13 @@ def link_backward(view: nx.DiGraph) -> None:
 
 
 def _step_of(calls: list, index: int) -> int | None:
-    """The step() call a call belongs to: itself, or for a zero_grad() the next step() of the same optimizer."""
+    """The step() call a call belongs to: itself, or for a zero_grad() the next step() of the same optimizer (the
+    one before when none follows)."""
     if calls[index]["call"] == "step":
         return index
-    same = (calls[index]["name"], calls[index]["class"])
-    return next((i for i in range(index + 1, len(calls))
-                 if calls[i]["call"] == "step" and (calls[i]["name"], calls[i]["class"]) == same), None)
+    same = [i for i, call in enumerate(calls)
+            if call["call"] == "step" and (call["name"], call["class"]) == (calls[index]["name"], calls[index]["class"])]
+    return next((i for i in same if i > index), same[-1] if same else None)
 
 
 def _add_step_tensors(view: nx.DiGraph, owner: dict) -> None:

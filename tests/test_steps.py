@@ -147,3 +147,16 @@ def test_a_transformer_step_draws_one_box_per_leaf_module_and_leaves_out_the_pro
     assert not [d for _, d in view.nodes(data=True) if d.get("op") in ("data", "clone")]  # deepcopy of `layer`
     assert not [d for _, d in view.nodes(data=True) if (d.get("name") or "").startswith("layer.")]
     assert "12 parameters of modules never called left out" in view.graph["hidden_note"] and len(view) <= 25
+
+
+def test_zero_grad_s_ops_are_no_nodes_of_their_own():
+    from test_recorder import STEP_WITH_MOMENTUM
+
+    torch.manual_seed(0)
+    graph = gradmagic.run(STEP_WITH_MOMENTUM).graph
+    view = drawing_view(graph)
+    step = next(iter(nodes_of_kind(view, "optimizer")))
+    assert labels_of(view, "optimizer") == ["opt.step()  SGD(lr=0.1, momentum=0.9)"]
+    zeroed = [n for n, d in graph.nodes(data=True) if d["kind"] == "op" and d["op"] == "zero_"]
+    assert len(zeroed) == 2 and {view_node(view, n) for n in zeroed} == {step}
+    assert not [d for _, d in view.nodes(data=True) if d["kind"] == "op" and d.get("optimizer") is not None]
