@@ -17,6 +17,7 @@ __all__ = ["collapse_view", "check_options", "group_modules", "DEFAULT_MAX_NODES
 
 #: Automatic mode collapses a drawing until it has at most this many nodes.
 DEFAULT_MAX_NODES = 100
+_LABEL_CHARS = 44  # the picture cuts a block's label past this many characters
 
 
 def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int | None = None,
@@ -191,9 +192,12 @@ def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int) -> d
             params.append(data)
     cls = (view.graph.get("module_classes") or {}).get(prefix)
     calls = [c for c in view.graph.get("module_calls") or () if c.get("module") == prefix]
-    label = " · ".join([prefix, *([cls] if cls else []), *([f"call {call}"] if boxes > 1 else [])])
-    return {"kind": "cluster", "module": prefix, "call": call, "class": cls, "label": label,
-            "caption": module_caption(calls[call - 1] if len(calls) == boxes else None, params, prefix, ops),
+    numbered = [f"call {call}"] if boxes > 1 else []
+    label = " · ".join([prefix, *([cls] if cls else []), *numbered])
+    caption = module_caption(calls[call - 1] if len(calls) == boxes else None, params, prefix, ops)
+    if cls and len(label) > _LABEL_CHARS:  # a long path: the class leads the caption instead of being cut off
+        label, caption = " · ".join([prefix, *numbered]), f"{cls} · {caption}" if caption else cls
+    return {"kind": "cluster", "module": prefix, "call": call, "class": cls, "label": label, "caption": caption,
             "ops": sum(ops.values()), "params": len(params), "members": members}
 
 
