@@ -31,6 +31,7 @@ class OptimizerCalls:
         self._open: list = []  # indices in calls of the calls under way
         self._handles: list = []
         self._zero_grad = None
+        self._settings: dict = {}  # id(optimizer) -> (its first group's values, settings_text): a loop's steps repeat
 
     def start(self) -> None:
         """Global step hooks (torch.optim's own) and a noting `Optimizer.zero_grad` (torch has no hook for it)."""
@@ -53,7 +54,16 @@ class OptimizerCalls:
         """A call begins: note who and how (a hyper-parameter may change between steps: a scheduler)."""
         self._open.append(len(self.calls))
         line = caller_line(self.filename, depth + 1, _CALLER_FRAMES)
-        self.calls.append([kind, optimizer, settings_text(optimizer), self._op_count(), None, line, []])
+        self.calls.append([kind, optimizer, self._settings_of(optimizer), self._op_count(), None, line, []])
+
+    def _settings_of(self, optimizer) -> str:
+        """settings_text(optimizer), computed again only when a value of its first group changed."""
+        group = optimizer.param_groups[0] if optimizer.param_groups else {}
+        values = tuple(id(v) if isinstance(v, (torch.Tensor, list)) else v for v in group.values())
+        known = self._settings.get(id(optimizer))
+        if known is None or known[0] != values:
+            known = self._settings[id(optimizer)] = (values, settings_text(optimizer))
+        return known[1]
 
     def exit(self, optimizer) -> None:
         """A call ends: the ops since it began are its own; note the versions of the parameters it changed."""

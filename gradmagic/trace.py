@@ -304,8 +304,9 @@ def _attach_optimizers(trace: Trace, r, namespace: dict) -> None:
     if not r.optimizer_calls:
         return
     names = {id(v): k for k, v in namespace.items() if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")}
-    versions = {(id(deref(obj)), version): rec for rec, (obj, version) in enumerate(zip(r.objs, r.versions))
-                if obj is not None}
+    stepped = {id(deref(p)) for call in r.optimizer_calls for p, _ in call[6]}
+    versions = {(id(t), version): rec for rec, (t, version) in enumerate(zip(map(deref, r.objs), r.versions))
+                if id(t) in stepped}
     for index, (kind, optimizer, settings, first, end, line, updated) in enumerate(r.optimizer_calls):
         end = len(r.funcs) if end is None else end  # a call that raised
         trace.optimizers[first:end] = [index] * (end - first)
