@@ -9,36 +9,69 @@ from collections import Counter
 
 import networkx as nx
 
-from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text
-from .loops import fold_loops
+from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption
+from .loops import fold_loops, fold_training_loops
+from .steps import STEP_KIND, fold_optimizer_calls, link_backward
 
 __all__ = ["collapse_view", "check_options", "group_modules", "DEFAULT_MAX_NODES"]
 
 #: Automatic mode collapses a drawing until it has at most this many nodes.
 DEFAULT_MAX_NODES = 100
+_LABEL_CHARS = 44  # the picture cuts a block's label past this many characters
 
 
 def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int | None = None,
                   total: int | None = None) -> nx.DiGraph:
-    """Modules grouped at `depth` (None: as deep as fits), loops folded while over `max_nodes`; says what it hid."""
+    """Optimizer steps as one node each, one box per module call (leaf modules, or `depth`), training loops folded;
+    shallower modules and any loop folded while over `max_nodes`. Says what it hid, and when the limit was missed."""
     check_options(depth, max_nodes)
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
-    if depth is not None:
-        view = group_modules(view, depth)
-    if len(view) > limit:
-        view = fold_loops(view)
-    if depth is None:
-        base = view
-        for level in range(_module_depth(base) - 1, -1, -1):
-            if len(view) <= limit:
-                break
-            view = group_modules(base, level)
-    view.graph["hidden_note"] = _hidden_note(view, len(view) if total is None else total, automatic=depth is None)
-    return view
+    stepped = fold_optimizer_calls(_without_unused_copies(view))
+    levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
+    for level in levels:
+        shown = _grouped_and_folded(stepped, level, limit)
+        if len(shown) <= limit:
+            break
+    link_backward(shown)
+    total = len(view) if total is None else total
+    shown.graph["hidden_note"] = _hidden_note(shown, total, automatic=depth is None, limit=limit)
+    return shown
 
 
-def group_modules(view: nx.DiGraph, depth: int) -> nx.DiGraph:
-    """Each call of a module `depth` levels down (0: top level) becomes one box, its inner tensors hidden."""
+def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
+    """The view less what no gradient and no name depends on: unused results of ops that carry no gradient (the
+    copies `copy.deepcopy` makes of a module's parameters) and the parameters of modules never called."""
+    roots = set(view.graph.get("roots") or ())
+    dead, stack = set(), [n for n in view if view.out_degree(n) == 0]
+    while stack:
+        node = stack.pop()
+        data = view.nodes[node]
+        if node in dead or data.get("kind") != "op" or data.get("module") or data.get("optimizer") is not None \
+                or roots.intersection(data.get("folded_nodes", ())) \
+                or any(s not in dead for s in view.successors(node)) \
+                or any(d.get("differentiable", True) for _, _, d in view.in_edges(node, data=True)):
+            continue
+        dead.add(node)
+        stack += [p for p in view.predecessors(node) if view.nodes[p].get("kind") == "op"]
+    called = set(view.graph.get("module_classes") or ())
+    unused = {n for n, d in view.nodes(data=True) if d.get("kind") == "tensor" and d.get("param")
+              and d["param"].rpartition(".")[0] not in called and all(s in dead for s in view.successors(n))
+              and not any(p not in dead for p in view.predecessors(n))}
+    if not dead and not unused:
+        return view
+    kept = view.subgraph([n for n in view if n not in dead and n not in unused]).copy()
+    kept.graph["unused_parameters"] = len(unused)
+    return kept
+
+
+def _grouped_and_folded(view: nx.DiGraph, depth: int | None, limit: int) -> nx.DiGraph:
+    """Modules grouped at `depth` (None: leaf modules), training loops folded, other loops too when over `limit`."""
+    view = fold_training_loops(group_modules(view, depth))
+    return fold_loops(view) if len(view) > limit else view
+
+
+def group_modules(view: nx.DiGraph, depth: int | None) -> nx.DiGraph:
+    """Each call of a module `depth` levels down (0: top level; None: each leaf module) becomes one box."""
     owner = _module_calls(view, depth)
     if not owner:
         return view
@@ -47,7 +80,7 @@ def group_modules(view: nx.DiGraph, depth: int) -> nx.DiGraph:
     for node, key in owner.items():
         blocks.setdefault(key, []).append(node)
     calls = Counter(prefix for prefix, _ in blocks)
-    attrs = {key: _cluster_attrs(view, key, members, calls[key[0]] > 1) for key, members in blocks.items()}
+    attrs = {key: _cluster_attrs(view, key, members, calls[key[0]]) for key, members in blocks.items()}
     grouped = contract(view, owner, attrs)
     grouped.graph["module_depth"] = depth
     return grouped
@@ -80,13 +113,23 @@ def _module_depth(view: nx.DiGraph) -> int:
                 if d.get("kind") == "op" and isinstance(d.get("module"), str) and d["module"]), default=0)
 
 
-def _module_calls(view: nx.DiGraph, depth: int) -> dict:
+def _leaf_modules(view: nx.DiGraph) -> set:
+    """Module paths of ops with no op under a path inside them: the modules that called no other module."""
+    paths = {d["module"] for _, d in view.nodes(data=True) if d.get("kind") == "op" and isinstance(d.get("module"), str)
+             and d["module"]}
+    inner = {".".join(p.split(".")[:k]) for p in paths for k in range(1, p.count(".") + 1)}
+    return paths - inner
+
+
+def _module_calls(view: nx.DiGraph, depth: int | None) -> dict:
     """Op -> (module prefix, call number): consecutive ops under one prefix are one call of that module."""
     owner, current, calls = {}, None, Counter()
+    leaves = _leaf_modules(view) if depth is None else set()
     for node, data in view.nodes(data=True):
         if data.get("kind") not in OP_LIKE:
             continue
-        prefix = _module_prefix(data.get("module"), depth) if data["kind"] == "op" else None
+        module = data.get("module") if data["kind"] == "op" else None
+        prefix = (module if module in leaves else None) if depth is None else _module_prefix(module, depth)
         if prefix is None:
             current = None  # a call is contiguous, so boxes never form a cycle
             continue
@@ -104,7 +147,7 @@ def _absorb_internals(view: nx.DiGraph, owner: dict) -> None:
         data = view.nodes[node]
         if node in owner or node in kept or data.get("role") == "output":
             continue
-        after = {owner.get(s) for s in view.successors(node)}
+        after = {owner.get(s) for s in view.successors(node) if view.nodes[s].get("kind") != STEP_KIND}
         if None in after or len(after) > 1:
             continue
         before = [owner.get(p) for p in view.predecessors(node)]
@@ -131,8 +174,8 @@ def _param_of(data: dict, prefix: str) -> bool:
     return data.get("kind") == "tensor" and isinstance(name, str) and name.startswith(prefix + ".")
 
 
-def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, numbered: bool) -> dict:
-    """The box for one module call: `model.0  (23 ops)` and its most frequent ops."""
+def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int) -> dict:
+    """The box for one module call: `model.0 · Linear`, its shapes, parameters and (several) ops."""
     prefix, call = key
     ops = Counter()  # the module's own ops (set-up ops of its parameters are hidden, not counted)
     for node in members:
@@ -141,14 +184,21 @@ def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, numbered: bool) 
             ops[data["label"]] += data.get("ops", 1)
         elif data["kind"] == "op" and _module_prefix(data.get("module"), prefix.count(".")) == prefix:
             ops[data.get("op") or "op"] += 1
-    params = len({view.nodes[n].get("param") for n in members if view.nodes[n].get("param")})
-    count = sum(ops.values())
-    name = f"{prefix} · call {call}" if numbered else prefix
-    label = f"{name}  ({count:,} op{'s' if count != 1 else ''})"
-    common = ", ".join(f"{op} ×{k}" if k > 1 else op for op, k in ops.most_common(3))
-    caption = common + (", …" if len(ops) > 3 else "") + (f" · {params} params" if params else "")
-    return {"kind": "cluster", "module": prefix, "call": call, "label": label,
-            "caption": caption, "ops": count, "params": params, "members": members}
+    params, seen = [], set()
+    for node in sorted(members, key=_record_number):  # in the order the module made them: weight, then bias
+        data = view.nodes[node]
+        if data.get("kind") == "tensor" and data.get("param") and data["param"] not in seen:
+            seen.add(data["param"])
+            params.append(data)
+    cls = (view.graph.get("module_classes") or {}).get(prefix)
+    calls = [c for c in view.graph.get("module_calls") or () if c.get("module") == prefix]
+    numbered = [f"call {call}"] if boxes > 1 else []
+    label = " · ".join([prefix, *([cls] if cls else []), *numbered])
+    caption = module_caption(calls[call - 1] if len(calls) == boxes else None, params, prefix, ops)
+    if cls and len(label) > _LABEL_CHARS:  # a long path: the class leads the caption instead of being cut off
+        label, caption = " · ".join([prefix, *numbered]), f"{cls} · {caption}" if caption else cls
+    return {"kind": "cluster", "module": prefix, "call": call, "class": cls, "label": label, "caption": caption,
+            "ops": sum(ops.values()), "params": len(params), "members": members}
 
 
 # ---- shared ---------------------------------------------------------------------------------------------
@@ -162,22 +212,50 @@ def _topological(view: nx.DiGraph) -> list:
         return list(view)
 
 
-def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool) -> str | None:
-    """One sentence on what the collapsed view hides and how to see it, or None when it hides nothing."""
+def _record_number(node) -> int:
+    """`t12` -> 12 (tensor records are numbered in the order the capture saw them); -1 for other nodes."""
+    return int(node[1:]) if isinstance(node, str) and node[1:].isdigit() else -1
+
+
+def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool, limit: int) -> str | None:
+    """What the collapsed view hides and how to see it (None when it hides nothing); when it has more than `limit`
+    nodes, that and why."""
+    kinds = Counter(d.get("kind") for _, d in view.nodes(data=True))
     loops = [d for _, d in view.nodes(data=True) if d.get("kind") == "loop"]
-    boxes = sum(1 for _, d in view.nodes(data=True) if d.get("kind") == "cluster")
-    if not loops and not boxes:
-        return None
     parts, hints = [], ["--all"]
     if loops:
         parts.append(_loops_phrase(loops))
-    if boxes:
-        depth = view.graph.get("module_depth", 0)
-        parts.append(f"modules grouped at depth {depth} into {boxes} box{'es' if boxes > 1 else ''}")
-        hints.append(f"--depth {depth + 1}")
-    if loops or automatic:
+    if kinds["cluster"]:
+        depth = view.graph.get("module_depth")
+        boxes = f"{kinds['cluster']} box{'es' if kinds['cluster'] > 1 else ''}"
+        parts.append(f"one box per leaf module call ({boxes})" if depth is None
+                     else f"modules grouped at depth {depth} into {boxes}")
+        if depth is not None:
+            hints.append(f"--depth {depth + 1}")
+    if kinds[STEP_KIND]:
+        parts.append(f"{_count(kinds[STEP_KIND], 'optimizer step')} drawn as one node each")
+    if view.graph.get("unused_parameters"):
+        parts.append(f"{_count(view.graph['unused_parameters'], 'parameter')} of modules never called left out")
+    if (loops or automatic) and parts:
         hints.append("a higher --max-nodes")
-    return f"Showing {len(view):,} of {total:,} nodes: {'; '.join(parts)}; use {_and(hints, 'or')} to see more."
+    note = f"Showing {len(view):,} of {total:,} nodes: {'; '.join(parts)}; use {_and(hints, 'or')} to see more." \
+        if parts else None
+    if len(view) > limit:
+        missed = _missed_limit(view, limit, bool(parts))
+        note = f"{note} {missed}" if note else missed
+    return note
+
+
+def _missed_limit(view: nx.DiGraph, limit: int, collapsed: bool) -> str:
+    """`Could not draw in 5 nodes: the smallest view has 12 …`, with why no more could be hidden."""
+    tried = ("modules are grouped at the top level and repeated loops folded" if collapsed
+             else "there is no module call to group and no repeated loop to fold")
+    return (f"Could not draw in {limit:,} node{'s' if limit != 1 else ''}: the smallest view has {len(view):,} "
+            f"({tried}; every named tensor and every op outside a module is drawn).")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' if n != 1 else ''}"
 
 
 def _loops_phrase(loops: list) -> str:

@@ -47,6 +47,9 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         bindings={name: f"t{rec}" for name, rec in trace.bindings.items()},
         grad_hooks=[[f"t{rec}", line, method] for rec, line, method in trace.grad_hooks],
         notes=list(trace.notes),
+        module_classes=dict(trace.module_classes),
+        module_calls=list(trace.module_calls),
+        optimizer_calls=[{**call, "updated": [f"t{rec}" for rec in call["updated"]]} for call in trace.optimizer_calls],
     )
     labels = _display_names(trace)
     consumed = {rec for inputs in trace.inputs for _, rec in inputs}
@@ -170,6 +173,7 @@ def _op_attrs(trace: Trace, op: int) -> dict:
         "line": trace.lines[op],
         "grad_enabled": trace.grad_enabled[op],
         "result": trace.results[op],
+        "optimizer": trace.optimizers[op] if op < len(trace.optimizers) else None,
     }
 
 

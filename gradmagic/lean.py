@@ -18,7 +18,8 @@ from . import summary
 from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
     kept_gradient
 from .naming import item_labels
-from .records import Records, add_note, caller_line, deref
+from .optimizer_hooks import OptimizerCalls
+from .records import Records, add_note, call_shapes, caller_line, deref
 from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, unseen_by_modes
 from .walk import Bindings, GraphReader, Seen
 
@@ -54,6 +55,8 @@ class LeanRecorder:
         self._pass_handles: list = []  # hooks on leaves' gradient accumulators, for the running pass only
         self._records: Records | None = None
         self._reader: GraphReader | None = None
+        self._optimizers = OptimizerCalls(filename, _no_ops)
+        self.bindings.optimizer_calls = self._optimizers.calls
 
     @property
     def passes(self) -> int:
@@ -193,6 +196,8 @@ class LeanRecorder:
         spans = self.bindings.spans
         if self._open and spans[self._open[-1]][0] is module:
             spans[self._open.pop()][2] = _next_sequence_nr()
+        self.bindings.module_calls.append((module, unseen_by_modes(call_shapes, args),
+                                           unseen_by_modes(call_shapes, output)))
 
     # ---- start and stop -----------------------------------------------------------------------
 
@@ -208,9 +213,11 @@ class LeanRecorder:
             self._patched[name] = original
             noting = partial(self._backward, original, is_grad)
             setattr(torch.autograd, name, wraps(original)(noting))
+        self._optimizers.start()
 
     def stop(self) -> None:
-        """Remove every hook and give torch.autograd its own functions back."""
+        """Remove every hook and give torch.autograd and torch.optim their own functions back."""
+        self._optimizers.stop()
         for name, original in self._patched.items():
             setattr(torch.autograd, name, original)
         self._patched = {}
@@ -244,6 +251,11 @@ class LeanRecorder:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.__init__(self.filename)
         self._records = Records()
+
+
+def _no_ops() -> int:
+    """The lean capture records no ops while the code runs: an optimizer call spans none."""
+    return 0
 
 
 def _frees_graph(is_grad: bool, args, kwargs) -> bool:

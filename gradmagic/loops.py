@@ -10,7 +10,7 @@ import networkx as nx
 
 from .blocks import OP_LIKE, contract, lines_text, op_count
 
-__all__ = ["fold_loops", "MIN_REPEATS"]
+__all__ = ["fold_loops", "fold_training_loops", "MIN_REPEATS"]
 
 #: A loop folds when at least this many consecutive iterations have the same ops.
 MIN_REPEATS = 3
@@ -29,13 +29,19 @@ def fold_loops(view: nx.DiGraph, *, min_repeats: int = MIN_REPEATS) -> nx.DiGrap
     return view
 
 
-def _loop_blocks(view: nx.DiGraph, min_repeats: int) -> tuple:
+def fold_training_loops(view: nx.DiGraph, *, min_repeats: int = MIN_REPEATS) -> nx.DiGraph:
+    """Runs of identical training steps, each ending in the same optimizer step() node, become step 1 plus one block."""
+    owner, attrs = _loop_blocks(view, min_repeats, _step_cuts)
+    return contract(view, owner, attrs) if owner else view
+
+
+def _loop_blocks(view: nx.DiGraph, min_repeats: int, find_cuts=None) -> tuple:
     """(node -> block key, block key -> attributes) for every run of repeated iterations found in one pass."""
     ops = [n for n, d in view.nodes(data=True) if d.get("kind") in OP_LIKE]
     index = {node: i for i, node in enumerate(ops)}
     signs = [_signature(view.nodes[n]) for n in ops]
     claimed = [False] * len(ops)
-    candidates = _binding_cuts(view, index, min_repeats)
+    candidates = (find_cuts or _binding_cuts)(view, index, min_repeats)
     # the name whose rebinding folds the most ops marks the iterations best (`h` after `c` in an LSTM step)
     folded = [sum(r[-1][1] - r[1][0] for r in _repeated_chunks(c, signs, claimed, min_repeats)) for c in candidates]
     owner, attrs = {}, {}
@@ -56,6 +62,8 @@ def _signature(data: dict) -> tuple:
         return ("op", data.get("op"), data.get("line"), data.get("module"))
     if data["kind"] == "cluster":
         return ("cluster", data.get("module"), data.get("ops"))
+    if data["kind"] == "optimizer":
+        return ("optimizer", data.get("label"), data.get("line"))
     return ("loop", data.get("iterations"), data.get("signature"))
 
 
@@ -67,6 +75,16 @@ def _binding_cuts(view: nx.DiGraph, index: dict, min_repeats: int) -> list:
             made = max(((index[p], p) for p in view.predecessors(node) if p in index), default=None)
             if made is not None:  # the line tells a loop's own rebinding from one around it (nested loops)
                 cuts.setdefault((data["name"], view.nodes[made[1]].get("line")), set()).add(made[0])
+    return [[-1, *sorted(c)] for c in cuts.values() if len(c) >= min_repeats]
+
+
+def _step_cuts(view: nx.DiGraph, index: dict, min_repeats: int) -> list:
+    """For each optimizer step() called from one line: -1 and the positions of its step nodes (a step ends one
+    training iteration)."""
+    cuts = {}
+    for node, data in view.nodes(data=True):
+        if data.get("kind") == "optimizer" and node in index:
+            cuts.setdefault((data.get("label"), data.get("line")), []).append(index[node])
     return [[-1, *sorted(c)] for c in cuts.values() if len(c) >= min_repeats]
 
 
@@ -105,7 +123,8 @@ def _hidden_tensors(view: nx.DiGraph, hidden_ops: list) -> list:
     inside = ops.union(hidden)
     for op in hidden_ops:  # values made for one step only (`noise = torch.randn(3)` in the loop body)
         for node in view.predecessors(op):
-            if node not in inside and view.in_degree(node) == 0 and all(s in inside for s in view.successors(node)):
+            if node not in inside and view.in_degree(node) == 0 and view.nodes[node].get("kind") == "tensor" \
+                    and all(s in inside for s in view.successors(node)):
                 hidden.append(node)
                 inside.add(node)
     return hidden

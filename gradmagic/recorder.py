@@ -17,7 +17,8 @@ from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_
 
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
 from .naming import item_labels
-from .records import Records, caller_line, deref, held
+from .optimizer_hooks import OptimizerCalls
+from .records import Records, call_shapes, caller_line, deref, held
 from .summary import shape_of, tensor_kind
 from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active
 
@@ -104,6 +105,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         self._indexed_upto = 0
         self._function_apply = None
         self._module_handles: list = []
+        self._optimizers: OptimizerCalls | None = None
         self._pass_leaves: list = []  # (record, leaf, copy or None): leaves the running backward pass reaches
 
     @property
@@ -331,6 +333,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         ]
         self._function_apply = torch.autograd.Function.__dict__["apply"]
         torch.autograd.Function.apply = classmethod(_routed_apply(self._function_apply.__func__))
+        self._optimizers = OptimizerCalls(self.filename, self._op_count)
+        self.records.optimizer_calls = self._optimizers.calls
+        self._optimizers.start()
 
     def stop(self) -> None:
         """Remove the module hooks and give torch.autograd.Function its own apply back."""
@@ -339,6 +344,9 @@ class Recorder(GradientHooks, TorchFunctionMode):
         for handle in self._module_handles:
             handle.remove()
         self._module_handles = []
+        if self._optimizers is not None:
+            self._optimizers.stop()
+            self._optimizers = None
         if self._function_apply is not None:
             torch.autograd.Function.apply = self._function_apply
             self._function_apply = None
@@ -349,6 +357,11 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def _exit_module(self, module, args, output):
         if self._module_stack and self._module_stack[-1] is module:
             self._module_stack.pop()
+        with torch_function_disabled():
+            self.records.module_calls.append((module, call_shapes(args), call_shapes(output)))
+
+    def _op_count(self) -> int:
+        return len(self.records.funcs)
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 import sys
 import weakref
 
-from .summary import SMALL_NUMEL
+import torch
 
-__all__ = ["Records", "held", "deref", "caller_line", "add_note", "NOTES"]
+from .summary import SMALL_NUMEL, shape_of
+
+__all__ = ["Records", "held", "deref", "caller_line", "add_note", "call_shapes", "NOTES"]
 
 _REF = weakref.ref
+_TENSOR = torch.Tensor
 
 #: What the capture says, once per run, about what it could not show: kind -> sentence.
 NOTES = {
@@ -75,6 +78,9 @@ class Records:
         self.passes: list = []
         self.grads: list = []
         self.flows: list = []
+        # nn.Module calls (module, input shapes, output shapes) as they end; optimizer calls (optimizer_hooks.py)
+        self.module_calls: list = []
+        self.optimizer_calls: list = []
 
     def add(self, obj, version, shape, dtype, device, requires_grad, grad_fn, output_nr, producer, depth) -> int:
         """A new record from its columns' values (off the hot path: the full recorder inlines this)."""
@@ -116,3 +122,9 @@ def caller_line(filename: str, depth: int, tries: int = 4) -> int | None:
             return frame.f_lineno
         frame = frame.f_back
     return None
+
+
+def call_shapes(value) -> tuple:
+    """The shapes of the tensors in a module call's arguments or output (one level of tuples and lists deep)."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    return tuple(shape_of(t) for t in items if isinstance(t, _TENSOR))

@@ -57,6 +57,11 @@ class Trace:
     modules: list = field(default_factory=list)  # module path or None
     lines: list = field(default_factory=list)
     results: list = field(default_factory=list)
+    optimizers: list = field(default_factory=list)  # index in optimizer_calls of the call the op ran in, or None
+    # modules and optimizers
+    module_classes: dict = field(default_factory=dict)  # module path -> class name (`model.0` -> `Linear`)
+    module_calls: list = field(default_factory=list)  # {"module", "class", "inputs", "outputs"} as each call ended
+    optimizer_calls: list = field(default_factory=list)  # {"call", "name", "class", "settings", "line", "updated"}
     # per backward pass: (kind, root records, input records)
     passes: list = field(default_factory=list)
 
@@ -91,6 +96,7 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
         _attach_finals(trace, bound)
         _attach_names(trace, r, namespace, bound)
         _attach_ops(trace, r, namespace)
+        _attach_optimizers(trace, r, namespace)
         trace.passes = list(r.passes)
     if not recorder.lean and len(r.funcs) > LEAN_HINT_OPS:
         trace.notes.append(f"The full capture recorded {len(r.funcs):,} ops (tens of µs each); %%autograd --lean "
@@ -275,7 +281,8 @@ def _changed_by(trace: Trace, r, rec: int) -> str:
 
 
 def _attach_ops(trace: Trace, r, namespace: dict) -> None:
-    paths = _module_paths(namespace, r.modules)
+    called = [module for module, _, _ in r.module_calls]
+    paths = _module_paths(namespace, [*r.modules, *called])
     trace.funcs = r.funcs
     trace.op_kinds = ["grad" if f is torch.autograd.grad else "exit" if getattr(f, "__name__", "") in EXIT_NAMES
                       else "op" for f in r.funcs]
@@ -286,6 +293,26 @@ def _attach_ops(trace: Trace, r, namespace: dict) -> None:
     trace.modules = [None if m is None else paths[id(m)] for m in r.modules]
     trace.lines = r.lines
     trace.results = r.results
+    trace.module_classes = {paths[id(m)]: type(m).__name__ for m in [*r.modules, *called] if m is not None}
+    trace.module_calls = [{"module": paths[id(m)], "class": type(m).__name__, "inputs": [list(s) for s in inputs],
+                           "outputs": [list(s) for s in outputs]} for m, inputs, outputs in r.module_calls]
+
+
+def _attach_optimizers(trace: Trace, r, namespace: dict) -> None:
+    """Each optimizer call with its name in the namespace, settings, line and the records it updated; each op's call."""
+    trace.optimizers = [None] * len(r.funcs)
+    if not r.optimizer_calls:
+        return
+    names = {id(v): k for k, v in namespace.items() if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")}
+    stepped = {id(deref(p)) for call in r.optimizer_calls for p, _ in call[6]}
+    versions = {(id(t), version): rec for rec, (t, version) in enumerate(zip(map(deref, r.objs), r.versions))
+                if id(t) in stepped}
+    for index, (kind, optimizer, settings, first, end, line, updated) in enumerate(r.optimizer_calls):
+        end = len(r.funcs) if end is None else end  # a call that raised
+        trace.optimizers[first:end] = [index] * (end - first)
+        recs = [versions.get((id(deref(p)), version)) for p, version in updated]
+        trace.optimizer_calls.append({"call": kind, "name": names.get(id(optimizer)), "class": type(optimizer).__name__,
+                                      "settings": settings, "line": line, "updated": [r for r in recs if r is not None]})
 
 
 def _module_paths(namespace: dict, modules: list) -> dict:

@@ -78,6 +78,8 @@ class Bindings:
     spans: list = field(default_factory=list)  # [module, first node number, end] per module call, in call order
     grads_before: dict = field(default_factory=dict)  # id(leaf) -> (leaf, its .grad before the first pass or None)
     notes: list = field(default_factory=list)
+    module_calls: list = field(default_factory=list)  # (module, input shapes, output shapes) as each call ends
+    optimizer_calls: list = field(default_factory=list)  # filled by optimizer_hooks.OptimizerCalls
 
 
 class GraphReader:
@@ -103,6 +105,7 @@ class GraphReader:
                     for kind, roots, wrt in self.bindings.passes]
         r.grads = [(pass_index, rec_of[index], *kept) for pass_index, index, *kept in self.bindings.grads]
         self._assign_modules()
+        r.module_calls, r.optimizer_calls = self.bindings.module_calls, self.bindings.optimizer_calls
         r.notes += [*self.bindings.notes, LEAN_NOTE]
         return r
 

@@ -62,8 +62,9 @@ def _module_ops(graph, path: str) -> int:
 
 def test_depth_0_draws_one_box_for_the_model(blocks):
     view = drawing_view(blocks, depth=0)
-    assert labels_of(view, "cluster") == [f"model  ({_module_ops(blocks, 'model'):,} ops)"]
+    assert labels_of(view, "cluster") == ["model · Sequential"]
     box = next(iter(nodes_of_kind(view, "cluster")))
+    assert view.nodes[box]["caption"].split("\n")[-1].startswith(f"{_module_ops(blocks, 'model'):,} ops: ")
     assert [view.nodes[n]["name"] for n in view.predecessors(box)] == ["x"]
     assert [view.nodes[n]["label"] for n in view.successors(box)] == ["pow ^2"]
     assert view.graph["hidden_note"].startswith(f"Showing {len(view)} of {len(blocks)} nodes:")
@@ -71,7 +72,9 @@ def test_depth_0_draws_one_box_for_the_model(blocks):
 
 def test_depth_1_draws_one_box_per_block_in_a_chain(blocks):
     view = drawing_view(blocks, depth=1)
-    assert labels_of(view, "cluster") == [f"model.{i}  ({_module_ops(blocks, f'model.{i}'):,} ops)" for i in range(3)]
+    assert labels_of(view, "cluster") == [f"model.{i} · Block" for i in range(3)]
+    assert [d["ops"] for d in nodes_of_kind(view, "cluster").values()] == [_module_ops(blocks, f"model.{i}")
+                                                                            for i in range(3)]
     chain = [view.nodes[n]["label"].split()[0] for n in nx.topological_sort(view)]
     assert chain == ["x", "model.0", "model.1", "model.2", "pow", "mean", "loss"]
 
@@ -88,14 +91,17 @@ def test_no_tensor_inside_a_box_is_left_drawn(blocks):
 
 def test_each_call_of_a_shared_module_is_its_own_box():
     view = drawing_view(gradmagic.run(SHARED_CELL).graph, depth=0, max_nodes=1000)
-    assert labels_of(view, "cluster") == [f"cell · call {i}  (1 op)" for i in range(1, 7)]
+    assert labels_of(view, "cluster") == [f"cell · Linear · call {i}" for i in range(1, 7)]
     assert nx.is_directed_acyclic_graph(view)
 
 
 def test_max_nodes_collapses_until_it_fits_and_says_so(blocks):
     assert len(drawing_view(blocks)) <= DEFAULT_MAX_NODES
-    full = drawing_view(blocks, max_nodes=10_000)
-    assert full.graph["hidden_note"] is None and len(drawing_view(blocks, max_nodes=len(full))) == len(full)
+    full = drawing_view(blocks, max_nodes=10_000)  # the default: one box per leaf module call (norm, q, k, v, up, down)
+    assert full.graph["module_depth"] is None and len(nodes_of_kind(full, "cluster")) == 18
+    assert full.graph["hidden_note"] == (f"Showing {len(full)} of {len(blocks)} nodes: one box per leaf module call "
+                                         "(18 boxes); use --all or a higher --max-nodes to see more.")
+    assert len(drawing_view(blocks, max_nodes=len(full))) == len(full)
     view = drawing_view(blocks, max_nodes=30)
     assert len(view) <= 30 and view.graph["module_depth"] == 1
     assert view.graph["hidden_note"] == (f"Showing {len(view)} of {len(blocks)} nodes: modules grouped at depth 1 "
@@ -178,3 +184,18 @@ def test_module_boxes_stand_for_their_parameters(blocks):
     view = drawing_view(blocks, depth=1)
     weight = next(n for n, d in blocks.nodes(data=True) if d.get("param") == "model.1.up.weight")
     assert view.nodes[view_node(view, weight)]["label"].startswith("model.1 ")
+
+
+def test_a_max_nodes_that_cannot_be_met_is_said_with_why():
+    view = drawing_view(gradmagic.run(SEED_3).graph, max_nodes=5)
+    assert len(view) == 15 and view.graph["hidden_note"] == (
+        "Could not draw in 5 nodes: the smallest view has 15 (there is no module call to group and no repeated loop "
+        "to fold; every named tensor and every op outside a module is drawn).")
+
+
+def test_a_missed_max_nodes_follows_what_was_collapsed(blocks):
+    view = drawing_view(blocks, max_nodes=3)
+    assert view.graph["module_depth"] == 0 and len(view) == 5  # x, the model, pow, mean, loss
+    assert view.graph["hidden_note"].endswith(
+        "Could not draw in 3 nodes: the smallest view has 5 (modules are grouped at the top level and repeated loops "
+        "folded; every named tensor and every op outside a module is drawn).")

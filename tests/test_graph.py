@@ -17,10 +17,11 @@ def test_schema_attributes_on_every_node():
     graph = gradmagic.run(SEED_3).graph
     tensor_keys = {"kind", "name", "label", "expr", "line", "shape", "dtype", "device", "requires_grad", "is_leaf",
                    "grad_fn", "param", "value", "stats", "grad", "grad_stats", "role"}
-    op_keys = {"kind", "op", "func", "consts", "module", "line", "grad_enabled"}
+    op_keys = {"kind", "op", "func", "consts", "module", "line", "grad_enabled", "optimizer"}
     for _, data in graph.nodes(data=True):
         assert (tensor_keys if data["kind"] == "tensor" else op_keys) <= set(data)
     assert graph.graph["roots"] and graph.graph["passes"] == 1 and graph.graph["source"] == SEED_3
+    assert (graph.graph["module_classes"], graph.graph["module_calls"], graph.graph["optimizer_calls"]) == ({}, [], [])
 
 
 def test_roles_of_the_seed_graph():

@@ -275,3 +275,17 @@ def test_an_optimizer_step_inside_backward_is_no_missing_gradient():
     assert_same([plain["model"], plain["loss"]], [namespace["model"], namespace["loss"]])
     assert result.tensor("model.0.weight")["value"] == namespace["model"][0].weight.tolist()
     assert result.graph.graph["passes"] == 1 and result.diagnostics == []  # .grad is None again: zero_grad in the hook
+
+
+def test_optimizer_calls_and_module_calls_are_noted_without_recording_ops():
+    from tests.test_recorder import STEP_WITH_MOMENTUM
+
+    torch.manual_seed(0)
+    graph = gradmagic.run(STEP_WITH_MOMENTUM, lean=True).graph
+    calls = graph.graph["optimizer_calls"]
+    assert [(c["call"], c["name"], c["class"], c["settings"], c["line"]) for c in calls] == [
+        ("step", "opt", "SGD", "lr=0.1, momentum=0.9", 8), ("zero_grad", "opt", "SGD", "lr=0.1, momentum=0.9", 9)]
+    assert calls[0]["updated"] == [graph.graph["bindings"][f"model.0.{p}"] for p in ("weight", "bias")]
+    assert all(d["optimizer"] is None for _, d in graph.nodes(data=True) if d["kind"] == "op")
+    assert graph.graph["module_classes"] == {"model.0": "Linear", "model.1": "Tanh", "model": "Sequential"}
+    assert [c["outputs"] for c in graph.graph["module_calls"]] == [[[5, 2]]] * 3

@@ -298,3 +298,48 @@ def test_a_write_through_data_inside_backward_keeps_the_value_the_pass_used():
     assert result.tensor("w")["value"] == namespace["w"].tolist() == [0.5, 1.0]
     assert result.graph.nodes[result.tensor("w")["previous"]]["value"] == [1.0, 2.0]  # what l was computed from
     assert result.check().ok and result.explain("w").total == [2.0, 4.0]
+
+
+STEP_WITH_MOMENTUM = """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+x = torch.randn(5, 3)
+loss = model(x).sum()
+loss.backward()
+opt.step()
+opt.zero_grad(set_to_none=False)
+"""
+
+
+def test_ops_inside_an_optimizer_step_and_zero_grad_are_tagged_with_the_optimizer():
+    torch.manual_seed(0)
+    graph = gradmagic.run(STEP_WITH_MOMENTUM).graph
+    calls = graph.graph["optimizer_calls"]
+    assert [(c["call"], c["name"], c["class"], c["settings"], c["line"]) for c in calls] == [
+        ("step", "opt", "SGD", "lr=0.1, momentum=0.9", 8), ("zero_grad", "opt", "SGD", "lr=0.1, momentum=0.9", 9)]
+    tagged = [(d["optimizer"], d["op"]) for _, d in graph.nodes(data=True) if d["kind"] == "op" and d["optimizer"] is not None]
+    assert {op for call, op in tagged if call == 0} == {"clone", "detach", "add_"}  # momentum buffers, then updates
+    assert [op for call, op in tagged if call == 1] == ["zero_"] * 2  # set_to_none=False zeroes .grad in place
+    assert all(d["optimizer"] is None for _, d in graph.nodes(data=True) if d["kind"] == "op" and d["module"])
+    finals = [graph.graph["bindings"][f"model.0.{p}"] for p in ("weight", "bias")]
+    assert calls[0]["updated"] == finals
+
+
+def test_module_classes_and_each_call_s_shapes_are_recorded():
+    torch.manual_seed(0)
+    graph = gradmagic.run(STEP_WITH_MOMENTUM).graph
+    assert graph.graph["module_classes"] == {"model.0": "Linear", "model.1": "Tanh", "model": "Sequential"}
+    assert [(c["module"], c["class"], c["inputs"], c["outputs"]) for c in graph.graph["module_calls"]] == [
+        ("model.0", "Linear", [[5, 3]], [[5, 2]]), ("model.1", "Tanh", [[5, 2]], [[5, 2]]),
+        ("model", "Sequential", [[5, 3]], [[5, 2]])]  # in the order the calls ended
+
+
+def test_optimizer_hooks_are_gone_after_the_run_even_when_the_code_raises():
+    from torch.optim import optimizer
+
+    zero_grad = torch.optim.Optimizer.zero_grad
+    with pytest.raises(ZeroDivisionError):
+        gradmagic.run(STEP_WITH_MOMENTUM + "1 / 0\n")
+    assert not optimizer._global_optimizer_pre_hooks and not optimizer._global_optimizer_post_hooks
+    assert torch.optim.Optimizer.zero_grad is zero_grad
