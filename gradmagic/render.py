@@ -188,7 +188,7 @@ def _figure(drawing: _Drawing, rankdir: str, title: str | None) -> Figure:
                    width=fw - 2 * _MARGIN - 0.1)
     band = _NOTE_LINE * sum(len(lines) for _, lines in notes) + 0.15 * len(notes)
     figure = Figure(figsize=(fw, height + 2 * _MARGIN + top + band))
-    figure.patch.set_alpha(0.0)  # the notebook's own background shows, light or dark
+    figure.set_facecolor((1.0, 1.0, 1.0, 0.0))  # the notebook's own background shows, light or dark
     FigureCanvasAgg(figure)
     fh = figure.get_figheight()
     ax = figure.add_axes(((fw - width) / 2 / fw, (_MARGIN + band) / fh, width / fw, height / fh))
