@@ -241,17 +241,21 @@ def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool, limit: int) -
     note = f"Showing {len(view):,} of {total:,} nodes: {'; '.join(parts)}; use {_and(hints, 'or')} to see more." \
         if parts else None
     if len(view) > limit:
-        missed = _missed_limit(view, limit, bool(parts))
+        missed = _missed_limit(view, limit, kinds)
         note = f"{note} {missed}" if note else missed
     return note
 
 
-def _missed_limit(view: nx.DiGraph, limit: int, collapsed: bool) -> str:
-    """`Could not draw in 5 nodes: the smallest view has 12 …`, with why no more could be hidden."""
-    tried = ("modules are grouped at the top level and repeated loops folded" if collapsed
-             else "there is no module call to group and no repeated loop to fold")
+def _missed_limit(view: nx.DiGraph, limit: int, kinds: Counter) -> str:
+    """`Could not draw in 5 nodes: the smallest view has 12 …`, with what was already hidden and what cannot be."""
+    depth = view.graph.get("module_depth")
+    tried = [] if not kinds["cluster"] else ["each leaf module call is one box"] if depth is None else \
+        ["modules are grouped at the top level"] if depth == 0 else [f"modules are grouped at depth {depth}"]
+    tried += ["repeated loops are folded"] if kinds["loop"] else []
+    tried += ["optimizer steps are one node each"] if kinds[STEP_KIND] else []
+    why = _and(tried) if tried else "there is no module call to group and no repeated loop to fold"
     return (f"Could not draw in {limit:,} node{'s' if limit != 1 else ''}: the smallest view has {len(view):,} "
-            f"({tried}; every named tensor and every op outside a module is drawn).")
+            f"({why}; every named tensor and every op outside a module is drawn).")
 
 
 def _count(n: int, noun: str) -> str:

@@ -159,3 +159,11 @@ def test_zero_grad_s_ops_are_no_nodes_of_their_own():
     zeroed = [n for n, d in graph.nodes(data=True) if d["kind"] == "op" and d["op"] == "zero_"]
     assert len(zeroed) == 2 and {view_node(view, n) for n in zeroed} == {step}
     assert not [d for _, d in view.nodes(data=True) if d["kind"] == "op" and d.get("optimizer") is not None]
+
+
+def test_max_nodes_below_the_smallest_training_view_says_what_was_already_folded(mlp_step):
+    view = drawing_view(mlp_step[0], max_nodes=5)
+    assert len(view) == 6 and view.graph["module_depth"] == 0  # x, target, model, mse_loss, loss, opt.step()
+    assert view.graph["hidden_note"].endswith(
+        "Could not draw in 5 nodes: the smallest view has 6 (modules are grouped at the top level and optimizer steps "
+        "are one node each; every named tensor and every op outside a module is drawn).")
