@@ -22,14 +22,15 @@ _LABEL_CHARS = 44  # the picture cuts a block's label past this many characters
 
 def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int | None = None,
                   total: int | None = None) -> nx.DiGraph:
-    """Optimizer steps as one node each, one box per module call (leaf modules, or `depth`), training loops folded;
-    shallower modules and any loop folded while over `max_nodes`. Says what it hid, and when the limit was missed."""
+    """Optimizer steps as one node each, one box per module call (leaf modules, or `depth`), training loops folded
+    (unless a `max_nodes` the unfolded view fits was given); shallower modules and any loop folded while over
+    `max_nodes`. Says what it hid, and when the limit was missed."""
     check_options(depth, max_nodes)
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
     stepped = fold_optimizer_calls(_without_unused_copies(view))
     levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
     for level in levels:
-        shown = _grouped_and_folded(stepped, level, limit)
+        shown = _grouped_and_folded(stepped, level, limit, always_fold_training=max_nodes is None)
         if len(shown) <= limit:
             break
     link_backward(shown)
@@ -64,9 +65,12 @@ def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
     return kept
 
 
-def _grouped_and_folded(view: nx.DiGraph, depth: int | None, limit: int) -> nx.DiGraph:
-    """Modules grouped at `depth` (None: leaf modules), training loops folded, other loops too when over `limit`."""
-    view = fold_training_loops(group_modules(view, depth))
+def _grouped_and_folded(view: nx.DiGraph, depth: int | None, limit: int, *, always_fold_training: bool) -> nx.DiGraph:
+    """Modules grouped at `depth` (None: leaf modules); training loops folded (by default always, else like any
+    loop), other loops when over `limit`."""
+    view = group_modules(view, depth)
+    if always_fold_training or len(view) > limit:
+        view = fold_training_loops(view)
     return fold_loops(view) if len(view) > limit else view
 
 

@@ -167,3 +167,15 @@ def test_max_nodes_below_the_smallest_training_view_says_what_was_already_folded
     assert view.graph["hidden_note"].endswith(
         "Could not draw in 5 nodes: the smallest view has 6 (modules are grouped at the top level and optimizer steps "
         "are one node each; every named tensor and every op outside a module is drawn).")
+
+
+def test_a_max_nodes_the_unfolded_loop_fits_draws_every_step_in_order():
+    torch.manual_seed(0)
+    view = drawing_view(gradmagic.run(TRAINING_LOOP.replace("STEPS", "3")).graph, max_nodes=100)
+    label = {n: d["label"] for n, d in view.nodes(data=True)}
+    step = ["sub", "pow ^2", "mean"]
+    assert [label[n] for n in nx.topological_sort(view) if label[n] not in ("x", "y")] == [
+        "model · Linear · call 1", *step, "loss₁", "opt.step()  SGD(lr=0.1)",
+        "model · Linear · call 2", *step, "loss₂", "opt.step()  SGD(lr=0.1)",
+        "model · Linear · call 3", *step, "loss₃", "opt.step()  SGD(lr=0.1)"]
+    assert not nodes_of_kind(view, "loop") and len(view) == 20
