@@ -9,7 +9,7 @@ from collections import Counter
 
 import networkx as nx
 
-from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption
+from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption, record_number
 from .loops import fold_loops, fold_training_loops
 from .steps import STEP_KIND, fold_optimizer_calls, link_backward
 
@@ -189,7 +189,7 @@ def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int) -> d
         elif data["kind"] == "op" and _module_prefix(data.get("module"), prefix.count(".")) == prefix:
             ops[data.get("op") or "op"] += 1
     params, seen = [], set()
-    for node in sorted(members, key=_record_number):  # in the order the module made them: weight, then bias
+    for node in sorted(members, key=record_number):  # in the order the module made them: weight, then bias
         data = view.nodes[node]
         if data.get("kind") == "tensor" and data.get("param") and data["param"] not in seen:
             seen.add(data["param"])
@@ -214,11 +214,6 @@ def _topological(view: nx.DiGraph) -> list:
         return list(nx.topological_sort(view))
     except nx.NetworkXUnfeasible:
         return list(view)
-
-
-def _record_number(node) -> int:
-    """`t12` -> 12 (tensor records are numbered in the order the capture saw them); -1 for other nodes."""
-    return int(node[1:]) if isinstance(node, str) and node[1:].isdigit() else -1
 
 
 def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool, limit: int) -> str | None:
