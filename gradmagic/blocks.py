@@ -7,7 +7,8 @@ import networkx as nx
 
 from .text import flatten, number, shape_text, shown_grad
 
-__all__ = ["BLOCK_KINDS", "OP_LIKE", "contract", "op_count", "lines_text", "module_caption", "shapes_line"]
+__all__ = ["BLOCK_KINDS", "OP_LIKE", "contract", "op_count", "lines_text", "module_caption", "shapes_line",
+           "record_number"]
 
 #: Node kinds that stand for many ops: a module call ("cluster"), folded loop iterations ("loop") and an
 #: optimizer step ("optimizer", steps.py).
@@ -50,6 +51,11 @@ def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
 def op_count(data: dict) -> int:
     """How many recorded ops a node of the view stands for."""
     return data.get("ops", 1) if data.get("kind") in BLOCK_KINDS else int(data.get("kind") == "op")
+
+
+def record_number(node) -> int:
+    """`t12` -> 12 (tensor records are numbered in the order the capture saw them); -1 for any other node."""
+    return int(node[1:]) if isinstance(node, str) and node[1:].isdigit() else -1
 
 
 def lines_text(first: int, last: int) -> str:

@@ -9,7 +9,7 @@ from collections import Counter
 
 import networkx as nx
 
-from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption
+from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption, record_number
 from .loops import fold_loops, fold_training_loops
 from .steps import STEP_KIND, fold_optimizer_calls, link_backward
 
@@ -22,14 +22,15 @@ _LABEL_CHARS = 44  # the picture cuts a block's label past this many characters
 
 def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int | None = None,
                   total: int | None = None) -> nx.DiGraph:
-    """Optimizer steps as one node each, one box per module call (leaf modules, or `depth`), training loops folded;
-    shallower modules and any loop folded while over `max_nodes`. Says what it hid, and when the limit was missed."""
+    """Optimizer steps as one node each, one box per module call (leaf modules, or `depth`), training loops folded
+    (unless a `max_nodes` the unfolded view fits was given); shallower modules and any loop folded while over
+    `max_nodes`. Says what it hid, and when the limit was missed."""
     check_options(depth, max_nodes)
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
     stepped = fold_optimizer_calls(_without_unused_copies(view))
     levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
     for level in levels:
-        shown = _grouped_and_folded(stepped, level, limit)
+        shown = _grouped_and_folded(stepped, level, limit, always_fold_training=max_nodes is None)
         if len(shown) <= limit:
             break
     link_backward(shown)
@@ -64,9 +65,12 @@ def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
     return kept
 
 
-def _grouped_and_folded(view: nx.DiGraph, depth: int | None, limit: int) -> nx.DiGraph:
-    """Modules grouped at `depth` (None: leaf modules), training loops folded, other loops too when over `limit`."""
-    view = fold_training_loops(group_modules(view, depth))
+def _grouped_and_folded(view: nx.DiGraph, depth: int | None, limit: int, *, always_fold_training: bool) -> nx.DiGraph:
+    """Modules grouped at `depth` (None: leaf modules); training loops folded (by default always, else like any
+    loop), other loops when over `limit`."""
+    view = group_modules(view, depth)
+    if always_fold_training or len(view) > limit:
+        view = fold_training_loops(view)
     return fold_loops(view) if len(view) > limit else view
 
 
@@ -185,7 +189,7 @@ def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int) -> d
         elif data["kind"] == "op" and _module_prefix(data.get("module"), prefix.count(".")) == prefix:
             ops[data.get("op") or "op"] += 1
     params, seen = [], set()
-    for node in sorted(members, key=_record_number):  # in the order the module made them: weight, then bias
+    for node in sorted(members, key=record_number):  # in the order the module made them: weight, then bias
         data = view.nodes[node]
         if data.get("kind") == "tensor" and data.get("param") and data["param"] not in seen:
             seen.add(data["param"])
@@ -212,11 +216,6 @@ def _topological(view: nx.DiGraph) -> list:
         return list(view)
 
 
-def _record_number(node) -> int:
-    """`t12` -> 12 (tensor records are numbered in the order the capture saw them); -1 for other nodes."""
-    return int(node[1:]) if isinstance(node, str) and node[1:].isdigit() else -1
-
-
 def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool, limit: int) -> str | None:
     """What the collapsed view hides and how to see it (None when it hides nothing); when it has more than `limit`
     nodes, that and why."""
@@ -241,17 +240,21 @@ def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool, limit: int) -
     note = f"Showing {len(view):,} of {total:,} nodes: {'; '.join(parts)}; use {_and(hints, 'or')} to see more." \
         if parts else None
     if len(view) > limit:
-        missed = _missed_limit(view, limit, bool(parts))
+        missed = _missed_limit(view, limit, kinds)
         note = f"{note} {missed}" if note else missed
     return note
 
 
-def _missed_limit(view: nx.DiGraph, limit: int, collapsed: bool) -> str:
-    """`Could not draw in 5 nodes: the smallest view has 12 …`, with why no more could be hidden."""
-    tried = ("modules are grouped at the top level and repeated loops folded" if collapsed
-             else "there is no module call to group and no repeated loop to fold")
+def _missed_limit(view: nx.DiGraph, limit: int, kinds: Counter) -> str:
+    """`Could not draw in 5 nodes: the smallest view has 12 …`, with what was already hidden and what cannot be."""
+    depth = view.graph.get("module_depth")
+    tried = [] if not kinds["cluster"] else ["each leaf module call is one box"] if depth is None else \
+        ["modules are grouped at the top level"] if depth == 0 else [f"modules are grouped at depth {depth}"]
+    tried += ["repeated loops are folded"] if kinds["loop"] else []
+    tried += ["optimizer steps are one node each"] if kinds[STEP_KIND] else []
+    why = _and(tried) if tried else "there is no module call to group and no repeated loop to fold"
     return (f"Could not draw in {limit:,} node{'s' if limit != 1 else ''}: the smallest view has {len(view):,} "
-            f"({tried}; every named tensor and every op outside a module is drawn).")
+            f"({why}; every named tensor and every op outside a module is drawn).")
 
 
 def _count(n: int, noun: str) -> str:

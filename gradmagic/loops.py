@@ -31,6 +31,8 @@ def fold_loops(view: nx.DiGraph, *, min_repeats: int = MIN_REPEATS) -> nx.DiGrap
 
 def fold_training_loops(view: nx.DiGraph, *, min_repeats: int = MIN_REPEATS) -> nx.DiGraph:
     """Runs of identical training steps, each ending in the same optimizer step() node, become step 1 plus one block."""
+    if not any(d.get("kind") == "optimizer" for _, d in view.nodes(data=True)):
+        return view
     owner, attrs = _loop_blocks(view, min_repeats, _step_cuts)
     return contract(view, owner, attrs) if owner else view
 

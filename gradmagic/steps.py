@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .blocks import contract
+from .blocks import contract, record_number
 
 __all__ = ["fold_optimizer_calls", "link_backward", "STEP_KIND"]
 
@@ -83,14 +83,10 @@ def _step_attrs(view: nx.DiGraph, calls: list, index: int, ops: list, owner: dic
 
 def _root_before(view: nx.DiGraph, updated: list):
     """The root of the last backward pass recorded before the step's updates (records are numbered in order)."""
-    first = min((_record_number(n) for n in updated), default=None)
+    first = min((record_number(n) for n in updated), default=None)
     roots = [root for roots in view.graph.get("pass_roots") or () for root in roots
-             if first is None or _record_number(root) < first]
-    return max(roots, key=_record_number, default=None)
-
-
-def _record_number(node) -> int:
-    return int(node[1:]) if isinstance(node, str) and node[1:].isdigit() else -1
+             if first is None or record_number(root) < first]
+    return max(roots, key=record_number, default=None)
 
 
 def _with_lean_steps(view: nx.DiGraph, calls: list) -> nx.DiGraph:

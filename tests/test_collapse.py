@@ -197,5 +197,5 @@ def test_a_missed_max_nodes_follows_what_was_collapsed(blocks):
     view = drawing_view(blocks, max_nodes=3)
     assert view.graph["module_depth"] == 0 and len(view) == 5  # x, the model, pow, mean, loss
     assert view.graph["hidden_note"].endswith(
-        "Could not draw in 3 nodes: the smallest view has 5 (modules are grouped at the top level and repeated loops "
-        "folded; every named tensor and every op outside a module is drawn).")
+        "Could not draw in 3 nodes: the smallest view has 5 (modules are grouped at the top level; every named tensor "
+        "and every op outside a module is drawn).")

@@ -159,3 +159,23 @@ def test_zero_grad_s_ops_are_no_nodes_of_their_own():
     zeroed = [n for n, d in graph.nodes(data=True) if d["kind"] == "op" and d["op"] == "zero_"]
     assert len(zeroed) == 2 and {view_node(view, n) for n in zeroed} == {step}
     assert not [d for _, d in view.nodes(data=True) if d["kind"] == "op" and d.get("optimizer") is not None]
+
+
+def test_max_nodes_below_the_smallest_training_view_says_what_was_already_folded(mlp_step):
+    view = drawing_view(mlp_step[0], max_nodes=5)
+    assert len(view) == 6 and view.graph["module_depth"] == 0  # x, target, model, mse_loss, loss, opt.step()
+    assert view.graph["hidden_note"].endswith(
+        "Could not draw in 5 nodes: the smallest view has 6 (modules are grouped at the top level and optimizer steps "
+        "are one node each; every named tensor and every op outside a module is drawn).")
+
+
+def test_a_max_nodes_the_unfolded_loop_fits_draws_every_step_in_order():
+    torch.manual_seed(0)
+    view = drawing_view(gradmagic.run(TRAINING_LOOP.replace("STEPS", "3")).graph, max_nodes=100)
+    label = {n: d["label"] for n, d in view.nodes(data=True)}
+    step = ["sub", "pow ^2", "mean"]
+    assert [label[n] for n in nx.topological_sort(view) if label[n] not in ("x", "y")] == [
+        "model · Linear · call 1", *step, "loss₁", "opt.step()  SGD(lr=0.1)",
+        "model · Linear · call 2", *step, "loss₂", "opt.step()  SGD(lr=0.1)",
+        "model · Linear · call 3", *step, "loss₃", "opt.step()  SGD(lr=0.1)"]
+    assert not nodes_of_kind(view, "loop") and len(view) == 20
