@@ -1,9 +1,12 @@
-"""Build demo.ipynb from the cells below, execute it with a real kernel and save it with its outputs.
+"""Build demo.ipynb from the cells below, execute it with a real kernel and save it with its outputs, and the
+README's pictures (docs/) from those outputs.
 
-    python scripts/build_demo.py            # writes demo.ipynb next to the README
+    python scripts/build_demo.py            # writes demo.ipynb next to the README, and docs/*.png
 """
 from __future__ import annotations
 
+import base64
+import re
 import tempfile
 from pathlib import Path
 
@@ -233,6 +236,10 @@ print(g.number_of_nodes(), "nodes,", g.number_of_edges(), "edges")"""),
 ]
 
 
+#: README picture -> a line only the demo cell that draws it has.
+PICTURES = {"seed.png": "z = y*y + 1/(b*y)\nz.backward()", "rnn_collapsed.png": "for t in range(1000):\n    h = torch.tanh"}
+
+
 def build() -> nbformat.NotebookNode:
     """The notebook, unexecuted."""
     notebook = nbformat.v4.new_notebook()
@@ -249,6 +256,16 @@ def main() -> None:
     nbformat.validate(notebook)
     nbformat.write(notebook, ROOT / "demo.ipynb")
     print(f"wrote {ROOT / 'demo.ipynb'}")
+    for name, marker in PICTURES.items():
+        (ROOT / "docs" / name).write_bytes(picture_of(notebook, marker))
+        print(f"wrote {ROOT / 'docs' / name}")
+
+
+def picture_of(notebook: nbformat.NotebookNode, marker: str) -> bytes:
+    """The PNG shown by the first code cell whose source has `marker`."""
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and marker in c.source)
+    page = next(o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {}))
+    return base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page).group(1))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
 from gradmagic.naming import LABEL_HOOK  # noqa: E402
 
 
@@ -26,3 +29,22 @@ def _clean_torch_state():
 
 def pytest_report_header(config):
     return f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()} ({LABEL_HOOK})"
+
+
+@pytest.fixture(scope="module")
+def ipython():
+    """A plain IPython shell (it keeps image outputs) with gradmagic loaded, unloaded after the module."""
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "gradmagic")
+    yield shell
+    shell.run_line_magic("unload_ext", "gradmagic")
+
+
+@pytest.fixture
+def shell(ipython):
+    """The shell with a fresh namespace holding torch."""
+    ipython.reset(new_session=False)
+    ipython.push({"torch": torch})
+    return ipython

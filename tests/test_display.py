@@ -7,10 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from PIL import Image
-from traitlets.config import Config
 
 import gradmagic
 from gradmagic import export, report
@@ -42,23 +40,6 @@ def png_of(img: dict) -> Image.Image:
     head, data = img["src"].split(",", 1)
     assert head == "data:image/png;base64"
     return Image.open(io.BytesIO(base64.b64decode(data)))
-
-
-@pytest.fixture(scope="module")
-def ipython():
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("load_ext", "gradmagic")
-    yield shell
-    shell.run_line_magic("unload_ext", "gradmagic")
-
-
-@pytest.fixture
-def shell(ipython):
-    ipython.reset(new_session=False)
-    ipython.push({"torch": torch})
-    return ipython
 
 
 def run_cell(shell, cell):

@@ -8,30 +8,11 @@ import networkx as nx
 import pytest
 import torch
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
-from traitlets.config import Config
 
 from helpers import assert_same, plain_namespace
 from programs import CONTROL_FLOW, MODULE_STEP, SEED_3
-
-
-@pytest.fixture(scope="module")
-def ipython():
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("load_ext", "gradmagic")
-    yield shell
-    shell.run_line_magic("unload_ext", "gradmagic")
-
-
-@pytest.fixture
-def shell(ipython):
-    ipython.reset(new_session=False)
-    ipython.push({"torch": torch})
-    return ipython
 
 
 def run(shell, cell):
