@@ -109,16 +109,27 @@ def flatten(value) -> list:
     return out
 
 
+def _mean(xs: list) -> float:
+    """The exact mean of floats, also when their sum overflows (1e308 + 1e308)."""
+    if not xs:
+        return math.nan
+    try:
+        return math.fsum(xs) / len(xs)
+    except OverflowError:
+        return math.fsum(x / len(xs) for x in xs)
+
+
 def list_stats(flat: list) -> dict:
     """The stats dict summary.py makes for a tensor, from its numbers (complex ones by |z|, std unbiased)."""
     magnitude = any(isinstance(v, complex) for v in flat)
     xs = [abs(v) if magnitude else float(v) for v in flat]
     nan = sum(x != x for x in xs)
     inf = sum(x in (math.inf, -math.inf) for x in xs)
-    mean = math.fsum(xs) / len(xs) if xs else math.nan
-    spread = math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 and not nan + inf else math.nan
+    mean = _mean(xs)
+    spread = math.hypot(*(x - mean for x in xs)) / math.sqrt(len(xs) - 1) if len(xs) > 1 and not nan + inf \
+        else math.nan  # hypot scales: squares of 1e200 would overflow
     stats = {"min": math.nan if nan or not xs else min(xs), "max": math.nan if nan or not xs else max(xs),
-             "mean": mean, "std": math.sqrt(spread), "norm": math.hypot(*xs), "nan": nan, "inf": inf,
+             "mean": mean, "std": spread, "norm": math.hypot(*xs), "nan": nan, "inf": inf,
              "numel": len(xs)}
     return {**stats, "of": "abs"} if magnitude else stats
 

@@ -134,3 +134,12 @@ def test_a_stepped_weight_caption_ends_with_its_whole_gradient():
     weight = namespace["model"].weight
     values, grads = (", ".join(number(v) for v in t.flatten().tolist()) for t in (weight.detach(), weight.grad))
     assert caption == f"model.weight₂ = [{values}]\n∇ [{grads}]"
+
+
+def test_stats_of_huge_numbers_do_not_overflow():
+    from gradmagic.text import list_stats
+
+    stats = list_stats([1e200, -1e200, 3e200])
+    assert stats["mean"] == pytest.approx(1e200) and stats["std"] == pytest.approx(2e200)
+    assert list_stats([1e308, 1e308])["mean"] == 1e308
+    assert list_stats([1.0, 2.0, 3.0])["std"] == pytest.approx(1.0)
