@@ -4,7 +4,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .collapse import check_options, collapse_view
-from .crossings import order_layers, spread_in_order
+from .crossings import crossing_count, order_layers, spread_in_order
 from .text import shown_grad, tensor_caption
 
 __all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_in_order", "LayeredPositions",
@@ -15,6 +15,8 @@ RANKDIRS = ("LR", "TB")
 
 _DUMMY_SLOT = 0.5  # a long edge passing through a layer takes half a node's room there
 _COMPONENT_GAP = 0.5  # extra room between unconnected parts of a picture
+_PROMOTE_NODES = 300  # promotion costs O(nodes²) at worst and recurses along chains: small views only
+_PROMOTE_ROUNDS = 20  # passes over all nodes; autograd views settle in two or three
 
 
 class LayeredPositions(dict):
@@ -103,9 +105,12 @@ def layered_layout(view: nx.DiGraph, *, rankdir: str = "LR") -> LayeredPositions
     nodes = list(view)
     index = {node: i for i, node in enumerate(nodes)}
     edges = [(index[u], index[v]) for u, v in view.edges()]
-    rank = _layers(len(nodes), edges, _topological_order(view, index))
-    layers, up, down, chains = _layer_lists(len(nodes), edges, rank)
-    place = _place_components(view, index, layers, (up, down), chains)
+    tried = []  # (crossings, rank, chains, place) for each layering
+    for rank in _rankings(len(nodes), edges, _topological_order(view, index)):
+        layers, up, down, chains = _layer_lists(len(nodes), edges, rank)
+        place = _place_components(view, index, layers, (up, down), chains)
+        tried.append((crossing_count(layers, down, place), rank, chains, place))
+    _, rank, chains, place = min(tried, key=lambda item: item[0])  # the first of equals
     turn = (lambda r, c: (float(r), 0.0 - c)) if rankdir == "LR" else (lambda r, c: (c + 0.0, 0.0 - r))
     positions = LayeredPositions((node, turn(rank[i], place[i])) for i, node in enumerate(nodes))
     for (i, j), chain in chains.items():
@@ -176,8 +181,9 @@ def _topological_order(view: nx.DiGraph, index: dict) -> list:
         return [index[n] for n in reversed(list(nx.dfs_postorder_nodes(view)))]
 
 
-def _layers(count: int, edges: list, order: list) -> list:
-    """Longest path from the sources, then each source moved next to its first consumer."""
+def _rankings(count: int, edges: list, order: list) -> list:
+    """Layers to try: each node as early as its inputs allow (sources just above their first consumer), and, for
+    small views, nodes as late as their consumers allow, then promoted while that shortens edges in total."""
     position = [0] * count
     for at, i in enumerate(order):
         position[i] = at
@@ -192,7 +198,37 @@ def _layers(count: int, edges: list, order: list) -> list:
     for i in order:
         if not preds[i] and succs[i]:
             rank[i] = min(rank[s] for s in succs[i]) - 1
-    return rank
+    if count > _PROMOTE_NODES:
+        return [rank]
+    height = [0] * count  # layers above the bottom one
+    for i in reversed(order):
+        height[i] = max((height[s] + 1 for s in succs[i]), default=0)
+    _promote(height, preds, succs)
+    top = max(height, default=0)
+    return [rank, [top - h for h in height]]
+
+
+def _promote(height: list, preds: list, succs: list) -> None:
+    """Nikolov and Tarassov's promotion: move a node up one layer (its producers too, where they would touch it)
+    whenever that leaves the edges shorter in total, until no move does."""
+    for _ in range(_PROMOTE_ROUNDS):
+        moved = False
+        for node in range(len(height)):
+            if preds[node]:
+                before = list(height)
+                if _promoted(node, height, preds, succs) < 0:
+                    moved = True
+                else:
+                    height[:] = before
+        if not moved:
+            return
+
+
+def _promoted(node: int, height: list, preds: list, succs: list) -> int:
+    """Move `node` up one layer, and its producers just above it first; the change in total edge length."""
+    change = sum(_promoted(p, height, preds, succs) for p in preds[node] if height[p] == height[node] + 1)
+    height[node] += 1
+    return change - len(preds[node]) + len(succs[node])
 
 
 def _layer_lists(count: int, edges: list, rank: list):

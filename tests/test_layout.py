@@ -91,7 +91,29 @@ def test_inputs_come_first(seed_graph):
     view = drawing_view(seed_graph)
     positions = layered_layout(view)
     x = {view.nodes[n].get("name"): p[0] for n, p in positions.items()}
-    assert x["x"] == x["a"] == 0 and x["z"] == max(x.values())
+    assert x["x"] == 0 and x["z"] == max(x.values())
+    for name in ("x", "a"):  # each input just before the ops that use it (not all in one row)
+        node = next(n for n in view if view.nodes[n].get("name") == name)
+        assert min(positions[s][0] for s in view.successors(node)) == x[name] + 1
+
+
+def test_the_seed_picture_crosses_no_edges_like_graphviz_dot(seed_graph):
+    """Counted on the drawn picture by the layout benchmark's metrics (inputs in one row crossed one pair)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from gradmagic.render import render_figure
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("layout_metrics", folder / "layout_metrics.py")
+        metrics = sys.modules.setdefault("layout_metrics", importlib.util.module_from_spec(spec))
+        spec.loader.exec_module(metrics)
+    finally:
+        sys.path.remove(str(folder))
+    assert metrics.crossings(metrics.figure_picture(render_figure(seed_graph))) == 0
 
 
 def test_bad_rankdir_is_a_value_error(seed_graph):
