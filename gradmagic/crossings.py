@@ -5,6 +5,7 @@ their coordinate across the layers and `size[i]` the room each takes there (dumm
 """
 from __future__ import annotations
 
+import random
 from bisect import bisect_right, insort
 
 __all__ = ["order_layers", "crossing_count", "spread_in_order"]
@@ -12,13 +13,36 @@ __all__ = ["order_layers", "crossing_count", "spread_in_order"]
 _SWEEPS = 6  # down+up barycenter rounds; more rarely changes a picture of autograd graphs
 _SWAP_ROUNDS = 4  # passes of neighbour swaps over all layers
 _SWAP_SLOTS = 3000  # beyond this many slots, swaps and crossing counts cost more than they are worth
+_RESTARTS, _RESTART_SLOTS = 4, 150  # shuffled starts tried on pictures of at most this many slots
 
 
 def order_layers(layers: list, up: list, down: list, place: list, size: list) -> None:
-    """Order each layer to cross few edges (the best of rounds of barycenter sweeps and swaps), then settle places."""
+    """Order each layer to cross few edges (the best of rounds of barycenter sweeps and swaps, on small graphs also
+    from a few shuffled starting orders: sweeps only find local optima), then settle places."""
+    slots = sum(map(len, layers))
+    small = slots <= _SWAP_SLOTS
+    starts = [layers] + [_shuffled(layers, seed) for seed in range(_RESTARTS if slots <= _RESTART_SLOTS else 0)]
+    found = [_swept([list(layer) for layer in start], up, down, place, size, small) for start in starts]
+    best = min(found, key=lambda item: item[1])[0]  # the first of equals: the unshuffled start
+    for layer, kept in zip(layers, best):
+        layer[:] = kept
+        _spread(layer, place, size)
+    for _ in range(_SWEEPS):  # then where each slot sits, keeping the order
+        for sweep, neighbours in ((layers, up), (layers[::-1], down)):
+            for layer in sweep:
+                _settle(layer, place, size, {i: _barycenter(neighbours[i], place, place[i]) for i in layer})
+
+
+def _shuffled(layers: list, seed: int) -> list:
+    """The layers each in a random order, the same for the same seed (pictures are deterministic)."""
+    chance = random.Random(seed)
+    return [chance.sample(layer, len(layer)) for layer in layers]
+
+
+def _swept(layers: list, up: list, down: list, place: list, size: list, small: bool) -> tuple:
+    """(layers, crossings) of the ordering with the fewest crossings met in rounds of sweeps (and swaps if small)."""
     for layer in layers:
         _spread(layer, place, size)
-    small = sum(map(len, layers)) <= _SWAP_SLOTS
     best, fewest = [list(layer) for layer in layers], crossing_count(layers, down, place) if small else 0
     for _ in range(_SWEEPS):
         for sweep, neighbours in ((layers, up), (layers[::-1], down)):
@@ -31,14 +55,7 @@ def order_layers(layers: list, up: list, down: list, place: list, size: list) ->
                 count = crossing_count(layers, down, place)
                 if count < fewest:
                     best, fewest = [list(layer) for layer in layers], count
-    if small:
-        for layer, kept in zip(layers, best):
-            layer[:] = kept
-            _spread(layer, place, size)
-    for _ in range(_SWEEPS):  # then where each slot sits, keeping the order
-        for sweep, neighbours in ((layers, up), (layers[::-1], down)):
-            for layer in sweep:
-                _settle(layer, place, size, {i: _barycenter(neighbours[i], place, place[i]) for i in layer})
+    return (best, fewest) if small else (layers, 0)
 
 
 def crossing_count(layers: list, down: list, place: list) -> int:
