@@ -8,7 +8,7 @@ import torch
 
 from . import summary
 from .records import held
-from .torchstate import torch_function_disabled
+from .torchstate import torch_function_disabled, version_of
 
 __all__ = ["Final", "snapshot", "bound_ids", "named_tensors", "module_paths", "parameter_paths", "grad_names", "MAX_ITEMS"]
 
@@ -129,7 +129,7 @@ def _head(name: str) -> str:
 def _final(name: str, t, rebound: bool) -> Final:
     grad = t.grad if t.is_leaf or t.retains_grad else None
     return Final(
-        names=[name], rebound=rebound, obj=held(t), version=t._version,
+        names=[name], rebound=rebound, obj=held(t), version=version_of(t),
         meta=(summary.shape_of(t), t.dtype, t.device, t.requires_grad), is_leaf=t.is_leaf,
         grad_fn=None if t.is_leaf else t.grad_fn, output_nr=t.output_nr,
         value=t.detach().clone() if summary.is_small(t) else None,

@@ -13,7 +13,7 @@ import torch
 from . import summary
 from .records import deref
 from .torchstate import functorch_wrapped, inside_backward, torch_function_disabled, transform_active, \
-    unseen_by_modes
+    unseen_by_modes, version_of
 
 __all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "hook_error",
            "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
@@ -121,7 +121,7 @@ class GradientHooks:
         record for their new version, linked to the old one, and a note that the ops that did it are not recorded."""
         r, changed = self.records, []
         for rec, t, before in self._pass_leaves:
-            if self._latest.get(id(t)) == rec and (t._version != r.versions[rec] or _differs(before, t)):
+            if self._latest.get(id(t)) == rec and (version_of(t) != r.versions[rec] or _differs(before, t)):
                 if before is not None:
                     r.snapshots.setdefault(rec, before)  # the value the pass's forward computation used
                 new = self._record(t, None)

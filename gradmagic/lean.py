@@ -20,7 +20,8 @@ from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, h
 from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
 from .records import Records, add_note, call_shapes, caller_line, deref
-from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, unseen_by_modes
+from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, \
+    unseen_by_modes, version_of
 from .walk import Bindings, GraphReader, Seen
 
 __all__ = ["LeanRecorder"]
@@ -245,7 +246,7 @@ class LeanRecorder:
             rec = reader.leaves.get(id(t))
             return rec if rec is not None and deref(records.objs[rec]) is t else None
         rec = reader.outputs.get((t.grad_fn, t.output_nr))
-        return rec if rec is not None and records.versions[rec] == t._version else None
+        return rec if rec is not None and records.versions[rec] == version_of(t) else None
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""

@@ -20,7 +20,8 @@ from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
 from .records import Records, call_shapes, caller_line, deref, held
 from .summary import shape_of, tensor_kind
-from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active
+from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active, \
+    version_of
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
@@ -161,7 +162,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         else:
             produced = ()
         versions = self.records.versions
-        mutated = [t for t, rec in zip(tensors, inputs[1::2]) if t._version != versions[rec]]
+        mutated = [t for t, rec in zip(tensors, inputs[1::2]) if version_of(t) != versions[rec]]
         depths = self.records.depths
         depth = 1 + max([depths[rec] for rec in inputs[1::2]], default=0)
         outputs = self._outputs(produced, mutated, depth)
@@ -202,7 +203,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
             shape = self._unusual(t)
         grad_fn = self._grad_fn(t, depth)
         r.objs.append(held(t))
-        r.versions.append(t._version)
+        r.versions.append(version_of(t))
         r.shapes.append(shape)
         r.dtypes.append(t.dtype)
         r.devices.append(t.device)

@@ -7,6 +7,7 @@ import weakref
 import torch
 
 from .summary import SMALL_NUMEL, shape_of
+from .torchstate import version_of
 
 __all__ = ["Records", "held", "deref", "caller_line", "add_note", "call_shapes", "NOTES"]
 
@@ -97,12 +98,12 @@ class Records:
 
     def holds(self, rec: int, t) -> bool:
         """Whether record `rec` is `t` at its current version."""
-        return deref(self.objs[rec]) is t and self.versions[rec] == t._version
+        return deref(self.objs[rec]) is t and self.versions[rec] == version_of(t)
 
     def hold(self, rec: int, t) -> None:
         """Make record `rec` keep `t` (and its version), for its value after the run."""
         self.objs[rec] = held(t)
-        self.versions[rec] = t._version
+        self.versions[rec] = version_of(t)
 
 
 def add_note(notes: list, kind: str, *details) -> None:

@@ -6,9 +6,17 @@ import contextlib
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["available_devices", "check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode",
+__all__ = ["version_of", "available_devices", "check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode",
            "torch_function_disabled", "unseen_by_modes", "gradient_accumulator", "transform_active", "functorch_wrapped",
            "forward_ad_active"]
+
+
+def version_of(t) -> int:
+    """The tensor's version counter (`_version`); 0 for an inference tensor, which keeps none (torch raises)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return 0
 
 
 def check_device(device, *, option: str | None = None) -> torch.device | None:

@@ -10,7 +10,7 @@ from . import summary
 from .finals import Final, grad_names, module_paths, parameter_paths
 from .records import deref
 from .recorder import EXIT_NAMES, Recorder
-from .torchstate import torch_function_disabled
+from .torchstate import torch_function_disabled, version_of
 
 __all__ = ["Trace", "resolve", "LEAN_HINT_OPS"]
 
@@ -119,7 +119,7 @@ def _node_class_text(cls: type) -> str | None:
 def _current(r, rec):
     """The tensor of a record if it is still alive and unchanged, else None."""
     t = deref(r.objs[rec])
-    return t if t is not None and t._version == r.versions[rec] else None
+    return t if t is not None and version_of(t) == r.versions[rec] else None
 
 
 def _attach_values(trace: Trace, r) -> None:
@@ -159,7 +159,7 @@ def _attach_grads(trace: Trace, r) -> None:
 def _gradient_values(kept: list) -> list:
     """Python values (small) or stats dicts (large) for the recorder's (value, version, numel) triples."""
     small = summary.SMALL_NUMEL
-    values = [v if n <= small and (version is None or v._version == version) else None for v, version, n in kept]
+    values = [v if n <= small and (version is None or version_of(v) == version) else None for v, version, n in kept]
     vectors = [v if n > small else None for v, _, n in kept]
     stats = summary.stats_dicts(vectors, [n for _, _, n in kept])
     return [s if s is not None else v for v, s in zip(summary.to_python(values), stats)]

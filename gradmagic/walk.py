@@ -15,6 +15,7 @@ import torch
 from .hooks import MAX_NODE_DEPTH, UNREAD
 from .records import Records, add_note, deref, held
 from .summary import shape_of, tensor_kind
+from .torchstate import version_of
 
 __all__ = ["Bindings", "Seen", "GraphReader", "NodeOp", "LEAN_NOTE"]
 
@@ -57,14 +58,14 @@ class Seen:
 
     def __init__(self, t, grad_fn, line):
         self.obj = held(t)
-        self.version = t._version
+        self.version = version_of(t)
         self.grad_fn = grad_fn  # keeps the graph below it alive; None for leaves, UNREAD past the node budget
         self.output_nr = t.output_nr
         self.meta = None if self.obj is t else (shape_of(t), t.dtype, t.device, t.requires_grad)
         self.line = line
 
     def holds(self, t) -> bool:
-        return deref(self.obj) is t and self.version == t._version
+        return deref(self.obj) is t and self.version == version_of(t)
 
 
 @dataclass

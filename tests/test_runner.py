@@ -285,3 +285,14 @@ def test_a_mode_the_cell_enters_and_leaves_entered_survives_the_device_context()
     finally:
         while _get_current_function_mode_stack():
             torch._C._pop_torch_function_stack()
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_tensors_made_in_inference_mode_run_as_in_a_plain_run(lean):
+    """Inference tensors keep no version counter (torch raises on `_version`); the cell must not notice."""
+    source = ("with torch.inference_mode():\n    a = torch.randn(3)\n    a.add_(1)\nb = a * 2\n"
+              "w = torch.ones(3, requires_grad=True)\nloss = (w * b).sum()\nloss.backward()")
+    (captured, result), plain = captured_namespace(source, lean=lean), plain_namespace(source)
+    assert_same(plain, captured)
+    assert result.error is None and result.tensor("a")["value"] == pytest.approx(plain["a"].tolist())
+    assert result.figure is not None and "b" in result.table
