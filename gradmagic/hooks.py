@@ -13,7 +13,7 @@ import torch
 from . import summary
 from .records import deref
 from .torchstate import functorch_wrapped, inside_backward, torch_function_disabled, transform_active, \
-    unseen_by_modes, version_of
+    unseen_by_modes, unseen_reads, version_of
 
 __all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "hook_error",
            "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
@@ -51,37 +51,54 @@ class GradientHooks:
         handles, pass_index = [], None
         self._pass_leaves = []
         try:
-            roots, wrt = backward_tensors(is_grad, args, kwargs)
-            root_recs = [self._resolve(t) for t in roots]
-            input_recs = [self._resolve(t) for t in wrt]
-            pass_index = len(self.records.passes)
-            self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
-            too_deep = any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs)
-            if too_deep:
-                self.too_deep()
-            else:
-                self._hook_graph(roots, pass_index, handles)
+            with unseen_reads():
+                root_recs, input_recs, pass_index = self._pass_start(is_grad, args, kwargs, handles)
         except Exception as error:  # noqa: BLE001 - never the user's problem
             self.records.note("hook", hook_error(error))
         try:
             out = func(*args, **kwargs)
         finally:
-            for handle in handles:
-                handle.remove()
-            if pass_index is not None:
-                try:
-                    self._changed_in_backward(pass_index)
-                except Exception as error:  # noqa: BLE001
-                    self.records.note("hook", hook_error(error))
+            with unseen_reads():
+                self._pass_end(pass_index, handles)
         if is_grad and pass_index is not None:
+            with unseen_reads():
+                self._grad_outputs(func, pass_index, root_recs, input_recs, out)
+        return out
+
+    def _pass_start(self, is_grad: bool, args, kwargs, handles: list) -> tuple:
+        """(records of the roots, of the inputs, pass index) of a pass about to run, its nodes hooked into `handles`."""
+        roots, wrt = backward_tensors(is_grad, args, kwargs)
+        root_recs = [self._resolve(t) for t in roots]
+        input_recs = [self._resolve(t) for t in wrt]
+        pass_index = len(self.records.passes)
+        self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
+        try:
+            if any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs):
+                self.too_deep()
+            else:
+                self._hook_graph(roots, pass_index, handles)
+        except Exception as error:  # noqa: BLE001 - the pass is noted all the same
+            self.records.note("hook", hook_error(error))
+        return root_recs, input_recs, pass_index
+
+    def _pass_end(self, pass_index, handles: list) -> None:
+        """The pass's hooks removed; leaves it changed in place recorded anew."""
+        for handle in handles:
+            handle.remove()
+        if pass_index is not None:
             try:
-                # autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes
-                self._on_grad(pass_index, list(enumerate(input_recs)), out)
-                inputs = [item for pair in enumerate(root_recs + input_recs) for item in pair]
-                self._add_op(func, inputs, (), self._outputs([g for g in out if g is not None], ()), None)
+                self._changed_in_backward(pass_index)
             except Exception as error:  # noqa: BLE001
                 self.records.note("hook", hook_error(error))
-        return out
+
+    def _grad_outputs(self, func, pass_index: int, root_recs: list, input_recs: list, out) -> None:
+        """autograd.grad hands the inputs' gradients back instead of running their AccumulateGrad nodes: record them."""
+        try:
+            self._on_grad(pass_index, list(enumerate(input_recs)), out)
+            inputs = [item for pair in enumerate(root_recs + input_recs) for item in pair]
+            self._add_op(func, inputs, (), self._outputs([g for g in out if g is not None], ()), None)
+        except Exception as error:  # noqa: BLE001
+            self.records.note("hook", hook_error(error))
 
     def _hook_graph(self, roots, pass_index, handles: list) -> None:
         """Hooks (into `handles`) on every autograd node reachable from the roots that produced a recorded tensor.

@@ -21,7 +21,7 @@ from .optimizer_hooks import OptimizerCalls
 from .records import Records, call_shapes, caller_line, deref, held
 from .summary import shape_of, tensor_kind
 from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active, \
-    version_of
+    unseen_reads, version_of
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
@@ -121,8 +121,11 @@ class Recorder(GradientHooks, TorchFunctionMode):
             if func.__name__ == "__get__":
                 if func.__self__ in _TENSOR_ATTRIBUTES:  # .T, .mT, .real, .data ... make tensors: record them
                     return self._call(func, _OP, args, kwargs)
-                if func.__self__ is _GRAD_ATTRIBUTE and not args[0].is_leaf:
-                    return self._read_non_leaf_grad(func, args)
+                if func.__self__ is _GRAD_ATTRIBUTE:
+                    with unseen_reads():
+                        leaf = args[0].is_leaf
+                    if not leaf:
+                        return self._read_non_leaf_grad(func, args)
             return func(*args, **kwargs) if kwargs else func(*args)
         kind = _KINDS.get(func) or _kind(func)
         if kind is _PASS:
@@ -140,6 +143,15 @@ class Recorder(GradientHooks, TorchFunctionMode):
         if transform_active():  # inside torch.func.vmap/grad/...: functorch wrappers, not the cell's own tensors
             self.records.note("functorch")
             return func(*args, **kwargs) if kwargs else func(*args)
+        with unseen_reads():  # a mode of the user's sees the cell's own calls only
+            tensors, inputs, consts, kind = self._inputs(args, kwargs, kind)
+        out = func(*args, **kwargs) if kwargs else func(*args)
+        with unseen_reads():
+            self._record_call(func, kind, tensors, inputs, consts, out)
+        return out
+
+    def _inputs(self, args, kwargs, kind) -> tuple:
+        """(tensors, their records and slots, constants, kind) of one call's arguments; what it may change, kept."""
         tensors, inputs, consts = [], [], []
         collect = self._collect
         for slot, arg in enumerate(args):
@@ -151,10 +163,13 @@ class Recorder(GradientHooks, TorchFunctionMode):
                 kind = _INPLACE
         if kind is _INPLACE:
             self._snapshot(inputs)
-        out = func(*args, **kwargs) if kwargs else func(*args)
+        return tensors, inputs, consts, kind
+
+    def _record_call(self, func, kind, tensors, inputs, consts, out) -> None:
+        """Record one call that ran: the tensors it made or changed (or the number an exit op returned)."""
         if kind is _EXIT:
             self._add_op(func, inputs, consts, (), out if isinstance(out, (int, float, bool)) else None)
-            return out
+            return
         if isinstance(out, _TENSOR):
             produced = (out,)
         elif isinstance(out, _SEQUENCES):
@@ -168,7 +183,6 @@ class Recorder(GradientHooks, TorchFunctionMode):
         outputs = self._outputs(produced, mutated, depth)
         if outputs or mutated:
             self._add_op(func, inputs, consts, outputs, None)
-        return out
 
     def _collect(self, slot, arg, tensors, inputs, consts) -> None:
         if isinstance(arg, _TENSOR):

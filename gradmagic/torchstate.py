@@ -6,9 +6,18 @@ import contextlib
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["version_of", "available_devices", "check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode",
+__all__ = ["version_of", "unseen_reads", "available_devices", "check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode",
            "torch_function_disabled", "unseen_by_modes", "gradient_accumulator", "transform_active", "functorch_wrapped",
            "forward_ad_active"]
+
+_UNCHANGED = contextlib.nullcontext()
+
+
+def unseen_reads():
+    """A context for gradmagic's own reads of tensors (`.grad_fn`, `._version`, hooks) that no torch function mode
+    sees: inside the recorder's __torch_function__ the recorder is popped, so any mode left is the user's."""
+    # Private API (torch >= 2.0): the length of the thread's function-mode stack.
+    return torch._C.DisableTorchFunction() if torch._C._len_torch_function_stack() else _UNCHANGED
 
 
 def version_of(t) -> int:

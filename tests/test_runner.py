@@ -296,3 +296,27 @@ def test_tensors_made_in_inference_mode_run_as_in_a_plain_run(lean):
     assert_same(plain, captured)
     assert result.error is None and result.tensor("a")["value"] == pytest.approx(plain["a"].tolist())
     assert result.figure is not None and "b" in result.table
+
+
+def test_a_mode_the_user_entered_sees_only_the_cell_s_own_calls():
+    """gradmagic's own reads (`.grad_fn`, `._version`, hooks) stay invisible to a user's TorchFunctionMode."""
+    from collections import Counter
+
+    from torch.overrides import TorchFunctionMode
+
+    class Counting(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = Counter()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls[getattr(func, "__qualname__", str(func))] += 1
+            return func(*args, **(kwargs or {}))
+
+    source = "a = torch.ones(2, requires_grad=True)\nb = (a * 2).sum()\nb.backward()\nc = a.grad * 3"
+    seen = []
+    for run in (lambda: exec(source, {"torch": torch}), lambda: gradmagic.run(source, {"torch": torch})):
+        with Counting() as mode:
+            run()
+        seen.append(mode.calls)
+    assert seen[1] == seen[0] and sum(seen[0].values()) >= 5
