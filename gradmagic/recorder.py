@@ -306,7 +306,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.outputs.append(outputs)
         r.grad_enabled.append(torch.is_grad_enabled())
         r.modules.append(self._module_stack[-1] if self._module_stack else None)
-        r.lines.append(self._caller_line())
+        r.lines.append(self._caller_line(4))  # _add_op <- _record_call or _grad_outputs <- the torch call
         r.results.append(result)
 
     def _caller_line(self, depth: int = 3) -> int | None:
