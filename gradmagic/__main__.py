@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
 
-import torch
-
 from . import export
+from .cli_run import as_main, compiled_script, run_script
 from .options import check_run_options
-from .runner import instrument, last, recording
-from .tracebacks import user_traceback
 
 __all__ = ["main"]
 
@@ -34,11 +32,11 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    as_program, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
     ours, script_args = _split_at_dashes(argv)
     parser = _parser()
     args = parser.parse_args(ours)
-    if not args.script.is_file():
+    if not os.path.isfile(args.script):
         parser.error(f"{args.script}: no such file")
     outputs = [Path(p) for p in args.output]
     try:
@@ -47,23 +45,35 @@ def main(argv: list | None = None) -> int:
         device, dtype = check_run_options(device=args.device, dtype=args.dtype, depth=args.depth,
                                           max_nodes=args.max_nodes, save=outputs, lean=args.lean,
                                           explain=args.explain, check=args.check)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         parser.error(str(error))
-    filename = str(args.script.resolve())  # python gives __main__ an absolute __file__ (3.9+)
     try:
-        code, source = _compiled(filename)
+        code, source = compiled_script(os.path.abspath(args.script))
     except SyntaxError as error:  # as python prints it: the file, the line, the caret
         traceback.print_exception(SyntaxError, error, None)
         return 1
-    with _as_main(args.script, script_args):
-        result, status = _run(code, source, filename, device, dtype, args.lean)
-    return _report(result, args, outputs, status)
+    with as_main(args.script, script_args) as namespace:
+        ending = run_script(code, source, namespace, device=device, dtype=dtype, lean=args.lean)
+    status = ending.status if ending.result is None else _report(ending.result, args, outputs, ending.status)
+    if ending.interrupted and as_program:
+        _die_of_sigint()
+    return status
+
+
+def _die_of_sigint() -> None:
+    """End as python ends after an uncaught KeyboardInterrupt: killed by SIGINT, so a shell sees Ctrl-C (POSIX)."""
+    if os.name != "posix":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m gradmagic", usage=_USAGE, epilog=_EPILOG,
                      description=__doc__.split(":", 1)[1].strip())
-    parser.add_argument("script", type=Path, metavar="SCRIPT.py", help="a Python file that uses torch")
+    parser.add_argument("script", metavar="SCRIPT.py", help="a Python file that uses torch")
     parser.add_argument("-o", "--output", action="append", default=[], metavar="PATH",
                         help=f"write the result by suffix ({' '.join(export.SUFFIXES)}); repeatable")
     parser.add_argument("-d", "--device", help="default device inside the script: cpu, cuda, cuda:N, mps")
@@ -89,61 +99,26 @@ def _split_at_dashes(argv: list) -> tuple:
     return argv[:cut], argv[cut + 1:]
 
 
-def _compiled(filename: str) -> tuple:
-    """(code, source): the script labelled for the capture and named by its own path (tracebacks show its lines)."""
-    source = Path(filename).read_text()
-    return compile(instrument(source, filename), filename, "exec"), source
-
-
-@contextlib.contextmanager
-def _as_main(script: Path, script_args: list):
-    """sys.argv and sys.path as `python SCRIPT.py SCRIPT_ARGS` sets them, while the script runs."""
-    argv, path = sys.argv, list(sys.path)
-    sys.argv = [str(script), *script_args]
-    sys.path.insert(0, str(script.resolve().parent))
-    try:
-        yield
-    finally:
-        sys.argv, sys.path[:] = argv, path
-
-
-def _run(code, source: str, filename: str, device, dtype, lean: bool) -> tuple:
-    """(the Result, the exit status): run the script as __main__; its exception is printed as python prints it."""
-    namespace = {"torch": torch, "__name__": "__main__", "__file__": filename, "__package__": None, "__spec__": None}
-    status, session = 0, None
-    try:
-        with recording(namespace, source, filename, device=device, dtype=dtype, lean=lean) as session:
-            try:
-                exec(code, namespace)
-            except SystemExit as stop:  # sys.exit() ends the script, not the capture: still print and write
-                status = _exit_status(stop)
-    except Exception as error:
-        traceback.print_exception(type(error), error, user_traceback(error.__traceback__, filename))
-        status = 1
-    return (session.result if session is not None else last()), status
-
-
-def _exit_status(stop: SystemExit) -> int:
-    """The status python exits with for sys.exit(code): None is 0, a number itself, anything else printed and 1."""
-    if stop.code is None or isinstance(stop.code, int):
-        return stop.code or 0
-    print(stop.code, file=sys.stderr)
-    return 1
-
-
 def _report(result, args, outputs: list, status: int) -> int:
-    """Print the table (and explanations), write the files; the exit status."""
+    """Print the table (and explanations), write the files; the exit status. gradmagic's own problems come last,
+    one line each on stderr, and make the status non-zero."""
     result.show_all, result.rankdir = args.all, args.rankdir
     result.depth, result.max_nodes = args.depth, args.max_nodes
+    problems = []
     try:
         result.explained = [result.explain(name) for name in args.explain]
         result.gradient_check = result.check() if args.check else None
     except ValueError as error:
-        print(f"gradmagic: {error}", file=sys.stderr)
-        status = status or 2
+        problems.append((str(error), 2))
     print(result._plain_text())
     for path in outputs:
-        print(f"wrote {result.save(path)}")
+        try:
+            print(f"wrote {result.save(path)}")
+        except OSError as error:  # found only now: an unwritable folder, a directory in the way, a full disk
+            problems.append((f"cannot write {path}: {error.strerror or error}", 1))
+    for message, code in problems:
+        print(f"gradmagic: {message}", file=sys.stderr)
+        status = status or code
     return status
 
 
