@@ -97,7 +97,8 @@ def _same_script_output(plain, ours):
 
 
 SHOWS_ITSELF = ("import sys\nprint(sys.argv, __name__, __file__, sys.path[0])\n"
-                "print(sorted(globals()), __doc__, type(__loader__).__name__, sys.modules['__main__'].__dict__ is globals())\n")
+                "print(sorted(globals()), __doc__, type(__loader__).__name__,\n"
+                "      sys.modules['__main__'].__dict__ is globals())\n")
 
 
 def test_cli_runs_the_script_as_python_does_with_its_own_arguments(tmp_path, capfd):
@@ -132,7 +133,8 @@ def test_cli_decodes_a_latin_1_script_by_its_coding_cookie(tmp_path, capfd):
     text = "# -*- coding: latin-1 -*-\nword = 'café'\nprint(word, len(word))\nword[9]\n".encode("latin-1")
     plain, ours = _both(tmp_path, capfd, text)
     _same_script_output(plain, ours)
-    assert plain[1] == "café 4\n" and "    word[9]" in ours[2] and ours[2].endswith("IndexError: string index out of range\n")
+    assert plain[1] == "café 4\n" and "    word[9]" in ours[2]
+    assert ours[2].endswith("IndexError: string index out of range\n")
 
 
 def test_cli_error_shows_pythons_own_traceback_of_the_script(tmp_path, capfd):
