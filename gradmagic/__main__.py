@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import export
-from .cli_run import as_main, compiled_script, run_script
+from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
 from .options import check_run_options
 
 __all__ = ["main"]
@@ -38,7 +38,7 @@ def main(argv: list | None = None) -> int:
     args = parser.parse_args(ours)
     if not os.path.isfile(args.script):
         parser.error(f"{args.script}: no such file")
-    outputs = [Path(p) for p in args.output]
+    outputs = [Path(p).absolute() for p in args.output]  # as typed from here: the script may chdir
     try:
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,10 +54,21 @@ def main(argv: list | None = None) -> int:
         return 1
     with as_main(args.script, script_args) as namespace:
         ending = run_script(code, source, namespace, device=device, dtype=dtype, lean=args.lean)
-    status = ending.status if ending.result is None else _report(ending.result, args, outputs, ending.status)
-    if ending.interrupted and as_program:
+    status, interrupted = _reported(ending, args, outputs)
+    if interrupted and as_program:
         _die_of_sigint()
     return status
+
+
+def _reported(ending: Ending, args, outputs: list) -> tuple:
+    """(exit status, whether Ctrl-C ended it) after printing the table and writing the files, if there is a result."""
+    if ending.result is None:
+        return ending.status, ending.interrupted
+    try:
+        return _report(ending.result, args, outputs, ending.status), ending.interrupted
+    except KeyboardInterrupt:  # a second Ctrl-C, while drawing or writing: one line, never gradmagic's traceback
+        print("gradmagic: interrupted while printing the table or writing the files", file=sys.stderr)
+        return INTERRUPTED, True
 
 
 def _die_of_sigint() -> None:
@@ -110,12 +121,18 @@ def _report(result, args, outputs: list, status: int) -> int:
         result.gradient_check = result.check() if args.check else None
     except ValueError as error:
         problems.append((str(error), 2))
-    print(result._plain_text())
-    for path in outputs:
+    try:
+        print(result._plain_text())
+    except Exception as error:  # gradmagic's own failure: said in one line, the files are still tried
+        problems.append((f"could not print the table: {type(error).__name__}: {error}", 1))
+    for typed, path in zip(args.output, outputs):
         try:
-            print(f"wrote {result.save(path)}")
+            result.save(path)
+            print(f"wrote {typed}")
         except OSError as error:  # found only now: an unwritable folder, a directory in the way, a full disk
-            problems.append((f"cannot write {path}: {error.strerror or error}", 1))
+            problems.append((f"cannot write {typed}: {error.strerror or error}", 1))
+        except Exception as error:
+            problems.append((f"cannot write {typed}: {type(error).__name__}: {error}", 1))
     for message, code in problems:
         print(f"gradmagic: {message}", file=sys.stderr)
         status = status or code

@@ -70,7 +70,8 @@ def _both(tmp_path, capfd, text, *args, name="script.py"):
 
     Scripts that do not import torch keep the plain run fast; gradmagic's side runs in-process (torch is loaded)."""
     script = tmp_path / name
-    script.write_text(text) if isinstance(text, str) else script.write_bytes(text)
+    if text is not None:  # None: the test made the file
+        script.write_text(text) if isinstance(text, str) else script.write_bytes(text)
     plain = subprocess.run([sys.executable, name, *args], capture_output=True, text=True, cwd=tmp_path)
     capfd.readouterr()
     with _cwd(tmp_path):
@@ -217,6 +218,48 @@ def test_cli_internal_failure_is_one_line_not_a_second_crash(tmp_path, capfd, mo
     assert main([str(script)]) == 1
     assert capfd.readouterr() == ("ran\n", f"gradmagic: internal error: RuntimeError: graph could not be built "
                                            f"(while recording {script})\n")
+
+
+def test_cli_a_second_ctrl_c_while_drawing_is_one_line(tmp_path, capfd, monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gradmagic.result.Result._plain_text", interrupted)
+    script = tmp_path / "ok.py"
+    script.write_text("import torch\nx = torch.ones(2) * 2\n")
+    assert main([str(script), "-o", str(tmp_path / "g.json")]) == 130
+    assert capfd.readouterr() == ("", "gradmagic: interrupted while printing the table or writing the files\n")
+
+
+def test_cli_a_table_that_fails_is_one_line_and_the_files_are_still_written(tmp_path, capfd, monkeypatch):
+    def broken(self):
+        raise RuntimeError("no glyph for 名")
+
+    monkeypatch.setattr("gradmagic.result.Result._plain_text", broken)
+    script = tmp_path / "ok.py"
+    script.write_text("import torch\nx = torch.ones(2) * 2\n")
+    assert main([str(script), "-o", str(tmp_path / "g.json")]) == 1
+    assert capfd.readouterr() == (f"wrote {tmp_path / 'g.json'}\n",
+                                  "gradmagic: could not print the table: RuntimeError: no glyph for 名\n")
+
+
+def test_cli_outputs_are_written_where_they_were_typed_even_if_the_script_changes_folder(tmp_path, capfd):
+    (tmp_path / "elsewhere").mkdir()
+    script = tmp_path / "moves.py"
+    script.write_text("import os, torch\nos.chdir('elsewhere')\nx = torch.ones(2) * 2\n")
+    with _cwd(tmp_path):
+        assert main(["moves.py", "-o", "g.json"]) == 0
+    assert (tmp_path / "g.json").exists() and not (tmp_path / "elsewhere" / "g.json").exists()
+    assert capfd.readouterr().out.endswith("wrote g.json\n")
+
+
+def test_cli_a_linked_script_gets_the_link_as_file_and_the_target_folder_on_sys_path(tmp_path, capfd):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "target.py").write_text("import sys\nprint(__file__, sys.path[0], sys.argv[0])\n")
+    (tmp_path / "link.py").symlink_to(tmp_path / "real" / "target.py")
+    plain, ours = _both(tmp_path, capfd, None, name="link.py")
+    _same_script_output(plain, ours)
+    assert plain[1] == f"{tmp_path / 'link.py'} {tmp_path / 'real'} link.py\n"
 
 
 def test_cli_unknown_option_is_one_line_saying_where_script_arguments_go(capfd):
