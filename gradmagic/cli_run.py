@@ -17,7 +17,7 @@ from .result import Result
 from .runner import instrument, recording
 from .tracebacks import user_traceback
 
-__all__ = ["compiled_script", "as_main", "run_script", "Ending", "exit_status"]
+__all__ = ["compiled_script", "as_main", "run_script", "Ending", "exit_status", "INTERRUPTED"]
 
 #: The status a shell sees for a process stopped by Ctrl-C (128 + SIGINT); python itself dies of the signal.
 INTERRUPTED = 130
@@ -26,7 +26,8 @@ INTERRUPTED = 130
 def compiled_script(filename: str) -> tuple:
     """(code, source): the file decoded as python decodes it (coding cookie, BOM) and labelled for the capture.
 
-    Raises python's own SyntaxError (the one `python SCRIPT.py` prints) when the file does not decode or compile.
+    Raises python's own SyntaxError when the file does not compile (for bytes it cannot decode, compile()'s wording,
+    as runpy gives it; `python SCRIPT.py` words those differently).
     """
     raw = Path(filename).read_bytes()
     try:
