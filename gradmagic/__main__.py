@@ -40,12 +40,11 @@ def main(argv: list | None = None) -> int:
         parser.error(f"{args.script}: no such file")
     outputs = [Path(p).absolute() for p in args.output]  # as typed from here: the script may chdir
     try:
-        for path in outputs:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(args.output, outputs)
         device, dtype = check_run_options(device=args.device, dtype=args.dtype, depth=args.depth,
                                           max_nodes=args.max_nodes, save=outputs, lean=args.lean,
                                           explain=args.explain, check=args.check)
-    except (ValueError, OSError) as error:
+    except ValueError as error:
         parser.error(str(error))
     try:
         code, source = compiled_script(os.path.abspath(args.script))
@@ -58,6 +57,15 @@ def main(argv: list | None = None) -> int:
     if interrupted and as_program:
         _die_of_sigint()
     return status
+
+
+def _make_folders(typed: list, outputs: list) -> None:
+    """Create the outputs' folders now, before the script runs; a ValueError saying which one cannot be made."""
+    for name, path in zip(typed, outputs):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"-o {name}: cannot create its folder {str(path.parent)!r}: {error.strerror or error}")
 
 
 def _reported(ending: Ending, args, outputs: list) -> tuple:

@@ -205,7 +205,9 @@ def test_cli_uncreatable_output_folder_is_one_line_before_the_script_runs(tmp_pa
     with pytest.raises(SystemExit) as stop:
         main([str(script), "-o", "/proc/no/such/g.png"])
     printed, errors = capfd.readouterr()
-    assert stop.value.code == 2 and printed == "" and len(errors.splitlines()) == 1 and "/proc/no" in errors
+    assert stop.value.code == 2 and printed == ""
+    assert errors == ("python -m gradmagic: error: -o /proc/no/such/g.png: cannot create its folder '/proc/no/such': "
+                      "No such file or directory\n")
 
 
 def test_cli_internal_failure_is_one_line_not_a_second_crash(tmp_path, capfd, monkeypatch):
@@ -218,6 +220,16 @@ def test_cli_internal_failure_is_one_line_not_a_second_crash(tmp_path, capfd, mo
     assert main([str(script)]) == 1
     assert capfd.readouterr() == ("ran\n", f"gradmagic: internal error: RuntimeError: graph could not be built "
                                            f"(while recording {script})\n")
+
+
+def test_cli_unknown_explain_name_comes_after_the_scripts_own_error_in_one_line(tmp_path, capfd):
+    script = tmp_path / "broken.py"
+    script.write_text("import torch\nx = torch.ones(2, requires_grad=True)\ny = (x * 3).sum()\ny.backward()\nundefined_name\n")
+    assert main([str(script), "--explain", "nosuch"]) == 1
+    printed, errors = capfd.readouterr()
+    lines = errors.splitlines()
+    assert lines[-2] == "NameError: name 'undefined_name' is not defined" and lines[-3] == "    undefined_name"
+    assert lines[-1].startswith("gradmagic: ") and "nosuch" in lines[-1] and "\ny " in printed
 
 
 def test_cli_a_second_ctrl_c_while_drawing_is_one_line(tmp_path, capfd, monkeypatch):

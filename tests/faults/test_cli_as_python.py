@@ -149,4 +149,4 @@ def test_ctrl_c_ends_as_python_does_after_showing_what_was_recorded(tmp_path):
     assert plain[1] == "ready\n" and theirs[1].startswith("ready\n") and "\nx " in theirs[1]
     assert plain[2].splitlines()[-1] == theirs[2].splitlines()[-1] == "KeyboardInterrupt"
     assert re.search(f'{re.escape(str(script))}", line [5-8], in <module>', theirs[2])  # wherever the loop was
-    assert "gradmagic" not in theirs[2] and "torch/" not in theirs[2]  # the script's frames only
+    assert "gradmagic" not in theirs[2]  # none of the capture's frames, wherever the signal landed
