@@ -90,7 +90,8 @@ def _die_of_sigint() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m gradmagic", usage=_USAGE, epilog=_EPILOG,
+    prog = "gradmagic" if os.path.basename(sys.argv[0]) == "gradmagic" else "python -m gradmagic"  # as it was run
+    parser = _Parser(prog=prog, usage=_USAGE.replace("python -m gradmagic", prog), epilog=_EPILOG,
                      description=__doc__.split(":", 1)[1].strip())
     parser.add_argument("script", metavar="SCRIPT.py", help="a Python file that uses torch")
     parser.add_argument("-o", "--output", action="append", default=[], metavar="PATH",

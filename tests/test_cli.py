@@ -124,10 +124,11 @@ def test_cli_script_folder_is_first_on_sys_path_not_the_cwd(tmp_path, capfd):
 def test_cli_classes_defined_in_the_script_pickle_and_postponed_hints_resolve(tmp_path, capfd):
     text = ("from __future__ import annotations\nimport dataclasses, decimal, pickle, typing\n"
             "@dataclasses.dataclass\nclass Point:\n    x: decimal.Decimal\n"
-            "print(pickle.loads(pickle.dumps(Point(decimal.Decimal(1)))), typing.get_type_hints(Point))\n")
+            "print(pickle.loads(pickle.dumps(Point(decimal.Decimal(1)))), typing.get_type_hints(Point))\n"
+            "import inspect\nprint(inspect.getsource(Point).splitlines()[1])\n")
     plain, ours = _both(tmp_path, capfd, text)
     _same_script_output(plain, ours)
-    assert plain[1] == "Point(x=Decimal('1')) {'x': <class 'decimal.Decimal'>}\n"
+    assert plain[1] == "Point(x=Decimal('1')) {'x': <class 'decimal.Decimal'>}\nclass Point:\n"
 
 
 def test_cli_decodes_a_latin_1_script_by_its_coding_cookie(tmp_path, capfd):
