@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import sys
 
 import torch
@@ -12,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from .naming import label_assignments
-from .options import check_run_options
+from .options import backward_problem, check_run_options, explain_problem, out_problem
 from .runner import recording
 from .tracebacks import user_traceback
 
@@ -63,7 +62,7 @@ class AutogradMagics(Magics):
             code, last_expr, bound, source = self._compile(cell)
         except SyntaxError as error:
             return self._show_syntax_error(error)
-        _check_out_target(options.out, bound, namespace)
+        _raise_if(out_problem(options.out, bound, namespace))
         value, session = None, None
         try:
             with recording(namespace, source, code.co_filename, device=device, dtype=dtype,
@@ -72,7 +71,7 @@ class AutogradMagics(Magics):
                 if last_expr is not None:
                     value = eval(last_expr, namespace)
                 if options.backward and not session.recorder.passes:
-                    _raise_if(_backward_problem(options.backward, namespace))
+                    _raise_if(backward_problem(options.backward, namespace))
                     namespace[options.backward].backward()
         except (Exception, KeyboardInterrupt) as error:
             self._show_as_plain_cell(error, code.co_filename)
@@ -191,9 +190,9 @@ def _save(result, path: str) -> str | None:
 
 def _late_problems(options, bound: dict, namespace: dict, *, stopped: bool) -> list:
     """What only the run could tell about --explain and --backward names: one line each."""
-    problems = [_explain_problem(name, bound, namespace) for name in options.explain]
+    problems = [explain_problem(name, bound, namespace) for name in options.explain]
     if stopped and options.backward:  # the cell stopped before --backward's call: say what it would have met
-        problems.append(_backward_problem(options.backward, namespace))
+        problems.append(backward_problem(options.backward, namespace))
     return [p for p in problems if p]
 
 
@@ -237,50 +236,6 @@ def _assigned_names(tree: ast.Module) -> dict:
     for node in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
         names[node.id] = names.get(node.id, False) or id(node) not in literal
     return names
-
-
-_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
-
-
-def _check_out_target(name: str, bound: dict, namespace: dict) -> None:
-    """--out NAME may replace an earlier result, never a value the cell or the namespace holds under that name."""
-    from .result import Result
-
-    if name in bound:
-        raise UsageError(f"--out {name}: the cell assigns {name!r} itself and the result would replace it; "
-                         f"choose another name, e.g. --out {name}_graph")
-    if name in namespace and not isinstance(namespace[name], Result):
-        kind = type(namespace[name]).__name__
-        raise UsageError(f"--out {name}: {name!r} already holds a {kind}, which the result would replace; "
-                         f"choose another name (default _autograd) or del {name} first")
-
-
-def _explain_problem(name: str, bound: dict, namespace: dict) -> str | None:
-    """Why --explain NAME names nothing the cell assigned or left as a tensor (model.0.weight, xs[0]: their head)."""
-    head = re.split(r"[.\[]", name, maxsplit=1)[0].rstrip(_SUBSCRIPTS)  # h₂ is the 2nd binding of h
-    value = namespace.get(head)
-    if head in bound or isinstance(value, torch.Tensor) or (head != name and value is not None):
-        return None
-    tensors = [k for k, v in namespace.items() if isinstance(v, torch.Tensor) and not k.startswith("_")]
-    candidates = list(dict.fromkeys([k for k, maybe_tensor in bound.items() if maybe_tensor] + tensors))
-    shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "") or "none"
-    return (f"--explain {name}: the cell assigns no {head!r} and no tensor of that name exists; "
-            f"names to explain: {shown}")
-
-
-def _backward_problem(name: str, namespace: dict) -> str | None:
-    """Why --backward NAME cannot be called: no such variable, not a tensor, not a scalar, no grad; or None."""
-    if name not in namespace:
-        return f"--backward {name}: no variable {name!r} (the cell does not assign it either)"
-    value = namespace[name]
-    if not isinstance(value, torch.Tensor):
-        return f"--backward {name}: {name!r} is a {type(value).__name__}, not a tensor"
-    if value.numel() != 1:
-        return (f"--backward {name}: {name!r} has shape {tuple(value.shape)}; backward() needs a scalar "
-                f"(bind {name}.sum() to a name and pass that)")
-    if not value.requires_grad:
-        return f"--backward {name}: {name!r} does not require grad, so there is nothing to differentiate"
-    return None
 
 
 def load(ipython) -> None:
