@@ -89,9 +89,12 @@ def missing_note(lines: dict) -> str | None:
 
 
 def use_fallback(figure) -> None:
-    """Give every text of the figure the fallback families and write what no font has as escapes."""
+    """Give each text of the figure the default font lacks glyphs for the fallback families, and write what no
+    font has as escapes; texts the default font draws alone are left exactly as they were."""
+    default = _charmaps()[0]
     for text in figure.findobj(Text):
+        written = text.get_text()
+        if all(ord(char) in default for char in written if char != "\n"):
+            continue
         text.set_fontfamily(list(families()))
-        shown = readable(text.get_text())
-        if shown != text.get_text():
-            text.set_text(shown)
+        text.set_text(readable(written))

@@ -26,6 +26,8 @@ def test_greek_cyrillic_and_math_names_draw_as_written(tmp_path):
     texts = _texts(result.figure)
     assert any(t.startswith("вес = [1.0, 1.0]") for t in texts) and any(t.startswith("θ = 4.0") for t in texts)
     assert not any("\\u" in t or "escapes" in t for t in texts)
+    theta = next(t for t in result.figure.findobj(Text) if t.get_text().startswith("θ ="))
+    assert theta.get_fontfamily() == ["sans-serif"]  # what the default font draws alone is left as it was
 
 
 @pytest.mark.skipif("STIXGeneral" not in fonts.families(), reason="matplotlib ships STIXGeneral; it is not found")
