@@ -118,12 +118,17 @@ def _visible_texts(artist):
 
 
 def plain_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy whose attributes are strict JSON types only: tuples as lists, dict keys as text, and NaN, ±inf and
-    complex numbers as the text Python's float() and complex() read back ("nan", "-inf", "1+2j")."""
+    """A copy whose attributes are strict JSON types only: tuples as lists, dict keys as text, NaN and ±inf as
+    "NaN", "Infinity", "-Infinity" (what JavaScript's Number() and Python's float() read back) and complex
+    numbers as the text complex() reads back ("1+2j")."""
     out = nx.MultiDiGraph(**{k: _plain(v) for k, v in graph.graph.items()})
     out.add_nodes_from((n, {k: _plain(v) for k, v in d.items()}) for n, d in graph.nodes(data=True))
     out.add_edges_from((u, v, k, {a: _plain(b) for a, b in d.items()}) for u, v, k, d in graph.edges(keys=True, data=True))
     return out
+
+
+#: How NaN (0), inf (1) and -inf (-1) are written in JSON, which has no numbers for them.
+_NON_FINITE = {0: "NaN", 1: "Infinity", -1: "-Infinity"}
 
 
 def _plain(value):
@@ -132,7 +137,7 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return _NON_FINITE[math.copysign(1, value) if math.isinf(value) else 0]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, complex):

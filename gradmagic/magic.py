@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import sys
 
 import torch
@@ -12,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from .naming import label_assignments
-from .options import check_run_options
+from .options import backward_problem, check_run_options, explain_problem, out_problem
 from .runner import recording
 from .tracebacks import user_traceback
 
@@ -63,9 +62,7 @@ class AutogradMagics(Magics):
             code, last_expr, bound, source = self._compile(cell)
         except SyntaxError as error:
             return self._show_syntax_error(error)
-        _check_explain_targets(options.explain, bound, namespace)
-        if options.backward and options.backward not in bound:
-            _check_backward_target(options.backward, namespace)  # nothing in the cell can change it
+        _raise_if(out_problem(options.out, bound, namespace))
         value, session = None, None
         try:
             with recording(namespace, source, code.co_filename, device=device, dtype=dtype,
@@ -74,14 +71,14 @@ class AutogradMagics(Magics):
                 if last_expr is not None:
                     value = eval(last_expr, namespace)
                 if options.backward and not session.recorder.passes:
-                    _check_backward_target(options.backward, namespace)
+                    _raise_if(backward_problem(options.backward, namespace))
                     namespace[options.backward].backward()
         except (Exception, KeyboardInterrupt) as error:
             self._show_as_plain_cell(error, code.co_filename)
             raise
         finally:
             if session is not None and session.result is not None:
-                self._publish(session.result, options)
+                self._publish(session.result, options, bound)
         return value
 
     def _compile(self, cell: str):
@@ -134,30 +131,40 @@ class AutogradMagics(Magics):
         except AttributeError:
             pass
 
-    def _publish(self, result, options) -> None:
-        """Put the result in the namespace, display it, then save the files asked for."""
+    def _publish(self, result, options, bound: dict) -> None:
+        """Bind and display the result, save the files asked for, then say what gradmagic could not do.
+
+        Problems found only now (an unknown --explain name, a --save that fails) come after the cell's own
+        exception as notes on it, one line each; after a clean run, a failed save is a line on stderr and
+        the others end the cell in one UsageError."""
         result.image_format = options.format
         result.show_graph, result.show_table = not options.no_graph, not options.no_table
         result.show_all, result.rankdir = options.all, options.rankdir
         result.depth, result.max_nodes = options.depth, options.max_nodes
         self.shell.user_ns[options.out] = result
+        stopped = result.error is not None and not isinstance(result.error, UsageError)  # the cell's own
+        refused, unsaved = _late_problems(options, bound, self.shell.user_ns, stopped=stopped), []
         if result.empty:
             print("gradmagic: the cell touched no tensors, so there is nothing to draw.")
+        else:
+            refused += self._add_explanations(result, options, skip=refused)
+            display(result)
+            unsaved = [problem for problem in (_save(result, path) for path in options.save) if problem]
+        if result.error is not None:
+            for problem in refused + unsaved:
+                _add_note(result.error, f"gradmagic: {problem}")
             return
-        problems = self._add_explanations(result, options)
-        display(result)
-        for path in options.save:
-            _save(result, path)
-        if problems and result.error is None:
-            raise UsageError(problems[0])
-        for problem in problems:  # the cell's own exception is the one to see: these are only notes
+        for problem in unsaved:
             print(f"gradmagic: {problem}", file=sys.stderr)
+        _raise_if("\n".join(refused))
 
     @staticmethod
-    def _add_explanations(result, options) -> list:
+    def _add_explanations(result, options, *, skip: list) -> list:
         """Attach --explain and --check output to the result; the reasons any could not be made."""
         problems = []
         for name in options.explain:
+            if any(problem.startswith(f"--explain {name}:") for problem in skip):
+                continue
             try:
                 result.explained.append(result.explain(name))
             except ValueError as error:
@@ -170,14 +177,39 @@ class AutogradMagics(Magics):
         return problems
 
 
-def _save(result, path: str) -> None:
-    """Write one --save file; a failure is one line on stderr, the result stays displayed and bound."""
+def _save(result, path: str) -> str | None:
+    """Write one --save file; why it could not be written, in one line, or None."""
     try:
         result.save(path)
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else \
             str(error).removeprefix(f"{path!r}: ")  # check_save_path's messages start with the path
-        print(f"gradmagic: could not save {path}: {reason}", file=sys.stderr)
+        return f"could not save {path}: {reason}"
+    return None
+
+
+def _late_problems(options, bound: dict, namespace: dict, *, stopped: bool) -> list:
+    """What only the run could tell about --explain and --backward names: one line each."""
+    problems = [explain_problem(name, bound, namespace) for name in options.explain]
+    if stopped and options.backward:  # the cell stopped before --backward's call: say what it would have met
+        problems.append(backward_problem(options.backward, namespace))
+    return [p for p in problems if p]
+
+
+def _add_note(error: BaseException, line: str) -> None:
+    """Add one line under the exception's own message in its traceback (PEP 678 notes)."""
+    if isinstance(error, UsageError):  # IPython shows a UsageError's message alone: the line goes to stderr
+        print(line, file=sys.stderr)
+        return
+    try:
+        error.add_note(line)
+    except (AttributeError, TypeError):  # an exception type that refuses attributes
+        print(line, file=sys.stderr)
+
+
+def _raise_if(problem: str | None) -> None:
+    if problem:
+        raise UsageError(problem)
 
 
 def _checked(options):
@@ -204,37 +236,6 @@ def _assigned_names(tree: ast.Module) -> dict:
     for node in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
         names[node.id] = names.get(node.id, False) or id(node) not in literal
     return names
-
-
-_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
-
-
-def _check_explain_targets(names: list, bound: dict, namespace: dict) -> None:
-    """--explain NAME must be assigned in the cell or already bound to a tensor (model.0.weight, xs[0]: their head)."""
-    for name in names:
-        head = re.split(r"[.\[]", name, maxsplit=1)[0].rstrip(_SUBSCRIPTS)  # h₂ is the 2nd binding of h
-        value = namespace.get(head)
-        if head in bound or isinstance(value, torch.Tensor) or (head != name and value is not None):
-            continue
-        tensors = [k for k, v in namespace.items() if isinstance(v, torch.Tensor) and not k.startswith("_")]
-        candidates = list(dict.fromkeys([k for k, maybe_tensor in bound.items() if maybe_tensor] + tensors))
-        shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "") or "none"
-        raise UsageError(f"--explain {name}: the cell assigns no {head!r} and no tensor of that name exists; "
-                         f"names to explain: {shown}")
-
-
-def _check_backward_target(name: str, namespace: dict) -> None:
-    """--backward NAME must name a scalar tensor that requires grad."""
-    if name not in namespace:
-        raise UsageError(f"--backward {name}: no variable {name!r} (the cell does not assign it either)")
-    value = namespace[name]
-    if not isinstance(value, torch.Tensor):
-        raise UsageError(f"--backward {name}: {name!r} is a {type(value).__name__}, not a tensor")
-    if value.numel() != 1:
-        raise UsageError(f"--backward {name}: {name!r} has shape {tuple(value.shape)}; backward() needs a scalar "
-                         f"(bind {name}.sum() to a name and pass that)")
-    if not value.requires_grad:
-        raise UsageError(f"--backward {name}: {name!r} does not require grad, so there is nothing to differentiate")
 
 
 def load(ipython) -> None:

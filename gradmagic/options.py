@@ -1,14 +1,20 @@
-"""Options shared by %%autograd and `python -m gradmagic`, checked before anything runs."""
+"""Options of %%autograd and `python -m gradmagic`: checked before anything runs, and the names checked after."""
 from __future__ import annotations
+
+import re
+
+import torch
 
 from . import export
 from .collapse import check_options
+from .result import Result
 from .torchstate import check_device, check_dtype
 
-__all__ = ["check_run_options", "FULL_CAPTURE_ONLY"]
+__all__ = ["check_run_options", "out_problem", "explain_problem", "backward_problem", "FULL_CAPTURE_ONLY"]
 
 #: What only the full capture can do: it needs every op, constant and gradient flow.
 FULL_CAPTURE_ONLY = "needs the full capture (every op, constant and gradient flow); drop --lean"
+_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"  # h₂: the second binding of h
 
 
 def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, save=(), lean=False, explain=(),
@@ -23,3 +29,44 @@ def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, sa
     for path in save:
         export.check_save_path(path)
     return target, floating
+
+
+def out_problem(name: str, bound: dict, namespace: dict) -> str | None:
+    """Why --out NAME may not receive the result: it may replace an earlier result, never a value the cell or the
+    namespace holds under that name; or None."""
+    if name in bound:
+        return (f"--out {name}: the cell assigns {name!r} itself and the result would replace it; "
+                f"choose another name, e.g. --out {name}_graph")
+    if name in namespace and not isinstance(namespace[name], Result):
+        kind = type(namespace[name]).__name__
+        return (f"--out {name}: {name!r} already holds a {kind}, which the result would replace; "
+                f"choose another name (default _autograd) or del {name} first")
+    return None
+
+
+def explain_problem(name: str, bound: dict, namespace: dict) -> str | None:
+    """Why --explain NAME names nothing the cell assigned or left as a tensor (model.0.weight, xs[0]: their head)."""
+    head = re.split(r"[.\[]", name, maxsplit=1)[0].rstrip(_SUBSCRIPTS)  # h₂ is the 2nd binding of h
+    value = namespace.get(head)
+    if head in bound or isinstance(value, torch.Tensor) or (head != name and value is not None):
+        return None
+    tensors = [k for k, v in namespace.items() if isinstance(v, torch.Tensor) and not k.startswith("_")]
+    candidates = list(dict.fromkeys([k for k, maybe_tensor in bound.items() if maybe_tensor] + tensors))
+    shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "") or "none"
+    return (f"--explain {name}: the cell assigns no {head!r} and no tensor of that name exists; "
+            f"names to explain: {shown}")
+
+
+def backward_problem(name: str, namespace: dict) -> str | None:
+    """Why --backward NAME cannot be called: no such variable, not a tensor, not a scalar, no grad; or None."""
+    if name not in namespace:
+        return f"--backward {name}: no variable {name!r} (the cell does not assign it either)"
+    value = namespace[name]
+    if not isinstance(value, torch.Tensor):
+        return f"--backward {name}: {name!r} is a {type(value).__name__}, not a tensor"
+    if value.numel() != 1:
+        return (f"--backward {name}: {name!r} has shape {tuple(value.shape)}; backward() needs a scalar "
+                f"(bind {name}.sum() to a name and pass that)")
+    if not value.requires_grad:
+        return f"--backward {name}: {name!r} does not require grad, so there is nothing to differentiate"
+    return None

@@ -4,16 +4,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from matplotlib.font_manager import FontProperties, findfont
-from matplotlib.ft2font import FT2Font
 
+from .fonts import advance
 from .layout import spread_in_order
-
-try:  # matplotlib >= 3.10 keeps FreeType load flags in an enum; older versions as module constants
-    from matplotlib.ft2font import LoadFlags
-    _NO_HINTING = LoadFlags.NO_HINTING
-except ImportError:  # pragma: no cover - matplotlib < 3.10
-    from matplotlib.ft2font import LOAD_NO_HINTING as _NO_HINTING
 
 __all__ = ["Placement", "text_width", "wrap", "LAYER_GAP", "CROSS_GAP"]
 
@@ -21,23 +14,10 @@ __all__ = ["Placement", "text_width", "wrap", "LAYER_GAP", "CROSS_GAP"]
 LAYER_GAP, CROSS_GAP = 0.36, 0.14
 
 
-@lru_cache(maxsize=None)
-def _advance(char: str) -> float:
-    """Unhinted advance width of one character, in points per point of font size (the default font)."""
-    return _font().load_char(ord(char), flags=_NO_HINTING).linearHoriAdvance / 65536 / 100
-
-
-@lru_cache(maxsize=1)
-def _font() -> FT2Font:
-    font = FT2Font(findfont(FontProperties()))
-    font.set_size(100, 72)
-    return font
-
-
 @lru_cache(maxsize=4096)
 def text_width(text: str, size: float) -> float:
     """Width in inches of one line of text, with room for hinting, which widens small text on screen by up to 10%."""
-    return sum(_advance(char) for char in text) * size / 72 * 1.1
+    return sum(advance(char) for char in text) * size / 72 * 1.1
 
 
 def wrap(text: str, width: float, size: float) -> list:

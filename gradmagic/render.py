@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 
 from .blocks import BLOCK_KINDS
 from .edges import EDGE_COLOUR, FLOW_FONT, MARK_COLOUR, draw_edges, edge_flows, edge_texts, flow_note
+from .fonts import missing_note, use_fallback
 from .graph import ROLES
 from .layout import RANKDIRS, drawing_view, layered_layout, view_marks
 from .nodes import (BLOCK_BORDER, BLOCK_COLOURS, DETAILS, FONT, MARK_BORDER, OP_COLOURS, ROLE_COLOURS, TEXT_GREY,
@@ -183,7 +184,8 @@ def _figure(drawing: _Drawing, rankdir: str, title: str | None) -> Figure:
     rows = math.ceil(len(items) / _legend_columns(items, fw - 2 * _MARGIN)) if items else 0
     top = (0.35 if title else 0.0) + (0.25 * rows + 0.15 if items else 0.0)
     labelled = drawing.detail > 0 and any(content.texts)
-    legend = [flow_note(content.texts) if labelled else None, _caption_note(drawing.lines)]
+    legend = [flow_note(content.texts) if labelled else None, _caption_note(drawing.lines),
+              missing_note(drawing.lines)]
     notes = _notes(view.graph.get("hidden_note"), drawing.note, " ".join(n for n in legend if n) or None,
                    width=fw - 2 * _MARGIN - 0.1)
     band = _NOTE_LINE * sum(len(lines) for _, lines in notes) + 0.15 * len(notes)
@@ -204,6 +206,7 @@ def _figure(drawing: _Drawing, rankdir: str, title: str | None) -> Figure:
     draw_nodes(ax, view, place, drawing.lines, scale, content.marked)
     _draw_legend(figure, items, title)
     _draw_notes(figure, notes)
+    use_fallback(figure)  # after every text is placed: fonts for any script
     return figure
 
 

@@ -1,4 +1,5 @@
 import json
+import math
 
 import networkx as nx
 import pytest
@@ -50,11 +51,27 @@ def test_json_is_strict_with_nan_inf_and_complex_values(tmp_path):
 
     data = json.loads(result.save(tmp_path / "g.json").read_text(), parse_constant=reject)
     values = {n["name"]: n["value"] for n in data["nodes"] if n.get("name")}
-    assert values == {"x": ["nan", "inf", 1.0], "z": "1-2j", "w": "-inf"}
+    assert values == {"x": ["NaN", "Infinity", 1.0], "z": "1-2j", "w": "-Infinity"}
     assert complex(values["z"]) == 1 - 2j and float(values["w"]) == float("-inf")
     loaded = nx.read_graphml(result.save(tmp_path / "g.graphml"), force_multigraph=True)
     texts = {d.get("name"): d.get("value") for _, d in loaded.nodes(data=True)}
-    assert texts["z"] == "1-2j" and json.loads(texts["x"]) == ["nan", "inf", 1.0]
+    assert texts["z"] == "1-2j" and json.loads(texts["x"], parse_constant=reject) == ["NaN", "Infinity", 1.0]
+
+
+def test_json_of_non_finite_gradients_and_statistics_is_strict(tmp_path):
+    # overflow then 0 * inf: values, gradients, flows and big-tensor statistics all hold NaN or inf
+    result = gradmagic.run("x = torch.full((300,), 1e30, requires_grad=True)\ny = x * x\nz = (y * 0).sum()\n"
+                           "z.backward()")
+
+    def reject(token):
+        raise ValueError(f"bare {token}")
+
+    text = result.save(tmp_path / "g.json").read_text()
+    data = json.loads(text, parse_constant=reject)
+    named = {n["name"]: n for n in data["nodes"] if n.get("name")}
+    assert named["x"]["stats"]["norm"] == "Infinity" and named["x"]["stats"]["min"] == pytest.approx(1e30)
+    assert named["y"]["stats"]["min"] == "Infinity" and named["y"]["stats"]["inf"] == 300
+    assert named["z"]["value"] == "NaN" and math.isnan(float(named["z"]["value"]))
 
 
 @pytest.mark.parametrize("facecolor, alpha", [("none", 0), ("white", 255)])

@@ -103,14 +103,15 @@ def test_cell_without_tensors_prints_a_message_and_no_figure(shell):
     ("--format gif", "invalid choice"),
     ("--rankdir XY", "invalid choice"),
     ("--out 1x", "not a Python name"),
+    ("--out vec", "--out vec: 'vec' already holds a Tensor, which the result would replace; choose another name "
+                  "(default _autograd) or del vec first"),
+    ("--out ran", "--out ran: the cell assigns 'ran' itself and the result would replace it"),
     ("--dtype int64", "not a floating torch dtype"),
     ("--device nonsense", "not a torch device"),
     ("--device mps", "--device mps: MPS is not available on this machine"),
     ("--device meta", "--device meta: meta tensors have no values"),
     ("-s graph.bmp", "unknown suffix"),
     ("-s /no/such/folder/g.png", "does not exist"),
-    ("--backward missing", "no variable 'missing'"),
-    ("--backward vec", "backward() needs a scalar"),
     ("--lean --check", "--check needs the full capture"),
     ("--lean --explain x", "--explain needs the full capture"),
 ])
@@ -189,13 +190,34 @@ def test_check_option_reports_a_passing_gradient_check(shell):
     assert "gradient check of z (ok)" in outputs[0]["text/plain"]
 
 
-def test_explain_of_a_name_the_cell_never_assigns_is_a_usage_error_before_it_runs(shell):
-    shell.user_ns.update(w=torch.ones(2), n=3)
-    result, outputs, _ = run(shell, "%%autograd --explain nope --no-graph\nran = True\n" + SEED_3)
+@pytest.mark.parametrize("line, message", [
+    ("--explain nope", "--explain nope: the cell assigns no 'nope' and no tensor of that name exists; "
+                       "names to explain: x, a, y, b, z, w"),
+    ("--backward missing", "--backward missing: no variable 'missing' (the cell does not assign it either)"),
+    ("--backward w", "--backward w: 'w' has shape (2,); backward() needs a scalar (bind w.sum() to a name and pass that)"),
+])
+def test_a_name_option_is_checked_after_the_run_in_one_line_under_the_result(shell, line, message):
+    shell.user_ns.update(w=torch.ones(2, requires_grad=True), n=3)
+    result, outputs, _ = run(shell, f"%%autograd {line} --no-graph\nran = True\nx = torch.tensor(2.0)\n"
+                                    "a = torch.tensor(1.0, requires_grad=True)\ny = a * x\nb, z = y + 1, y * 2")
     error = result.error_in_exec
-    assert isinstance(error, UsageError) and "\n" not in str(error) and "ran" not in shell.user_ns and outputs == []
-    assert str(error) == ("--explain nope: the cell assigns no 'nope' and no tensor of that name exists; "
-                          "names to explain: a, x, y, b, z, w")
+    assert isinstance(error, UsageError) and str(error) == message
+    assert shell.user_ns["ran"] is True and len(outputs) == 1 and shell.user_ns["z"].item() == 4.0
+
+
+@pytest.mark.parametrize("line, note", [
+    ("--explain nope", "gradmagic: --explain nope: the cell assigns no 'nope' and no tensor of that name exists; "
+                       "names to explain: x"),
+    ("--backward nope", "gradmagic: --backward nope: no variable 'nope' (the cell does not assign it either)"),
+    ("--save /proc/x.png", "gradmagic: could not save /proc/x.png: No such file or directory"),
+])
+def test_the_cells_own_error_shows_first_and_gradmagics_problem_in_one_line_after_it(shell, line, note):
+    cell = f"%%autograd {line}\nx = torch.ones(2, requires_grad=True)\nundefined_name + x"
+    result, shown = _shown(shell, cell)
+    lines = shown.strip().splitlines()
+    assert isinstance(result.error_in_exec, NameError) and lines[-2:] == [
+        "NameError: name 'undefined_name' is not defined", note]
+    assert "Cell In[N], line 3" in shown and "gradmagic/" not in shown and "UsageError" not in shown
 
 
 @pytest.mark.parametrize("name, cell", [
