@@ -77,8 +77,15 @@ class Kernel:
                 reply.outputs.append(content["data"])
             elif kind == "error":
                 reply.error = {**content, "traceback": [_plain(line) for line in content["traceback"]]}
-        reply.status = self.client.get_shell_msg(timeout=timeout)["content"]["status"]
+        reply.status = self._shell_reply(msg_id, timeout)["content"]["status"]
         return reply
+
+    def _shell_reply(self, msg_id: str, timeout: float) -> dict:
+        """The shell channel's reply to `msg_id` (replies to earlier requests, such as kernel_info's, are skipped)."""
+        while True:
+            msg = self.client.get_shell_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
 
     def value(self, expression: str):
         """The Python value of an expression in the kernel (via its repr, read back with eval)."""

@@ -3,23 +3,10 @@
 Each case runs in a fresh real kernel (tests/faults/kernel.py), next to the same cell run plain where it matters.
 """
 import json
-import queue
 import re
 
-import pytest
 
 CELL_WITH_NAME_ERROR = "x = torch.ones(2, requires_grad=True)\nundefined_name + x"
-
-
-@pytest.fixture
-def kernel(kernel):
-    """The shared fixture's kernel with its shell channel drained: kernel_info's reply (wait_for_ready) is left on
-    it, so otherwise each Reply.status is the previous cell's."""
-    while True:
-        try:
-            kernel.client.get_shell_msg(timeout=0.5)
-        except queue.Empty:
-            return kernel
 
 
 def _numbered(text: str) -> str:
