@@ -15,6 +15,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
 
+from .budget import Meter, as_budget, coarse_note
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
 from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
@@ -96,9 +97,11 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     lean = False
 
-    def __init__(self, filename: str = "<gradmagic>"):
+    def __init__(self, filename: str = "<gradmagic>", budget=None):
         super().__init__()
         self.filename = filename
+        self.meter = Meter(as_budget(budget))
+        self._coarse = False  # past the budget: ops are counted per line, not recorded
         self.records = Records()
         self._latest: dict = {}  # id(tensor) -> newest record of it
         self._module_stack: list = []
@@ -138,6 +141,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def _call(self, func, kind, args, kwargs):
         """Run one torch call and record its tensor inputs, constants and the tensors it made or changed."""
+        if self._coarse or self.meter.spent(len(self.records.funcs)):
+            return self._counted(func, args, kwargs)
         if kind is _INPLACE and _inside_nn_init():  # module construction: `init.ones_` arrives as a plain `fill_`
             return func(*args, **kwargs) if kwargs else func(*args)
         if transform_active():  # inside torch.func.vmap/grad/...: functorch wrappers, not the cell's own tensors
@@ -149,6 +154,19 @@ class Recorder(GradientHooks, TorchFunctionMode):
         with unseen_reads():
             self._record_call(func, kind, tensors, inputs, consts, out)
         return out
+
+    def _counted(self, func, args, kwargs):
+        """Past the budget: run the call and count it on its line."""
+        self._coarse = True
+        self.meter.count(self._caller_line(3), getattr(func, "__name__", "op"))
+        return func(*args, **kwargs) if kwargs else func(*args)
+
+    def _backward(self, func, is_grad: bool, args, kwargs):
+        """A backward pass: hooked and recorded (hooks.py) within the budget, run plain and counted past it."""
+        if self._coarse:
+            self.meter.count(self._caller_line(2), func.__name__)
+            return func(*args, **kwargs)
+        return super()._backward(func, is_grad, args, kwargs)
 
     def _inputs(self, args, kwargs, kind) -> tuple:
         """(tensors, their records and slots, constants, kind) of one call's arguments; what it may change, kept."""
@@ -240,13 +258,13 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def _note_hook(self, func, args, kwargs):
         """`t.register_hook(fn)`: noted with its line (explain and check name hooks that change gradients)."""
-        if args and isinstance(args[0], _TENSOR):
+        if args and isinstance(args[0], _TENSOR) and not self._coarse:
             self.records.grad_hooks.append((self._resolve(args[0]), self._caller_line(), func.__name__))
         return func(*args, **kwargs) if kwargs else func(*args)
 
     def _read_non_leaf_grad(self, getter, args):
         """`y.grad` on a non-leaf: noted for the diagnostics; torch's warning still points at the user's line."""
-        if transform_active():
+        if transform_active() or self._coarse:
             return getter(*args)
         self.records.grad_reads.append((self._resolve(args[0]), self._caller_line(depth=2)))
         with warnings.catch_warnings(record=True) as caught:
@@ -308,6 +326,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.modules.append(self._module_stack[-1] if self._module_stack else None)
         r.lines.append(self._caller_line(4))  # _add_op <- _record_call or _grad_outputs <- the torch call
         r.results.append(result)
+        r.records_at.append(len(r.versions))
 
     def _caller_line(self, depth: int = 3) -> int | None:
         return caller_line(self.filename, depth + 1)
@@ -316,6 +335,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def label(self, value, info) -> None:
         """Name the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
+        if self._coarse:  # past the budget: the names are read as the run ends (finals.py)
+            return
         if isinstance(value, _TENSOR):
             if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
                 self.records.note("functorch")
@@ -372,11 +393,25 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def _exit_module(self, module, args, output):
         if self._module_stack and self._module_stack[-1] is module:
             self._module_stack.pop()
+        if self._coarse:
+            return
         with torch_function_disabled():
             self.records.module_calls.append((module, call_shapes(args), call_shapes(output)))
 
     def _op_count(self) -> int:
         return len(self.records.funcs)
+
+    def fit(self, seconds: float, reason: str = "seconds") -> None:
+        """Keep only the ops in detail that post-processing gets through in `seconds`; count the rest; note it."""
+        dropped = self.records.keep_first(self.meter.budget.detail_ops(seconds))
+        if dropped:
+            self.meter.counts.update(dropped)
+            self.meter.over = reason
+        kept = len(self.records.versions)
+        self._latest = {key: rec for key, rec in self._latest.items() if rec < kept}
+        note = coarse_note(len(self.records.funcs), self.meter.counts, self.meter.over)
+        if note:
+            self.records.notes.append(note)
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
