@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -24,7 +23,7 @@ class Budget:
     """What one capture may spend: `ops` recorded in detail, `memory` bytes the process grows by while it
     records, `seconds` of post-processing after the cell (resolving, the graph, the picture)."""
 
-    ops: int = 3_000
+    ops: int = 3_000  # seconds × _OPS_PER_SECOND
     memory: int = 500 * 2 ** 20
     seconds: float = 3.0
 
@@ -47,12 +46,21 @@ def as_budget(value) -> Budget:
     if isinstance(value, Budget):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return Budget(ops=value)
+        return as_budget({"ops": value})
     if isinstance(value, dict):
-        return replace(Budget(), **{_field(key): _amount(key, v) for key, v in value.items()})
+        return replace(Budget(), **_matched({_field(key): _amount(key, v) for key, v in value.items()}))
     if isinstance(value, str):
         return as_budget(dict(_pair(part) for part in value.split(",") if part.strip()))
     raise ValueError(f"budget {value!r}: give a Budget, an int (ops in detail) or text like 'ops=20000,memory=1GB'")
+
+
+def _matched(fields: dict) -> dict:
+    """`ops` alone sets the seconds after the cell to match, `seconds` alone the ops (post-processing is per op)."""
+    if "ops" in fields and "seconds" not in fields:
+        fields["seconds"] = max(Budget.seconds, fields["ops"] / _OPS_PER_SECOND)
+    elif "seconds" in fields and "ops" not in fields and isinstance(fields["seconds"], (int, float)):
+        fields["ops"] = int(fields["seconds"] * _OPS_PER_SECOND)
+    return fields
 
 
 def _pair(part: str) -> tuple:
@@ -142,5 +150,3 @@ def _rss() -> int:
             return 0
 
 
-def elapsed_since(start: float) -> float:
-    return time.perf_counter() - start

@@ -179,7 +179,7 @@ def _checked_budget(spec: str | None) -> Budget:
     try:
         return as_budget(spec)
     except ValueError as error:
-        raise UsageError(f"--budget {spec}: {error}") from None
+        raise UsageError(f"--{error}") from None
 
 
 def _interruptible(publish, result, options) -> None:
