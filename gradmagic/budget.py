@@ -116,7 +116,8 @@ class Meter:
         return True
 
     def count(self, line, name: str) -> None:
-        self.counts[line, name] += 1
+        counts, key = self.counts, (line, name)
+        counts[key] = counts.get(key, 0) + 1
 
 
 def coarse_note(detail: int, counts: Counter, reason: str | None, what: str = "ops") -> str | None:

@@ -63,6 +63,10 @@ class Recorder(GradientHooks, TorchFunctionMode):
     # ---- the hot path -------------------------------------------------------------------------
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self._coarse:  # past the budget: count the calls that make tensors, run every call plain
+            if type(func) is _WRAPPER or (KINDS.get(func) or call_kind(func)) is PASS:
+                return func(*args, **kwargs) if kwargs else func(*args)
+            return self._counted(func, args, kwargs)
         if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .T, .data, ...
             if func.__name__ == "__get__":
                 if func.__self__ in _TENSOR_ATTRIBUTES:  # .T, .mT, .real, .data ... make tensors: record them
@@ -101,14 +105,14 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def _counted(self, func, args, kwargs):
         """Past the budget: run the call and count it on its line."""
         self._coarse = True
-        self.meter.count(self._caller_line(3), getattr(func, "__name__", "op"))
+        self.meter.count(self._caller_line(2), getattr(func, "__name__", "op"))
         return func(*args, **kwargs) if kwargs else func(*args)
 
     def _backward(self, func, is_grad: bool, args, kwargs):
-        """A backward pass: hooked and recorded (hooks.py) within the budget, run plain and counted past it."""
+        """A backward pass, hooked and recorded (hooks.py): within the budget only (past it, __torch_function__
+        counts it and runs it plain)."""
         if self._coarse:
-            self.meter.count(self._caller_line(2), func.__name__)
-            return func(*args, **kwargs)
+            return self._counted(func, args, kwargs)
         return super()._backward(func, is_grad, args, kwargs)
 
     def _inputs(self, args, kwargs, kind) -> tuple:
