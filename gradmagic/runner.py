@@ -102,6 +102,7 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
             try:
                 session.result = _result(recorder, names, before, source, error, budget)
             except KeyboardInterrupt:  # a second Ctrl-C: the user's first one is the exception to see
+                recorder.release()
                 session.result = Result(Trace(source=source, notes=[INTERRUPTED]), error=error)
                 session.interrupted = True
                 print(INTERRUPTED, file=sys.stderr)

@@ -93,7 +93,7 @@ def test_a_second_ctrl_c_while_gradmagic_resolves_or_draws_gives_one_line(kernel
     assert kernel.value("x.grad.tolist()") == [3.0, 3.0]
     assert kernel.value("__import__('gradmagic').last().tensor('x')['grad']") == [3.0, 3.0]
     reply = kernel.run("%%autograd --budget nope=1\nnot_run = 1")
-    assert reply.error["ename"] == "UsageError" and reply.error["evalue"] == \
-        "--budget 'nope': not a budget; give ops, memory or seconds"
+    assert reply.status == "error" and reply.stderr == \
+        "UsageError: --budget 'nope': not a budget; give ops, memory or seconds\n"
     assert kernel.run("print('not_run' in dir())").stdout == "False\n"
     assert kernel.alive()
