@@ -130,8 +130,8 @@ class Records:
 
     def _keep_passes_within(self, recs: int, ops: int) -> None:
         """The backward passes whose roots and inputs are all kept, with their gradients on kept records and ops."""
-        kept = next((i for i, (_, roots, inputs) in enumerate(self.passes) if any(r >= recs for r in [*roots, *inputs])),
-                    len(self.passes))
+        cut = (i for i, (_, roots, inputs) in enumerate(self.passes) if any(r >= recs for r in [*roots, *inputs]))
+        kept = next(cut, len(self.passes))
         del self.passes[kept:]
         self.grads[:] = [g for g in self.grads if g[0] < kept and g[1] < recs]
         self.flows[:] = [f for f in self.flows if f[0] < kept and f[1] < ops]
