@@ -15,6 +15,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
+from .budget import Meter, as_budget, coarse_note
 from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
     kept_gradient
 from .naming import item_labels
@@ -39,8 +40,10 @@ class LeanRecorder:
 
     lean = True
 
-    def __init__(self, filename: str = "<gradmagic>"):
+    def __init__(self, filename: str = "<gradmagic>", budget=None):
         self.filename = filename
+        self.meter = Meter(as_budget(budget))  # its ops: the tensors bound and kept
+        self._coarse = False  # past the budget: bindings are counted per line, not kept
         self.bindings = Bindings()
         b = self.bindings  # its lists, by short names for the hot path
         self._seen, self._labels, self._grads, self._passes, self._grads_before = \
@@ -69,6 +72,10 @@ class LeanRecorder:
     def label(self, value, info) -> None:
         """Keep the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
         if isinstance(value, _TENSOR):
+            if self._coarse or self.meter.spent(len(self._seen)):  # the names are read as the run ends (finals.py)
+                self._coarse = True
+                self.meter.count(info[1], info[0])
+                return
             if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
                 add_note(self.bindings.notes, "functorch")
                 return
@@ -147,6 +154,9 @@ class LeanRecorder:
         One called while a pass runs (reentrant checkpointing's, inside its node's backward) is part of that pass."""
         if inside_backward():
             return func(*args, **kwargs)
+        if self._coarse:  # past the budget: a plain pass (the .grad of the names is read as the run ends)
+            self.meter.count(caller_line(self.filename, 2), func.__name__)
+            return func(*args, **kwargs)
         args, kwargs = iterators_as_tuples(args, kwargs)  # `inputs=model.parameters()` is read once
         if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
             add_note(self.bindings.notes, "functorch")
@@ -197,6 +207,8 @@ class LeanRecorder:
         spans = self.bindings.spans
         if self._open and spans[self._open[-1]][0] is module:
             spans[self._open.pop()][2] = _next_sequence_nr()
+        if self._coarse:
+            return
         self.bindings.module_calls.append((module, unseen_by_modes(call_shapes, args),
                                            unseen_by_modes(call_shapes, output)))
 
@@ -228,6 +240,12 @@ class LeanRecorder:
 
     # ---- after the run ------------------------------------------------------------------------
 
+    def fit(self, seconds: float, reason: str = "seconds") -> None:
+        """Note the bindings counted past the budget (the graph is read after the run, bounded by walk.py)."""
+        note = coarse_note(len(self._seen), self.meter.counts, self.meter.over, "bindings")
+        if note:
+            self.bindings.notes.append(note)
+
     @property
     def records(self) -> Records:
         """The autograd graph below everything the code bound, read once into the recorder's columns."""
@@ -250,7 +268,7 @@ class LeanRecorder:
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
-        self.__init__(self.filename)
+        self.__init__(self.filename, self.meter.budget)
         self._records = Records()
 
 

@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from .budget import Budget, as_budget
 from .naming import label_assignments
 from .options import backward_problem, check_run_options, explain_problem, out_problem
 from .runner import recording
@@ -47,6 +48,9 @@ class AutogradMagics(Magics):
     @argument("--lean", action="store_true",
               help="record only torch's autograd graph: ~1.1-1.6x plain speed for long loops and training steps; "
                    "values of named tensors only, no constants or flows, no --explain/--check")
+    @argument("--budget", metavar="SPEC",
+              help="what the capture may spend: ops recorded in detail, memory, seconds after the cell, e.g. "
+                   "ops=20000,memory=1GB,seconds=5 (default ops=3000,memory=500MB,seconds=3); past it ops are counted")
     @argument("--rankdir", choices=["LR", "TB"], default=None,
               help="graph direction: inputs on top (TB) or left (LR); default: top to bottom, or left to right "
                    "when only that fits the notebook's width")
@@ -66,7 +70,7 @@ class AutogradMagics(Magics):
         value, session = None, None
         try:
             with recording(namespace, source, code.co_filename, device=device, dtype=dtype,
-                           lean=options.lean) as session:
+                           lean=options.lean, budget=_checked_budget(options.budget)) as session:
                 exec(code, namespace)
                 if last_expr is not None:
                     value = eval(last_expr, namespace)
@@ -77,8 +81,8 @@ class AutogradMagics(Magics):
             self._show_as_plain_cell(error, code.co_filename)
             raise
         finally:
-            if session is not None and session.result is not None:
-                self._publish(session.result, options, bound)
+            if session is not None and session.result is not None and not session.interrupted:
+                _interruptible(self._publish, session.result, options, bound)
         return value
 
     def _compile(self, cell: str):
@@ -175,6 +179,22 @@ class AutogradMagics(Magics):
             except ValueError as error:
                 problems.append(f"--check: {error}")
         return problems
+
+
+def _checked_budget(spec: str | None) -> Budget:
+    """--budget SPEC as a Budget, or a UsageError saying what is wrong."""
+    try:
+        return as_budget(spec)
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
+
+
+def _interruptible(publish, *args) -> None:
+    """Publish the result; a Ctrl-C while it draws ends it with one line, not a traceback of gradmagic's."""
+    try:
+        publish(*args)
+    except KeyboardInterrupt:
+        print("gradmagic: drawing interrupted; the result so far is in gradmagic.last()", file=sys.stderr)
 
 
 def _save(result, path: str) -> str | None:

@@ -5,16 +5,16 @@ and defers every conversion to `trace.resolve`, which runs once after the code.
 """
 from __future__ import annotations
 
-import sys
 import types
 import warnings
 import weakref
-import functools
 
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
+from torch.overrides import TorchFunctionMode
 
+from .budget import Meter, as_budget, coarse_note
+from .calls import EXIT, EXIT_NAMES, GRAD, HOOK, INPLACE, KINDS, OP, PASS, call_kind, inside_nn_init, routed_apply
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
 from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
@@ -25,70 +25,14 @@ from .torchstate import forward_ad_active, inside_backward, torch_function_disab
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
-_PASS, _OP, _INPLACE, _EXIT, _HOOK, _BACKWARD, _GRAD = range(1, 8)
-
-# Calls that read metadata or print: they neither make tensors nor move values out of torch.
-_PASS_NAMES = frozenset(
-    "__repr__ __str__ __format__ __len__ __hash__ __contains__ __iter__ __dir__ __reduce_ex__ __setstate__ "
-    "__deepcopy__ size dim ndimension numel nelement stride storage_offset is_contiguous data_ptr element_size "
-    "is_floating_point is_complex is_signed get_device retain_grad _set_grad_enabled "
-    "untyped_storage storage _is_view is_set_to __array_wrap__".split()
-)
-#: Calls that give a tensor a gradient hook: noted (tensor, line), so a hook that changes a gradient can be named.
-_HOOK_NAMES = frozenset(("register_hook", "register_post_accumulate_grad_hook"))
-#: Calls through which a value leaves torch: gradients cannot follow it.
-EXIT_NAMES = frozenset("item tolist numpy __float__ __int__ __bool__ __index__ __complex__ __array__".split())
-_INPLACE_DUNDERS = frozenset(
-    "__iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ __imatmul__ __iand__ __ior__ "
-    "__ixor__ __ilshift__ __irshift__ __setitem__".split()
-)
-_KINDS: dict = {}
 _TENSOR = torch.Tensor
 _WRAPPER = types.MethodWrapperType
 _REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _GRAD_ATTRIBUTE = torch.Tensor.grad
 _STRIDED = torch.strided
-# The legacy vmap of torch.autograd.functional (vectorize=True) wraps and unwraps its batches with these.
-_BATCHING_NAMES = frozenset(("_add_batch_dim", "_remove_batch_dim"))
 _TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
                                if hasattr(torch.Tensor, name))
-
-
-def _kind(func) -> int:
-    """How the recorder treats `func` (cached per function)."""
-    name = getattr(func, "__name__", "")
-    if func is torch.Tensor.backward or func is torch.autograd.backward:
-        kind = _BACKWARD
-    elif func is torch.autograd.grad:
-        kind = _GRAD
-    elif name in _HOOK_NAMES and getattr(func, "__qualname__", "").startswith("Tensor."):
-        kind = _HOOK
-    elif name in _PASS_NAMES or name in _BATCHING_NAMES or getattr(func, "__module__", None) == "torch.nn.init":
-        kind = _PASS  # nn.init runs while modules are built: noise before the cell's own computation
-    elif name in EXIT_NAMES:
-        kind = _EXIT
-    elif name in _INPLACE_DUNDERS or (name.endswith("_") and not name.startswith("__")):
-        kind = _INPLACE
-    else:
-        kind = _OP
-    _KINDS[func] = kind
-    return kind
-
-
-_NN_INIT_FILE = torch.nn.init.__file__
-
-
-def _inside_nn_init() -> bool:
-    """True when the in-place op being recorded was called from torch.nn.init (a parameter's initialisation)."""
-    frame = sys._getframe(3)
-    for _ in range(3):
-        if frame is None:
-            return False
-        if frame.f_code.co_filename == _NN_INIT_FILE:
-            return True
-        frame = frame.f_back
-    return False
 
 
 class Recorder(GradientHooks, TorchFunctionMode):
@@ -96,9 +40,11 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     lean = False
 
-    def __init__(self, filename: str = "<gradmagic>"):
+    def __init__(self, filename: str = "<gradmagic>", budget=None):
         super().__init__()
         self.filename = filename
+        self.meter = Meter(as_budget(budget))
+        self._coarse = False  # past the budget: ops are counted per line, not recorded
         self.records = Records()
         self._latest: dict = {}  # id(tensor) -> newest record of it
         self._module_stack: list = []
@@ -117,28 +63,34 @@ class Recorder(GradientHooks, TorchFunctionMode):
     # ---- the hot path -------------------------------------------------------------------------
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self._coarse:  # past the budget: count the calls that make tensors, run every call plain
+            if type(func) is _WRAPPER or (KINDS.get(func) or call_kind(func)) is PASS:
+                return func(*args, **kwargs) if kwargs else func(*args)
+            return self._counted(func, args, kwargs)
         if type(func) is _WRAPPER:  # attribute get/set: .grad, .shape, .T, .data, ...
             if func.__name__ == "__get__":
                 if func.__self__ in _TENSOR_ATTRIBUTES:  # .T, .mT, .real, .data ... make tensors: record them
-                    return self._call(func, _OP, args, kwargs)
+                    return self._call(func, OP, args, kwargs)
                 if func.__self__ is _GRAD_ATTRIBUTE:
                     with unseen_reads():
                         leaf = args[0].is_leaf
                     if not leaf:
                         return self._read_non_leaf_grad(func, args)
             return func(*args, **kwargs) if kwargs else func(*args)
-        kind = _KINDS.get(func) or _kind(func)
-        if kind is _PASS:
+        kind = KINDS.get(func) or call_kind(func)
+        if kind is PASS:
             return func(*args, **kwargs) if kwargs else func(*args)
-        if kind >= _HOOK:
-            if kind is _HOOK:
+        if kind >= HOOK:
+            if kind is HOOK:
                 return self._note_hook(func, args, kwargs)
-            return self._backward(func, kind is _GRAD, args, kwargs or {})
+            return self._backward(func, kind is GRAD, args, kwargs or {})
         return self._call(func, kind, args, kwargs)
 
     def _call(self, func, kind, args, kwargs):
         """Run one torch call and record its tensor inputs, constants and the tensors it made or changed."""
-        if kind is _INPLACE and _inside_nn_init():  # module construction: `init.ones_` arrives as a plain `fill_`
+        if self._coarse or self.meter.spent(len(self.records.funcs)):
+            return self._counted(func, args, kwargs)
+        if kind is INPLACE and inside_nn_init():  # module construction: `init.ones_` arrives as a plain `fill_`
             return func(*args, **kwargs) if kwargs else func(*args)
         if transform_active():  # inside torch.func.vmap/grad/...: functorch wrappers, not the cell's own tensors
             self.records.note("functorch")
@@ -150,6 +102,19 @@ class Recorder(GradientHooks, TorchFunctionMode):
             self._record_call(func, kind, tensors, inputs, consts, out)
         return out
 
+    def _counted(self, func, args, kwargs):
+        """Past the budget: run the call and count it on its line."""
+        self._coarse = True
+        self.meter.count(self._caller_line(2), getattr(func, "__name__", "op"))
+        return func(*args, **kwargs) if kwargs else func(*args)
+
+    def _backward(self, func, is_grad: bool, args, kwargs):
+        """A backward pass, hooked and recorded (hooks.py): within the budget only (past it, __torch_function__
+        counts it and runs it plain)."""
+        if self._coarse:
+            return self._counted(func, args, kwargs)
+        return super()._backward(func, is_grad, args, kwargs)
+
     def _inputs(self, args, kwargs, kind) -> tuple:
         """(tensors, their records and slots, constants, kind) of one call's arguments; what it may change, kept."""
         tensors, inputs, consts = [], [], []
@@ -160,14 +125,14 @@ class Recorder(GradientHooks, TorchFunctionMode):
             for slot, arg in kwargs.items():
                 collect(slot, arg, tensors, inputs, consts)
             if kwargs.get("out") is not None or kwargs.get("inplace"):
-                kind = _INPLACE
-        if kind is _INPLACE:
+                kind = INPLACE
+        if kind is INPLACE:
             self._snapshot(inputs)
         return tensors, inputs, consts, kind
 
     def _record_call(self, func, kind, tensors, inputs, consts, out) -> None:
         """Record one call that ran: the tensors it made or changed (or the number an exit op returned)."""
-        if kind is _EXIT:
+        if kind is EXIT:
             self._add_op(func, inputs, consts, (), out if isinstance(out, (int, float, bool)) else None)
             return
         if isinstance(out, _TENSOR):
@@ -240,13 +205,13 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def _note_hook(self, func, args, kwargs):
         """`t.register_hook(fn)`: noted with its line (explain and check name hooks that change gradients)."""
-        if args and isinstance(args[0], _TENSOR):
+        if args and isinstance(args[0], _TENSOR) and not self._coarse:
             self.records.grad_hooks.append((self._resolve(args[0]), self._caller_line(), func.__name__))
         return func(*args, **kwargs) if kwargs else func(*args)
 
     def _read_non_leaf_grad(self, getter, args):
         """`y.grad` on a non-leaf: noted for the diagnostics; torch's warning still points at the user's line."""
-        if transform_active():
+        if transform_active() or self._coarse:
             return getter(*args)
         self.records.grad_reads.append((self._resolve(args[0]), self._caller_line(depth=2)))
         with warnings.catch_warnings(record=True) as caught:
@@ -308,6 +273,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
         r.modules.append(self._module_stack[-1] if self._module_stack else None)
         r.lines.append(self._caller_line(4))  # _add_op <- _record_call or _grad_outputs <- the torch call
         r.results.append(result)
+        r.records_at.append(len(r.versions))
 
     def _caller_line(self, depth: int = 3) -> int | None:
         return caller_line(self.filename, depth + 1)
@@ -316,6 +282,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def label(self, value, info) -> None:
         """Name the tensor(s) an assignment just bound: `info` is (name, line, expression)."""
+        if self._coarse:  # past the budget: the names are read as the run ends (finals.py)
+            return
         if isinstance(value, _TENSOR):
             if transform_active():  # an assignment inside a function torch.func transforms: a wrapper tensor
                 self.records.note("functorch")
@@ -347,7 +315,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
             register_module_forward_hook(self._exit_module, always_call=True),
         ]
         self._function_apply = torch.autograd.Function.__dict__["apply"]
-        torch.autograd.Function.apply = classmethod(_routed_apply(self._function_apply.__func__))
+        torch.autograd.Function.apply = classmethod(routed_apply(self._function_apply.__func__))
         self._optimizers = OptimizerCalls(self.filename, self._op_count)
         self.records.optimizer_calls = self._optimizers.calls
         self._optimizers.start()
@@ -372,25 +340,27 @@ class Recorder(GradientHooks, TorchFunctionMode):
     def _exit_module(self, module, args, output):
         if self._module_stack and self._module_stack[-1] is module:
             self._module_stack.pop()
+        if self._coarse:
+            return
         with torch_function_disabled():
             self.records.module_calls.append((module, call_shapes(args), call_shapes(output)))
 
     def _op_count(self) -> int:
         return len(self.records.funcs)
 
+    def fit(self, seconds: float, reason: str = "seconds") -> None:
+        """Keep only the ops in detail that post-processing gets through in `seconds`; count the rest; note it."""
+        dropped = self.records.keep_first(self.meter.budget.detail_ops(seconds))
+        if dropped:
+            self.meter.counts.update(dropped)
+            self.meter.over = reason
+        kept = len(self.records.versions)
+        self._latest = {key: rec for key, rec in self._latest.items() if rec < kept}
+        note = coarse_note(len(self.records.funcs), self.meter.counts, self.meter.over)
+        if note:
+            self.records.notes.append(note)
+
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
         self.records = Records()
         self._latest, self._node_entries, self._module_stack = {}, {}, []
-
-
-def _routed_apply(apply):
-    """Function.apply that goes through the function modes like torch's own ops (torch does not route it)."""
-    @functools.wraps(apply)
-    def routed(cls, *args, **kwargs):
-        tensors = tuple(a for a in args if isinstance(a, _TENSOR))
-        if tensors and has_torch_function(tensors):
-            return handle_torch_function(getattr(cls, "apply"), tensors, *args, **kwargs)
-        return apply(cls, *args, **kwargs)
-
-    return routed

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import weakref
+from collections import Counter
 
 import torch
 
@@ -69,6 +70,7 @@ class Records:
         self.modules: list = []
         self.lines: list = []
         self.results: list = []
+        self.records_at: list = []  # how many records there were when the op was added (its outputs included)
         # names, backward passes, gradients (pass, record, value, version-or-None, numel),
         # and gradient flows along tensor->op edges (pass, op, slot, value, version-or-None, numel)
         self.labels: list = []
@@ -91,6 +93,50 @@ class Records:
                               (self.depths, depth)):
             column.append(value)
         return len(self.objs) - 1
+
+    def keep_first(self, ops: int) -> Counter:
+        """Drop every op from `ops` on, and what only they made; the dropped ops counted as {(line, name): n}.
+
+        Also mends columns an interrupt left uneven (an op or record half appended)."""
+        ops = min(ops, *map(len, self._op_columns()))
+        if len(self.records_at) < ops:  # filled by another recorder (lean): nothing to cut by
+            return Counter()
+        recs = min(self.records_at[ops - 1] if ops else 0, *map(len, self._record_columns()))
+        dropped = Counter((line, getattr(func, "__name__", str(func)))
+                          for func, line in zip(self.funcs[ops:], self.lines[ops:]))
+        for column in self._op_columns():
+            del column[ops:]
+        for column in self._record_columns():
+            del column[recs:]
+        self._keep_records_below(recs)
+        self._keep_passes_within(recs, ops)
+        return dropped
+
+    def _op_columns(self) -> tuple:
+        return (self.funcs, self.inputs, self.consts, self.outputs, self.grad_enabled, self.modules, self.lines,
+                self.results, self.records_at)
+
+    def _record_columns(self) -> tuple:
+        return (self.objs, self.versions, self.shapes, self.dtypes, self.devices, self.requires_grad, self.grad_fns,
+                self.output_nrs, self.producers, self.depths)
+
+    def _keep_records_below(self, recs: int) -> None:
+        for table in (self.snapshots, self.previous, self.grads_before):
+            for rec in [rec for rec in table if rec >= recs]:
+                del table[rec]
+        self.labels[:] = [label for label in self.labels if label[0] < recs]
+        self.grad_reads[:] = [read for read in self.grad_reads if read[0] < recs]
+        self.grad_hooks[:] = [hook for hook in self.grad_hooks if hook[0] < recs]
+
+    def _keep_passes_within(self, recs: int, ops: int) -> None:
+        """The backward passes whose roots and inputs are all kept, with their gradients on kept records and ops."""
+        cut = (i for i, (_, roots, inputs) in enumerate(self.passes) if any(r >= recs for r in [*roots, *inputs]))
+        kept = next(cut, len(self.passes))
+        del self.passes[kept:]
+        self.grads[:] = [g for g in self.grads if g[0] < kept and g[1] < recs]
+        self.flows[:] = [f for f in self.flows if f[0] < kept and f[1] < ops]
+        self.optimizer_calls[:] = [[*call[:4], None if call[4] is None else min(call[4], ops), *call[5:]]
+                                   for call in self.optimizer_calls if call[3] < ops]
 
     def note(self, kind: str, *details) -> None:
         """Add the sentence NOTES[kind] (filled with `details`) unless a note of that kind is already there."""

@@ -11,6 +11,7 @@ import sys
 
 import torch
 
+from .budget import INTERRUPT_SECONDS, as_budget
 from .finals import bound_ids, snapshot
 from .lean import LeanRecorder
 from .recorder import Recorder
@@ -27,10 +28,13 @@ _NO_FULL_COLLECTIONS = 1_000_000  # collections of the middle generation before 
 _counter = itertools.count(1)
 
 
-def run(source: str, namespace: dict | None = None, *, device=None, dtype=None, lean: bool = False) -> Result:
+def run(source: str, namespace: dict | None = None, *, device=None, dtype=None, lean: bool = False,
+        budget=None) -> Result:
     """Run Python source under the capture and return its Result; exceptions propagate, `last()` keeps the partial one.
 
     `lean=True` records only what autograd keeps (see lean.py): a fraction of the cost, no constants, no flows.
+    `budget` (budget.Budget, an int of ops, or text like "ops=20000,memory=1GB,seconds=5") bounds what the capture
+    records in detail; past it, ops are counted per line and a note says so.
     """
     __tracebackhide__ = True
     target = check_device(device)
@@ -39,7 +43,7 @@ def run(source: str, namespace: dict | None = None, *, device=None, dtype=None, 
     filename = f"<gradmagic-{next(_counter)}>"
     code = compile(instrument(source, filename), filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    with recording(namespace, source, filename, device=target, dtype=floating, lean=lean) as session:
+    with recording(namespace, source, filename, device=target, dtype=floating, lean=lean, budget=budget) as session:
         exec(code, namespace)
     return session.result
 
@@ -60,9 +64,10 @@ class Capture:
     def __init__(self, recorder: Recorder):
         self.recorder = recorder
         self.result: Result | None = None
+        self.interrupted = False  # a second Ctrl-C stopped gradmagic's work after the block: nothing to show
 
     def __getattr__(self, name):
-        if name in ("result", "recorder"):
+        if name in ("result", "recorder", "interrupted"):
             raise AttributeError(name)
         if self.result is None:
             raise AttributeError(f"{name!r}: the capture has not finished yet")
@@ -71,10 +76,11 @@ class Capture:
 
 @contextlib.contextmanager
 def recording(namespace: dict, source: str, filename: str, *, device=None, dtype=None, names_from=None,
-              lean: bool = False):
+              lean: bool = False, budget=None):
     """Record everything the block does to tensors; on exit (also by exception) restore state and build the Result."""
     __tracebackhide__ = True
-    recorder = LeanRecorder(filename) if lean else Recorder(filename)
+    budget = as_budget(budget)
+    recorder = LeanRecorder(filename, budget) if lean else Recorder(filename, budget)
     session = Capture(recorder)
     _active.append(recorder)
     install_label_hook(recorder.label)  # called once per assignment: no dispatch through _label
@@ -93,24 +99,46 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
             _active.remove(recorder)
             install_label_hook(_active[-1].label if _active else _label)
             names = names_from() if names_from else namespace
-            finals = snapshot(names, before)  # now: a lazy read would see what later code did to the tensors
-            if lean:  # the autograd graph is read when the result is first used
-                session.result = Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error,
-                                                          finals), error=error)
-            else:
-                session.result = Result(_resolved(recorder, names, source, error, finals), error=error)
+            try:
+                session.result = _result(recorder, names, before, source, error, budget)
+            except KeyboardInterrupt:  # a second Ctrl-C: the user's first one is the exception to see
+                recorder.release()
+                session.result = Result(Trace(source=source, notes=[INTERRUPTED]), error=error)
+                session.interrupted = True
+                print(INTERRUPTED, file=sys.stderr)
             _last[0] = session.result
 
 
+#: What a second Ctrl-C, while gradmagic works after the cell, prints (instead of a traceback of gradmagic's).
+INTERRUPTED = "gradmagic: post-processing interrupted; the result so far is in gradmagic.last()"
+
+
+def _result(recorder, names: dict, before, source: str, error, budget) -> Result:
+    """The run's Result, its detail cut to what post-processing gets through in time (less after a Ctrl-C)."""
+    finals = snapshot(names, before)  # now: a lazy read would see what later code did to the tensors
+    if isinstance(error, KeyboardInterrupt):  # the cell must end within a second, drawing included
+        recorder.fit(min(budget.seconds, INTERRUPT_SECONDS) / 4, "interrupt")
+    else:
+        recorder.fit(budget.seconds)
+    if recorder.lean:  # the autograd graph is read when the result is first used
+        return Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error, finals), error=error)
+    return Result(_resolved(recorder, names, source, error, finals), error=error)
+
+
 def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:
-    """The run's Trace; an empty one if that failed after the code itself raised (its exception is the one to see)."""
+    """The run's Trace; if that failed after the code itself raised, an empty one and one line saying why (the
+    code's exception stays the one to see)."""
     try:
         return resolve(recorder, names, source, finals)
-    except Exception:
+    except Exception as failure:
         recorder.release()
         if error is None:
             raise
-        return Trace(source=source)
+        why = (str(failure).splitlines() or [""])[0]
+        line = f"gradmagic: the capture failed ({type(failure).__name__}: {why}), so there is no graph; " \
+               f"the cell's own error is unchanged."
+        print(line, file=sys.stderr)
+        return Trace(source=source, notes=[line])
 
 
 def _resolved_lazily(recorder, names: dict, source: str, error, finals: list) -> Trace:
@@ -137,7 +165,7 @@ def gc_frozen():
 
 
 @contextlib.contextmanager
-def capture(*, device=None, dtype=None, lean: bool = False):
+def capture(*, device=None, dtype=None, lean: bool = False, budget=None):
     """Capture a block of ordinary code; tensors are named from the caller's variables when the block ends."""
     frame = sys._getframe(2)
     target, floating = check_device(device), check_dtype(dtype)
@@ -146,7 +174,7 @@ def capture(*, device=None, dtype=None, lean: bool = False):
         return {**frame.f_globals, **frame.f_locals}
 
     with recording({}, "", frame.f_code.co_filename, device=target, dtype=floating, names_from=caller_names,
-                   lean=lean) as session:
+                   lean=lean, budget=budget) as session:
         yield session
 
 

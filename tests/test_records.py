@@ -1,3 +1,5 @@
+import torch
+
 from gradmagic.records import Records, caller_line
 
 
@@ -21,3 +23,32 @@ def test_records_start_empty_and_column_aligned():
                "producers", "depths")
     assert all(getattr(r, c) == [] for c in columns)
     assert r.snapshots == {} and r.passes == [] and r.notes == []
+
+
+def test_keep_first_cuts_ops_records_passes_and_gradients_after_the_cut_and_counts_the_ops():
+    from gradmagic.recorder import Recorder
+
+    recorder = Recorder("<cell>")
+    with recorder:
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3
+        y.sum().backward()
+        z = (y + 1).exp()
+    r = recorder.records
+    assert [f.__name__ for f in r.funcs] == ["tensor", "mul", "sum", "add", "exp"] and len(r.passes) == 1
+    dropped = r.keep_first(2)
+    assert dropped == {(None, "sum"): 1, (None, "add"): 1, (None, "exp"): 1}  # no line: the ops ran in this file
+    assert [f.__name__ for f in r.funcs] == ["tensor", "mul"] and r.records_at == [1, 2]
+    assert len(r.objs) == len(r.versions) == len(r.depths) == 2 and r.objs[1] is not z
+    assert r.passes == [] and r.grads == [] and r.flows == []  # the pass's root (the sum) was cut
+
+
+def test_keep_first_mends_columns_an_interrupt_left_uneven():
+    r = Records()
+    r.add(torch.ones(1), 0, (1,), torch.float32, torch.device("cpu"), False, None, 0, None, 0)
+    for column in r._op_columns():
+        column.append(None)
+    r.funcs.append(torch.add)  # interrupted after the first column of a second op
+    r.objs.append(torch.ones(1))  # ... and after the first column of its output
+    r.records_at[0] = 1
+    assert r.keep_first(5) == {} and len(r.funcs) == len(r.lines) == 1 and len(r.objs) == len(r.depths) == 1

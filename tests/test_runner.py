@@ -190,13 +190,16 @@ def test_random_programs_are_transparent_and_gradients_match(source):
             assert torch.equal(torch.tensor(grad), expected)
 
 
-def test_a_failure_while_resolving_never_hides_the_code_s_own_exception(monkeypatch):
+def test_a_failure_while_resolving_never_hides_the_code_s_own_exception(monkeypatch, capsys):
     from gradmagic import runner
 
     monkeypatch.setattr(runner, "resolve", lambda *a, **k: 1 / 0)
     with pytest.raises(KeyError, match="mine"):
         gradmagic.run("x = torch.ones(1) * 2\nraise KeyError('mine')")
     assert gradmagic.last().empty and torch._C._len_torch_function_stack() == 0
+    said = ("gradmagic: the capture failed (ZeroDivisionError: division by zero), so there is no graph; the cell's own "
+            "error is unchanged.")
+    assert capsys.readouterr().err == said + "\n" and gradmagic.last().trace.notes == [said]
 
 
 @pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
@@ -320,3 +323,67 @@ def test_a_mode_the_user_entered_sees_only_the_cell_s_own_calls():
             run()
         seen.append(mode.calls)
     assert seen[1] == seen[0] and sum(seen[0].values()) >= 5
+
+
+LONG_LOOP = """x = torch.tensor([1.0, 2.0], requires_grad=True)
+h = x
+for i in range(1000):
+    h = h * 0.99 + 1
+loss = h.sum()
+loss.backward()
+"""
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
+def test_past_the_budget_the_capture_counts_per_line_and_names_still_hold_their_final_values(lean):
+    namespace = {"torch": torch}
+    result = gradmagic.run(LONG_LOOP, namespace, budget=200, lean=lean)
+    what, rest = ("bindings", "803 bindings") if lean else ("ops", "1,803 ops")  # x, its first 199 h's: 200
+    head = (f"Recorded the first 200 {what} in detail; the remaining {rest} as counts per line (the budget was spent: "
+            f"line 4: ")
+    assert [note for note in result.trace.notes if note.startswith("Recorded")] == [
+        head + ("h ×801; line 5: loss ×1" if lean else "add ×901, mul ×900; line 5: sum ×1")
+        + "; line 6: backward ×1"
+        + "). %%autograd --budget ops=N (gradmagic.run(..., budget=...)) records more."]
+    assert lean or len(result.trace.funcs) == 200
+    h_end = pytest.approx(100 - 99 * 0.99 ** 1000, rel=1e-5)
+    assert result.tensor("h")["value"] == namespace["h"].tolist() == [h_end, h_end]
+    assert result.tensor("x")["grad"] == namespace["x"].grad.tolist() == [pytest.approx(0.99 ** 1000, rel=1e-4)] * 2
+    assert result.tensor("loss")["value"] == namespace["loss"].item()
+
+
+def test_the_memory_budget_turns_the_capture_coarse(monkeypatch):
+    from gradmagic import budget
+
+    monkeypatch.setattr(budget, "_CHECK_EVERY", 64)
+    source = "kept = []\nfor i in range(200):\n    kept.append(torch.ones(65536) + i)\n"  # 256 KB each
+    result = gradmagic.run(source, budget="memory=4MB")
+    assert 64 <= len(result.trace.funcs) < 400
+    assert "(the memory budget was spent: line 3: " in result.trace.notes[-1]
+
+
+def test_after_ctrl_c_only_what_draws_within_the_second_is_kept_in_detail():
+    source = "h = torch.ones(2)\nfor i in range(2000):\n    h = h + 1\nraise KeyboardInterrupt"
+    with pytest.raises(KeyboardInterrupt):
+        gradmagic.run(source)
+    trace = gradmagic.last().trace
+    assert len(trace.funcs) == 250 and trace.lines == [1] + [3] * 249
+    assert trace.notes == ["Recorded the first 250 ops in detail; the remaining 1,751 ops as counts per line (the cell "
+                           "was interrupted: line 3: add ×1,751). %%autograd --budget ops=N (gradmagic.run(..., "
+                           "budget=...)) records more."]
+    assert gradmagic.last().tensor("h")["value"] == [2001.0, 2001.0]
+
+
+def test_a_second_ctrl_c_while_resolving_gives_one_line_and_no_traceback(monkeypatch, capsys):
+    from gradmagic import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "resolve", interrupted)
+    namespace = {"torch": torch}
+    result = gradmagic.run("x = torch.ones(2) * 3", namespace)
+    said = "gradmagic: post-processing interrupted; the result so far is in gradmagic.last()"
+    assert capsys.readouterr().err == said + "\n"
+    assert result is gradmagic.last() and result.empty and namespace["x"].tolist() == [3.0, 3.0]
+    assert torch._C._len_torch_function_stack() == 0
