@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import threading
 
 import torch
 
@@ -15,10 +16,22 @@ _STATEMENT_LISTS = ("body", "orelse", "finalbody")
 
 
 def install_label_hook(hook) -> None:
-    """Make `hook(value, (name, line, expr))` callable from any instrumented code."""
+    """Make `hook(value, (name, line, expr))` callable from any instrumented code, on the installing thread only:
+    a worker thread running a function defined in the cell runs it as plain (the capture records one thread)."""
     # A builtin rather than a global: functions defined in a cell keep working
     # in later cells without a new name appearing in the user's namespace.
-    setattr(builtins, LABEL_HOOK, hook)
+    setattr(builtins, LABEL_HOOK, _on_thread(hook, threading.get_ident()))
+
+
+def _on_thread(hook, owner: int):
+    """`hook`, called only from thread `owner`; from any other thread a no-op."""
+    ident = threading.get_ident
+
+    def label(value, info) -> None:
+        if ident() == owner:
+            hook(value, info)
+
+    return label
 
 
 def item_labels(value, info) -> list:
