@@ -13,6 +13,7 @@ from matplotlib.text import Text
 
 from . import export, report
 from .graph import build_graph, named_graph, tensor_nodes
+from .torchstate import unseen_reads
 from .trace import Trace
 
 __all__ = ["Result"]
@@ -50,7 +51,8 @@ class Result:
     def trace(self) -> Trace:
         """What the run did to tensors, as plain Python columns."""
         if not isinstance(self._trace, Trace):
-            self._trace = self._trace()
+            with unseen_reads():  # made later, perhaps under a mode the user entered since: it must not see our reads
+                self._trace = self._trace()
         return self._trace
 
     @property
