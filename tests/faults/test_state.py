@@ -69,6 +69,14 @@ y.backward()
 """
 
 
+def _value(kernel, expression: str):
+    """kernel.value without its status check: after a cell whose reply is an error (a UsageError), the harness's
+    `status` is the previous cell's, one behind, for the rest of the kernel's life."""
+    reply = kernel.run(f"print(repr({expression}))")
+    assert reply.error is None, reply.text
+    return eval(reply.stdout.strip())  # noqa: S307 - reprs of our own test values
+
+
 def test_dtype_freeze_threshold_and_device_set_in_a_cell_stay_as_plain_leaves_them(kernel):
     cell = "import gc\ntorch.set_default_dtype(torch.float64)\ngc.freeze()\ngc.set_threshold(500, 5, 5)\nx = torch.ones(2)"
     reset = "import gc\ntorch.set_default_dtype(torch.float32)\ngc.unfreeze()\ngc.set_threshold(700, 10, 10)"
@@ -83,8 +91,8 @@ def test_dtype_freeze_threshold_and_device_set_in_a_cell_stay_as_plain_leaves_th
     assert kernel.run(reset).status == "ok"
     refused = kernel.run("%%autograd -d meta\nm = torch.ones(2)")  # refused in one line; no meta default left
     assert refused.stderr.strip().startswith("UsageError: --device meta") and "\n" not in refused.stderr.strip()
-    assert kernel.value("(str(torch.ones(1).device), str(torch.get_default_device()))") == ("cpu", "cpu")
-    assert kernel.alive()
+    assert _value(kernel, "(str(torch.ones(1).device), str(torch.get_default_device()))") == ("cpu", "cpu")
+    assert kernel.manager.is_alive() and _value(kernel, "1 + 1") == 2
 
 
 def _calls_an_earlier_mode_sees(kernel, magic: str) -> tuple:
@@ -158,7 +166,8 @@ def test_thirty_reruns_of_a_small_cell_keep_the_kernel_flat(kernel):
         assert kernel.run("%%autograd\n" + SMALL_CELL).status == "ok"
     # before: ~1.9 MB a re-run (a dead picture kept its 2x pixel buffer until a full collection that never came)
     assert kernel.value(rss) - first < 40
-    assert kernel.value("sum(type(o).__name__ == 'Figure' for o in gc.get_objects())") <= 12
+    # the mechanism: no dead picture keeps a 2x pixel buffer (Agg renderer) waiting for a full collection
+    assert kernel.value("sum(type(o).__name__ == 'RendererAgg' for o in __import__('gc').get_objects())") == 0
 
 
 def test_a_full_collection_follows_a_run_that_was_due_one():
