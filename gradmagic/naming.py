@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import threading
 
 import torch
 
-__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook", "item_labels"]
+__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook", "item_labels", "on_this_thread"]
 
 #: The builtin the instrumented code calls; a no-op whenever no capture is active.
 LABEL_HOOK = "__gradmagic_label__"
@@ -15,10 +16,24 @@ _STATEMENT_LISTS = ("body", "orelse", "finalbody")
 
 
 def install_label_hook(hook) -> None:
-    """Make `hook(value, (name, line, expr))` callable from any instrumented code."""
+    """Make `hook(value, (name, line, expr))` callable from any instrumented code, on the installing thread only:
+    a worker thread running a function defined in the cell runs it as plain (the capture records one thread)."""
     # A builtin rather than a global: functions defined in a cell keep working
     # in later cells without a new name appearing in the user's namespace.
-    setattr(builtins, LABEL_HOOK, hook)
+    setattr(builtins, LABEL_HOOK, on_this_thread(hook))
+
+
+def on_this_thread(hook):
+    """`hook`, called only from the thread that made it; from any other thread a no-op returning None (for any
+    process-wide hook the capture installs: labels, module hooks; torch's function modes are per thread already)."""
+    owner, ident = threading.get_ident(), threading.get_ident
+
+    def hook_on_owner(*args):
+        if ident() == owner:
+            return hook(*args)
+        return None
+
+    return hook_on_owner
 
 
 def item_labels(value, info) -> list:

@@ -8,9 +8,12 @@ import uuid
 from pathlib import Path
 
 import networkx as nx
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 
 from . import export, report
 from .graph import build_graph, named_graph, tensor_nodes
+from .torchstate import unseen_reads
 from .trace import Trace
 
 __all__ = ["Result"]
@@ -48,7 +51,8 @@ class Result:
     def trace(self) -> Trace:
         """What the run did to tensors, as plain Python columns."""
         if not isinstance(self._trace, Trace):
-            self._trace = self._trace()
+            with unseen_reads():  # made later, perhaps under a mode the user entered since: it must not see our reads
+                self._trace = self._trace()
         return self._trace
 
     @property
@@ -149,12 +153,12 @@ class Result:
         if suffix in export.GRAPH_SUFFIXES:
             path.write_bytes(export.graph_bytes(self.graph, suffix))
         else:
-            path.write_bytes(export.figure_bytes(self.figure, suffix))
+            path.write_bytes(_picture_bytes(self.figure, suffix))
         return path
 
     def image(self, fmt: str | None = None) -> bytes:
         """The picture as PNG (2 px per CSS px, see export.png_dpi) or SVG bytes."""
-        return export.figure_bytes(self.figure, "." + (fmt or self.image_format))
+        return _picture_bytes(self.figure, "." + (fmt or self.image_format))
 
     # ---- rich display -------------------------------------------------------------------------
 
@@ -195,14 +199,31 @@ class Result:
             f' style="{"max-width:none" if wide else "max-width:100%"};height:auto"'
         alt = html.escape(self.alt_text(), quote=True)
         if self.image_format == "svg":
-            svg = export.figure_bytes(figure, ".svg", id_prefix=f"gm{uuid.uuid4().hex[:12]}-").decode()
+            svg = _picture_bytes(figure, ".svg", id_prefix=f"gm{uuid.uuid4().hex[:12]}-").decode()
             element = _inline_svg(svg, f'role="img" aria-label="{alt}" {attributes}')
         else:
-            data = base64.b64encode(export.figure_bytes(figure, ".png")).decode()
+            data = base64.b64encode(_picture_bytes(figure, ".png")).decode()
             element = f'<img src="data:image/png;base64,{data}" alt="{alt}" {attributes}/>'
         if wide:  # px first: JupyterLab's sanitizer drops vh in untrusted notebooks and keeps the px value
             return f'<div class="gradmagic-scroll" style="max-height:700px;max-height:70vh;overflow:auto">{element}</div>'
         return element
+
+
+def _picture_bytes(figure, suffix: str, **options) -> bytes:
+    """export.figure_bytes, leaving no pixels behind (a later draw makes them again)."""
+    try:
+        return export.figure_bytes(figure, suffix, **options)
+    finally:
+        _forget_pixels(figure)
+
+
+def _forget_pixels(figure) -> None:
+    """Drop the pixel buffer (MBs at 2 px per CSS px) the last draw left: Agg keeps it on the canvas and every
+    matplotlib Text keeps the renderer it drew with (`Text._renderer`, None until drawn); artists live in reference
+    cycles, so a figure no longer used would hold its buffer until a full collection, one per re-run."""
+    FigureCanvasAgg(figure)
+    for text in figure.findobj(Text):
+        text._renderer = None
 
 
 def _inline_svg(svg: str, attributes: str) -> str:

@@ -152,7 +152,10 @@ def gc_frozen():
     IPython, ...), 100 ms a time, and recording allocates enough to trigger many.
 
     Done by raising the oldest generation's threshold, not by gc.freeze(): a threshold the run sets itself, or a
-    freeze, stays as in a plain run (a freeze count cannot tell the run's own freeze from ours).
+    freeze, stays as in a plain run (a freeze count cannot tell the run's own freeze from ours). Afterwards, one
+    full pass if the oldest generation's own threshold says one is due: Python also waits until a quarter of
+    the long-lived objects are new, hundreds of re-runs in a kernel holding torch, while a run's recorder and a
+    replaced Result's figure are reference cycles that only a full pass frees.
     """
     previous = gc.get_threshold()
     ours = (*previous[:2], max(previous[2], _NO_FULL_COLLECTIONS))
@@ -162,6 +165,9 @@ def gc_frozen():
     finally:
         if gc.get_threshold() == ours:
             gc.set_threshold(*previous)
+        oldest = gc.get_threshold()[2]
+        if gc.isenabled() and oldest and gc.get_count()[2] >= oldest:
+            gc.collect()
 
 
 @contextlib.contextmanager

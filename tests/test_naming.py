@@ -49,3 +49,36 @@ def test_item_labels_name_each_tensor_of_a_bound_sequence():
     assert [(item is t, info) for (item, info), t in zip(labels, pair)] == \
         [(True, ("rows[0]", 3, "x.unbind(0)")), (True, ("rows[1]", 3, "x.unbind(0)"))]
     assert item_labels([1, 2], ("n", 1, "[1, 2]")) == [] and item_labels(torch.ones(2), ("t", 1, "")) == []
+
+
+def test_the_label_hook_ignores_other_threads():
+    import builtins
+    import threading
+
+    from gradmagic.naming import install_label_hook
+
+    previous = getattr(builtins, LABEL_HOOK, None)
+    seen = []
+    install_label_hook(lambda value, info: seen.append((value, info[0], threading.get_ident())))
+    try:
+        worker = threading.Thread(target=getattr(builtins, LABEL_HOOK), args=(1, ("t", 1, "1")))
+        worker.start()
+        worker.join()
+        getattr(builtins, LABEL_HOOK)(2, ("x", 2, "2"))
+    finally:
+        setattr(builtins, LABEL_HOOK, previous)
+    assert seen == [(2, "x", threading.get_ident())]
+
+
+def test_a_worker_threads_assignments_run_as_plain_and_stay_unnamed():
+    import gradmagic
+    import torch
+
+    source = ("import threading\nout = []\ndef work():\n    t = torch.ones(2) * 3\n    u = t + 1\n    out.append(u)\n"
+              "th = threading.Thread(target=work)\nth.start()\nth.join()\nx = torch.ones(2, requires_grad=True)\n"
+              "y = (x * 2).sum()\ny.backward()")
+    namespace = {"torch": torch}
+    result = gradmagic.run(source, namespace)
+    assert namespace["out"][0].tolist() == [4.0, 4.0] and namespace["x"].grad.tolist() == [2.0, 2.0]
+    assert not [name for name in result.names() if name.startswith("work.")]
+    assert {"x", "y", "out[0]"} <= set(result.names())
