@@ -18,7 +18,7 @@ from . import summary
 from .budget import Meter, as_budget, coarse_note
 from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
     kept_gradient
-from .naming import item_labels
+from .naming import item_labels, on_this_thread
 from .optimizer_hooks import OptimizerCalls
 from .records import Records, add_note, call_shapes, caller_line, deref
 from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, \
@@ -217,10 +217,10 @@ class LeanRecorder:
     def start(self, namespace: dict | None = None) -> None:
         """Note each nn.Module call and each backward pass (undone by stop()), and the leaves' .grad before."""
         self._namespace = namespace if namespace is not None else {}
-        for t in _leaves_with_grad(self._namespace):
+        for t in unseen_by_modes(_leaves_with_grad, self._namespace):
             self._grads_before[id(t)] = (t, None)
-        self._handles += [register_module_forward_pre_hook(self._enter_module),
-                          register_module_forward_hook(self._exit_module, always_call=True)]
+        self._handles += [register_module_forward_pre_hook(on_this_thread(self._enter_module)),
+                          register_module_forward_hook(on_this_thread(self._exit_module), always_call=True)]
         for name, is_grad in (("backward", False), ("grad", True)):
             original = getattr(torch.autograd, name)
             self._patched[name] = original

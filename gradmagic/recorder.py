@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 from .budget import Meter, as_budget, coarse_note
 from .calls import EXIT, EXIT_NAMES, GRAD, HOOK, INPLACE, KINDS, OP, PASS, call_kind, inside_nn_init, routed_apply
 from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
-from .naming import item_labels
+from .naming import item_labels, on_this_thread
 from .optimizer_hooks import OptimizerCalls
 from .records import Records, call_shapes, caller_line, deref, held
 from .summary import shape_of, tensor_kind
@@ -311,8 +311,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
         (`namespace` is not needed: a leaf's .grad before the run is noted when an op first uses it.)"""
         self._module_handles = [
-            register_module_forward_pre_hook(self._enter_module),
-            register_module_forward_hook(self._exit_module, always_call=True),
+            register_module_forward_pre_hook(on_this_thread(self._enter_module)),
+            register_module_forward_hook(on_this_thread(self._exit_module), always_call=True),
         ]
         self._function_apply = torch.autograd.Function.__dict__["apply"]
         torch.autograd.Function.apply = classmethod(routed_apply(self._function_apply.__func__))

@@ -121,8 +121,14 @@ def _result(recorder, names: dict, before, source: str, error, budget) -> Result
     else:
         recorder.fit(budget.seconds)
     if recorder.lean:  # the autograd graph is read when the result is first used
-        return Result(functools.partial(_resolved_lazily, recorder, dict(names), source, error, finals), error=error)
+        return Result(functools.partial(_resolved_lazily, recorder, _structure(names), source, error, finals), error=error)
     return Result(_resolved(recorder, names, source, error, finals), error=error)
+
+
+def _structure(names: dict) -> dict:
+    """The names a lazy read still needs (modules and optimizers: paths and calls), not the tensors: holding those
+    would keep every bound tensor alive until the result is first used (`finals` already says what they hold)."""
+    return {k: v for k, v in names.items() if isinstance(v, (torch.nn.Module, torch.optim.Optimizer))}
 
 
 def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:

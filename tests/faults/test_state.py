@@ -121,8 +121,6 @@ def test_a_users_mode_sees_exactly_the_calls_of_a_plain_run(kernel):
     assert kernel.value("[type(m).__name__ for m in _get_current_function_mode_stack()]") == []
 
 
-@pytest.mark.xfail(strict=True, reason="lean.LeanRecorder.start reads the namespace's leaves (_namespace_leaves) "
-                                       "outside torchstate.unseen_reads: 4 extra __get__ calls")
 def test_a_users_earlier_mode_sees_the_plain_calls_in_the_lean_capture(kernel):
     plain, seen = _calls_an_earlier_mode_sees(kernel, "%%autograd --lean")
     assert seen == plain
