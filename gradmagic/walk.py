@@ -1,8 +1,8 @@
 """Capture stage, lean, after the run: torch's autograd graph below what the code bound, read into Records.
 
 One op per autograd node (`TanhBackward0` is `tanh`), one record per node output (shape, dtype and device from
-the node's metadata), leaves from `AccumulateGrad.variable`. Walks are iterative and never look at a chain of nodes
-longer than MAX_NODE_DEPTH (see hooks.py).
+the node's metadata), leaves from `AccumulateGrad.variable`. Walks are iterative and mark every node they look at:
+no chain of looked-at nodes grows past depths.MAX_NODE_DEPTH, counting those of earlier captures still alive.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .hooks import MAX_NODE_DEPTH, UNREAD
+from .depths import DEEP_NOTE, Looked
+from .hooks import UNREAD
 from .records import Records, add_note, deref, held
 from .summary import shape_of, tensor_kind
 from .torchstate import version_of
@@ -96,10 +97,14 @@ class GraphReader:
         self.record_of: list = []  # index in bindings.seen -> record
         self.deepest = 0
         self.stopped = False
+        self.looked = Looked()
+        # the bindings' nodes the code's run looked at may lie above what the walk reads: they count in full
+        self.allowance = self.looked.allowance - sum(_looked_at_run(seen) for seen in bindings.seen)
 
     def read(self) -> Records:
         """The Records of everything the bindings reach (once: the reader keeps its indexes for lookups)."""
         self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
+        self._mark_bindings()
         r = self.records
         r.labels = [(rec_of[index], info) for index, info in self.bindings.labels]
         r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
@@ -155,7 +160,7 @@ class GraphReader:
 
         No chain of nodes looked at grows past MAX_NODE_DEPTH (see hooks.py): the walk stops before."""
         ops, stack, found, order = self.ops, [root], set(), []
-        allowance = MAX_NODE_DEPTH - self.deepest
+        allowance = self.allowance - self.deepest
         while stack:
             node = stack.pop()
             if node is None:  # marker: the node below it has all its inputs added
@@ -163,10 +168,11 @@ class GraphReader:
                 continue
             if node in found or node in ops:
                 continue
-            found.add(node)
-            if len(found) > allowance:
+            if len(found) >= allowance:
                 self._stop()
                 return
+            found.add(node)
+            self.looked.mark(node)
             stack += (node, None)
             stack += [n for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE]
         for node in _chronological(order, ops):
@@ -200,9 +206,15 @@ class GraphReader:
 
     def _stop(self) -> None:
         self.stopped = True
-        self.records.notes.append(
-            f"This cell's autograd graph is more than {MAX_NODE_DEPTH:,} nodes deep; the lean capture stopped reading "
-            f"it there (torch 2.13 can crash freeing a deep chain once its nodes were looked at from Python).")
+        if DEEP_NOTE not in self.records.notes:
+            self.records.notes.append(DEEP_NOTE)
+
+    def _mark_bindings(self) -> None:
+        """The bindings' nodes looked at while the code ran, marked; the looked-at depth noted."""
+        for seen in self.bindings.seen:
+            if _looked_at_run(seen):
+                self.looked.mark(seen.grad_fn)
+        self.looked.reach(self.deepest + sum(_looked_at_run(seen) for seen in self.bindings.seen))
 
     def _assign_modules(self) -> None:
         """Each op's innermost module call: the last call, in call order, whose node numbers hold its node's."""
@@ -213,6 +225,10 @@ class GraphReader:
             stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
             for position in range(bisect.bisect_left(numbers, first), stop):
                 modules[order[position]] = module
+
+
+def _looked_at_run(seen: Seen) -> bool:
+    return seen.grad_fn is not None and seen.grad_fn is not UNREAD
 
 
 def _node_shape(meta) -> tuple:
