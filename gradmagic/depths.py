@@ -58,6 +58,11 @@ class Looked:
                 _live.add(self.token)
                 self._listed = True
 
+    @staticmethod
+    def is_marked(node) -> bool:
+        """Whether a capture (this one or an earlier one still alive) looked at `node`."""
+        return _KEY in node.metadata
+
     def reach(self, depth: int) -> None:
         """Note that a chain of `depth` looked-at nodes ends at a node this capture marked."""
         if depth > self.token.depth:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .depths import DEEP_NOTE, Looked
+from .depths import DEEP_NOTE, MAX_NODE_DEPTH, Looked
 from .hooks import UNREAD
 from .records import Records, add_note, deref, held
 from .summary import shape_of, tensor_kind
@@ -98,13 +98,13 @@ class GraphReader:
         self.deepest = 0
         self.stopped = False
         self.looked = Looked()
-        # the bindings' nodes the code's run looked at may lie above what the walk reads: they count in full
-        self.allowance = self.looked.allowance - sum(_looked_at_run(seen) for seen in bindings.seen)
+        self.fresh = 0  # nodes looked at by this capture and no earlier one still alive (depths.py)
 
     def read(self) -> Records:
         """The Records of everything the bindings reach (once: the reader keeps its indexes for lookups)."""
-        self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
         self._mark_bindings()
+        self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
+        self.looked.reach(self.fresh)
         r = self.records
         r.labels = [(rec_of[index], info) for index, info in self.bindings.labels]
         r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
@@ -158,9 +158,9 @@ class GraphReader:
     def _walk(self, root, line) -> None:
         """Add every node below `root` not seen yet as an op, inputs first (iterative post-order).
 
-        No chain of nodes looked at grows past MAX_NODE_DEPTH (see hooks.py): the walk stops before."""
+        It stops before this capture's fresh looked-at nodes pass its allowance (depths.py)."""
         ops, stack, found, order = self.ops, [root], set(), []
-        allowance = self.allowance - self.deepest
+        looked = self.looked
         while stack:
             node = stack.pop()
             if node is None:  # marker: the node below it has all its inputs added
@@ -168,11 +168,14 @@ class GraphReader:
                 continue
             if node in found or node in ops:
                 continue
-            if len(found) >= allowance:
+            fresh = not looked.is_marked(node)
+            if fresh and self.fresh >= looked.allowance:
                 self._stop()
                 return
             found.add(node)
-            self.looked.mark(node)
+            if fresh:
+                self.fresh += 1
+                looked.mark(node)
             stack += (node, None)
             stack += [n for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE]
         for node in _chronological(order, ops):
@@ -210,11 +213,15 @@ class GraphReader:
             self.records.notes.append(DEEP_NOTE)
 
     def _mark_bindings(self) -> None:
-        """The bindings' nodes looked at while the code ran, marked; the looked-at depth noted."""
+        """The bindings' nodes the code's run looked at, marked and counted as fresh before the walk; a note if the
+        run stopped looking because earlier captures' looked-at nodes still live."""
         for seen in self.bindings.seen:
-            if _looked_at_run(seen):
+            if seen.grad_fn is UNREAD and self.looked.allowance < MAX_NODE_DEPTH:
+                self._stop()
+            elif seen.grad_fn is not None and seen.grad_fn is not UNREAD and not self.looked.is_marked(seen.grad_fn):
                 self.looked.mark(seen.grad_fn)
-        self.looked.reach(self.deepest + sum(_looked_at_run(seen) for seen in self.bindings.seen))
+                self.fresh += 1
+        self.stopped = False
 
     def _assign_modules(self) -> None:
         """Each op's innermost module call: the last call, in call order, whose node numbers hold its node's."""
@@ -225,10 +232,6 @@ class GraphReader:
             stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
             for position in range(bisect.bisect_left(numbers, first), stop):
                 modules[order[position]] = module
-
-
-def _looked_at_run(seen: Seen) -> bool:
-    return seen.grad_fn is not None and seen.grad_fn is not UNREAD
 
 
 def _node_shape(meta) -> tuple:
