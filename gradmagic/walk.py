@@ -98,13 +98,18 @@ class GraphReader:
         self.deepest = 0
         self.stopped = False
         self.looked = Looked()
-        self.fresh = 0  # nodes looked at by this capture and no earlier one still alive (depths.py)
+        # looked at by this capture and no earlier one still alive (depths.py): the walk's nodes, and per node the
+        # most such nodes along a chain down from it; room is kept for the bindings' nodes the run looked at and the
+        # walk may not reach (at most lean's _LOOK_BUDGET between two passes that free their graphs)
+        self.reserve = min(sum(_looked_at_run(seen) for seen in bindings.seen), MAX_NODE_DEPTH // 2)
+        self.fresh: set = set()
+        self.fresh_depth: dict = {}
+        self.fresh_deepest = 0
 
     def read(self) -> Records:
         """The Records of everything the bindings reach (once: the reader keeps its indexes for lookups)."""
-        self._mark_bindings()
         self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
-        self.looked.reach(self.fresh)
+        self._mark_bindings()
         r = self.records
         r.labels = [(rec_of[index], info) for index, info in self.bindings.labels]
         r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
@@ -158,8 +163,9 @@ class GraphReader:
     def _walk(self, root, line) -> None:
         """Add every node below `root` not seen yet as an op, inputs first (iterative post-order).
 
-        It stops before this capture's fresh looked-at nodes pass its allowance (depths.py)."""
+        It stops before a chain of this capture's fresh looked-at nodes would pass its allowance (depths.py)."""
         ops, stack, found, order = self.ops, [root], set(), []
+        allowance, fresh_here = self.looked.allowance - self.reserve - self.fresh_deepest, 0
         looked = self.looked
         while stack:
             node = stack.pop()
@@ -169,12 +175,13 @@ class GraphReader:
             if node in found or node in ops:
                 continue
             fresh = not looked.is_marked(node)
-            if fresh and self.fresh >= looked.allowance:
+            if fresh and fresh_here >= allowance:
                 self._stop()
                 return
             found.add(node)
             if fresh:
-                self.fresh += 1
+                fresh_here += 1
+                self.fresh.add(node)
                 looked.mark(node)
             stack += (node, None)
             stack += [n for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE]
@@ -184,13 +191,16 @@ class GraphReader:
     def _add_op(self, node, line) -> None:
         r, outputs_of = self.records, self.outputs
         op = len(r.funcs)
-        inputs, depth = [], 0
+        inputs, depth, fresh_depth = [], 0, 0
         for slot, (source, nr) in enumerate(node.next_functions):
             if source is not None:
                 rec = self._held(source.variable) if source.__class__ is _ACCUMULATE else outputs_of[source, nr]
                 inputs += (slot, rec)
                 depth = max(depth, r.depths[rec])
+                fresh_depth = max(fresh_depth, self.fresh_depth.get(source, 0))
         self.deepest = max(self.deepest, depth + 1)
+        self.fresh_depth[node] = fresh_depth = fresh_depth + (node in self.fresh)
+        self.fresh_deepest = max(self.fresh_deepest, fresh_depth)
         outputs = []
         for nr, meta in enumerate(node._input_metadata):
             rec = self._new_record(_node_shape(meta), meta.dtype, meta.device, True, node, nr, op, depth + 1)
@@ -213,15 +223,16 @@ class GraphReader:
             self.records.notes.append(DEEP_NOTE)
 
     def _mark_bindings(self) -> None:
-        """The bindings' nodes the code's run looked at, marked and counted as fresh before the walk; a note if the
-        run stopped looking because earlier captures' looked-at nodes still live."""
+        """The bindings' nodes the run looked at and the walk did not reach, marked; the looked-at depth noted, and
+        a note if the run stopped looking because earlier captures' looked-at nodes still live."""
+        unread, looked = 0, self.looked
         for seen in self.bindings.seen:
-            if seen.grad_fn is UNREAD and self.looked.allowance < MAX_NODE_DEPTH:
+            if seen.grad_fn is UNREAD and looked.allowance < MAX_NODE_DEPTH:
                 self._stop()
-            elif seen.grad_fn is not None and seen.grad_fn is not UNREAD and not self.looked.is_marked(seen.grad_fn):
-                self.looked.mark(seen.grad_fn)
-                self.fresh += 1
-        self.stopped = False
+            elif _looked_at_run(seen) and not looked.is_marked(seen.grad_fn):
+                looked.mark(seen.grad_fn)
+                unread += 1
+        looked.reach(self.fresh_deepest + min(unread, self.reserve))
 
     def _assign_modules(self) -> None:
         """Each op's innermost module call: the last call, in call order, whose node numbers hold its node's."""
@@ -232,6 +243,10 @@ class GraphReader:
             stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
             for position in range(bisect.bisect_left(numbers, first), stop):
                 modules[order[position]] = module
+
+
+def _looked_at_run(seen: Seen) -> bool:
+    return seen.grad_fn is not None and seen.grad_fn is not UNREAD
 
 
 def _node_shape(meta) -> tuple:
