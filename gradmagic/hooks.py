@@ -11,6 +11,7 @@ from functools import partial
 import torch
 
 from . import summary
+from .depths import MAX_NODE_DEPTH, Looked
 from .records import deref
 from .torchstate import functorch_wrapped, inside_backward, torch_function_disabled, transform_active, \
     unseen_by_modes, unseen_reads, version_of
@@ -19,10 +20,8 @@ __all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_t
            "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
-# torch 2.13 keeps an autograd node's Python object alive once one was made (`t.grad_fn`, `next_functions`), and
-# freeing a chain of such nodes then recurses once per node: a 60,000-node chain overflows the C stack and
-# crashes the process when the user later drops it. So gradmagic looks at no node deeper than this many ops.
-MAX_NODE_DEPTH = 20_000
+# Unrecorded nodes in a row the hook walk goes through (one op's inner nodes, an LSTM's steps) before it stops.
+MAX_UNKNOWN_RUN = 1_000
 _TENSOR = torch.Tensor
 
 
@@ -35,6 +34,12 @@ UNREAD = _Unread()
 
 class GradientHooks:
     """The Recorder's backward side: it needs `records`, `_lookup`, `_resolve`, `_outputs`, `_add_op`."""
+
+    _looked: Looked | None = None  # the autograd nodes this capture looked at (depths.py), from its first one
+
+    def _start_looking(self) -> Looked:
+        self._looked = Looked()
+        return self._looked
 
     def _backward(self, func, is_grad: bool, args, kwargs):
         """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots.
@@ -73,7 +78,8 @@ class GradientHooks:
         pass_index = len(self.records.passes)
         self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
         try:
-            if any(self.records.depths[rec] > MAX_NODE_DEPTH for rec in root_recs):
+            looked = self._looked or self._start_looking()
+            if any(not looked.fits(self.records.depths[rec]) for rec in root_recs):
                 self.too_deep()
             else:
                 self._hook_graph(roots, pass_index, handles)
@@ -105,33 +111,52 @@ class GradientHooks:
 
         One post-hook per node sees both the gradient that reached its outputs (the recorded tensors')
         and the gradient it sends to each input: the flow along each tensor->op edge. Ops built from several
-        autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too.
+        autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too. The walk stops at the
+        cell's frontier (the node of a tensor from before the run is hooked, not gone past), after a long run of
+        unrecorded nodes, and where a chain would pass the node budget (depths.py): each node it looks at is marked.
         """
         self._index_nodes()
+        looked, depths, producers = self._looked or self._start_looking(), self.records.depths, self.records.producers
         seen = set()
-        stack = [t.grad_fn for t in roots if t.grad_fn is not None]
+        stack = [(t.grad_fn, 0, 0) for t in roots if t.grad_fn is not None]  # (node, its depth, unrecorded in a row)
         while stack:
-            node = stack.pop()
+            node, depth, run = stack.pop()
             if node in seen:
                 continue
-            seen.add(node)
             entries = self._node_entries.get(node)
+            if entries:
+                depth, run = max(depths[rec] for _, rec in entries), 0
+            elif not looked.fits(depth) or run > MAX_UNKNOWN_RUN:
+                self.too_deep()
+                continue
+            seen.add(node)
+            looked.mark(node)
+            looked.reach(depth)
             if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
-                rec = self._lookup(node.variable)
-                if rec is not None:
-                    self._pass_leaves.append((rec, node.variable, self._small_copy(rec)))
-                    self._note_earlier_hook(rec, node.variable)
-                    handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
-            elif entries:
-                for _, rec in entries:
-                    self._note_earlier_hook(rec, deref(self.records.objs[rec]))
-                edges = self._op_edges(node, entries[0][1])
-                handles.append(node.register_hook(partial(self._on_node, pass_index, entries, edges.pop(node, ()))))
-                handles.extend(inner.register_hook(partial(self._on_node, pass_index, (), inner_edges))
-                               for inner, inner_edges in edges.items())
+                self._hook_leaf(node, pass_index, handles)
+                continue
+            if entries:
+                self._hook_op(node, entries, pass_index, handles)
+                if all(producers[rec] is None for _, rec in entries):  # from before the run: the cell's frontier
+                    continue
             for next_node, _ in node.next_functions:
                 if next_node is not None and next_node not in seen:
-                    stack.append(next_node)
+                    stack.append((next_node, depth + 1, run + 1))
+
+    def _hook_leaf(self, node, pass_index, handles: list) -> None:
+        rec = self._lookup(node.variable)
+        if rec is not None:
+            self._pass_leaves.append((rec, node.variable, self._small_copy(rec)))
+            self._note_earlier_hook(rec, node.variable)
+            handles.append(node.register_prehook(partial(self._on_grad, pass_index, [(0, rec)])))
+
+    def _hook_op(self, node, entries, pass_index, handles: list) -> None:
+        for _, rec in entries:
+            self._note_earlier_hook(rec, deref(self.records.objs[rec]))
+        edges = self._op_edges(node, entries[0][1])
+        handles.append(node.register_hook(partial(self._on_node, pass_index, entries, edges.pop(node, ()))))
+        handles.extend(inner.register_hook(partial(self._on_node, pass_index, (), inner_edges))
+                       for inner, inner_edges in edges.items())
 
     def _changed_in_backward(self, pass_index: int) -> None:
         """Leaves changed in place while the pass ran (an optimizer step in a post-accumulate-grad hook): a new
@@ -194,6 +219,7 @@ class GradientHooks:
                 elif next_node not in self._node_entries and not hasattr(next_node, "variable") \
                         and next_node not in inner_seen:
                     inner_seen.add(next_node)  # an inner node of the same op
+                    self._looked.mark(next_node)
                     stack.append(next_node)
         return edges
 

@@ -16,7 +16,8 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from . import summary
 from .budget import Meter, as_budget, coarse_note
-from .hooks import MAX_NODE_DEPTH, UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
+from .depths import MAX_NODE_DEPTH, looked_elsewhere
+from .hooks import UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
     kept_gradient
 from .naming import item_labels, on_this_thread
 from .optimizer_hooks import OptimizerCalls
@@ -30,9 +31,17 @@ __all__ = ["LeanRecorder"]
 _TENSOR = torch.Tensor
 _next_sequence_nr = torch._C._autograd._get_sequence_nr
 # Looking at a node makes torch 2.13 keep its Python object, and freeing a long chain of such nodes recurses
-# (hooks.py): between two backward passes that free their graphs, at most this many are looked at while the code
-# runs; reading the graph after the run adds at most MAX_NODE_DEPTH more to any chain.
+# (depths.py): between two backward passes that free their graphs, at most this many are looked at while the code
+# runs, fewer when earlier captures' looked-at nodes still live; the graph reader counts them in its own budget.
 _LOOK_BUDGET = MAX_NODE_DEPTH // 2
+
+
+def _look_budget(recorder) -> int:
+    """_LOOK_BUDGET, less the looked-at depth of earlier captures still alive (computed once per capture)."""
+    budget = recorder.__dict__.get("_look_budget")
+    if budget is None:
+        budget = recorder._look_budget = max(0, min(_LOOK_BUDGET, MAX_NODE_DEPTH - looked_elsewhere()))
+    return budget
 
 
 class LeanRecorder:
@@ -101,7 +110,7 @@ class LeanRecorder:
                 self._grads_before[id(t)] = (t, None)
             if t.requires_grad:
                 self._new_leaves.append(weakref.ref(t))
-        elif self._looked_at < _LOOK_BUDGET:
+        elif self._looked_at < _look_budget(self):
             self._looked_at += 1
             grad_fn = t.grad_fn  # its pre-hook sees the gradient of each of its outputs
             self._handles.append(grad_fn.register_prehook(partial(self._on_grads, index, t.output_nr)))

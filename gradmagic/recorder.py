@@ -15,7 +15,8 @@ from torch.overrides import TorchFunctionMode
 
 from .budget import Meter, as_budget, coarse_note
 from .calls import EXIT, EXIT_NAMES, GRAD, HOOK, INPLACE, KINDS, OP, PASS, call_kind, inside_nn_init, routed_apply
-from .hooks import MAX_NODE_DEPTH, UNREAD, GradientHooks, kept_gradient
+from .depths import DEEP_NOTE
+from .hooks import UNREAD, GradientHooks, kept_gradient
 from .naming import item_labels, on_this_thread
 from .optimizer_hooks import OptimizerCalls
 from .records import Records, call_shapes, caller_line, deref, held
@@ -222,23 +223,25 @@ class Recorder(GradientHooks, TorchFunctionMode):
         return value
 
     def _grad_fn(self, t, depth: int):
-        """`t.grad_fn`, unless the op chain to `t` is deeper than MAX_NODE_DEPTH (see hooks.py)."""
+        """`t.grad_fn`, marked as looked at, unless that would put a chain past the node budget (depths.py)."""
         try:
             if t.is_leaf:
                 return None
         except RuntimeError:  # a no_grad view whose base changed in place: torch forbids reading its history
             return UNREAD
-        if depth <= MAX_NODE_DEPTH:
-            return t.grad_fn
+        looked = self._looked or self._start_looking()
+        if depth <= looked.allowance:
+            grad_fn = t.grad_fn
+            looked.mark(grad_fn)
+            looked.reach(depth)
+            return grad_fn
         self.too_deep()
         return UNREAD
 
     def too_deep(self) -> None:
         """Say once that gradients deeper than the node budget are not recorded."""
-        note = (f"This cell's graph is more than {MAX_NODE_DEPTH:,} ops deep; gradients beyond that depth are not "
-                f"recorded (torch 2.13 can crash freeing a deeper chain once its nodes were looked at from Python).")
-        if note not in self.records.notes:
-            self.records.notes.append(note)
+        if DEEP_NOTE not in self.records.notes:
+            self.records.notes.append(DEEP_NOTE)
 
     def _outputs(self, produced, mutated, depth: int = 0) -> tuple:
         r = self.records

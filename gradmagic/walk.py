@@ -1,8 +1,8 @@
 """Capture stage, lean, after the run: torch's autograd graph below what the code bound, read into Records.
 
 One op per autograd node (`TanhBackward0` is `tanh`), one record per node output (shape, dtype and device from
-the node's metadata), leaves from `AccumulateGrad.variable`. Walks are iterative and never look at a chain of nodes
-longer than MAX_NODE_DEPTH (see hooks.py).
+the node's metadata), leaves from `AccumulateGrad.variable`. Walks are iterative and mark every node they look at:
+no chain of looked-at nodes grows past depths.MAX_NODE_DEPTH, counting those of earlier captures still alive.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .hooks import MAX_NODE_DEPTH, UNREAD
+from .depths import DEEP_NOTE, MAX_NODE_DEPTH, Looked
+from .hooks import UNREAD
 from .records import Records, add_note, deref, held
 from .summary import shape_of, tensor_kind
 from .torchstate import version_of
@@ -96,10 +97,19 @@ class GraphReader:
         self.record_of: list = []  # index in bindings.seen -> record
         self.deepest = 0
         self.stopped = False
+        self.looked = Looked()
+        # looked at by this capture and no earlier one still alive (depths.py): the walk's nodes, and per node the
+        # most such nodes along a chain down from it; room is kept for the bindings' nodes the run looked at and the
+        # walk may not reach (at most lean's _LOOK_BUDGET between two passes that free their graphs)
+        self.reserve = min(sum(_looked_at_run(seen) for seen in bindings.seen), MAX_NODE_DEPTH // 2)
+        self.fresh: set = set()
+        self.fresh_depth: dict = {}
+        self.fresh_deepest = 0
 
     def read(self) -> Records:
         """The Records of everything the bindings reach (once: the reader keeps its indexes for lookups)."""
         self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
+        self._mark_bindings()
         r = self.records
         r.labels = [(rec_of[index], info) for index, info in self.bindings.labels]
         r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
@@ -153,9 +163,10 @@ class GraphReader:
     def _walk(self, root, line) -> None:
         """Add every node below `root` not seen yet as an op, inputs first (iterative post-order).
 
-        No chain of nodes looked at grows past MAX_NODE_DEPTH (see hooks.py): the walk stops before."""
+        It stops before a chain of this capture's fresh looked-at nodes would pass its allowance (depths.py)."""
         ops, stack, found, order = self.ops, [root], set(), []
-        allowance = MAX_NODE_DEPTH - self.deepest
+        allowance, fresh_here = self.looked.allowance - self.reserve - self.fresh_deepest, 0
+        looked = self.looked
         while stack:
             node = stack.pop()
             if node is None:  # marker: the node below it has all its inputs added
@@ -163,10 +174,15 @@ class GraphReader:
                 continue
             if node in found or node in ops:
                 continue
-            found.add(node)
-            if len(found) > allowance:
+            fresh = not looked.is_marked(node)
+            if fresh and fresh_here >= allowance:
                 self._stop()
                 return
+            found.add(node)
+            if fresh:
+                fresh_here += 1
+                self.fresh.add(node)
+                looked.mark(node)
             stack += (node, None)
             stack += [n for n, _ in node.next_functions if n is not None and n.__class__ is not _ACCUMULATE]
         for node in _chronological(order, ops):
@@ -175,13 +191,16 @@ class GraphReader:
     def _add_op(self, node, line) -> None:
         r, outputs_of = self.records, self.outputs
         op = len(r.funcs)
-        inputs, depth = [], 0
+        inputs, depth, fresh_depth = [], 0, 0
         for slot, (source, nr) in enumerate(node.next_functions):
             if source is not None:
                 rec = self._held(source.variable) if source.__class__ is _ACCUMULATE else outputs_of[source, nr]
                 inputs += (slot, rec)
                 depth = max(depth, r.depths[rec])
+                fresh_depth = max(fresh_depth, self.fresh_depth.get(source, 0))
         self.deepest = max(self.deepest, depth + 1)
+        self.fresh_depth[node] = fresh_depth = fresh_depth + (node in self.fresh)
+        self.fresh_deepest = max(self.fresh_deepest, fresh_depth)
         outputs = []
         for nr, meta in enumerate(node._input_metadata):
             rec = self._new_record(_node_shape(meta), meta.dtype, meta.device, True, node, nr, op, depth + 1)
@@ -200,9 +219,20 @@ class GraphReader:
 
     def _stop(self) -> None:
         self.stopped = True
-        self.records.notes.append(
-            f"This cell's autograd graph is more than {MAX_NODE_DEPTH:,} nodes deep; the lean capture stopped reading "
-            f"it there (torch 2.13 can crash freeing a deep chain once its nodes were looked at from Python).")
+        if DEEP_NOTE not in self.records.notes:
+            self.records.notes.append(DEEP_NOTE)
+
+    def _mark_bindings(self) -> None:
+        """The bindings' nodes the run looked at and the walk did not reach, marked; the looked-at depth noted, and
+        a note if the run stopped looking because earlier captures' looked-at nodes still live."""
+        unread, looked = 0, self.looked
+        for seen in self.bindings.seen:
+            if seen.grad_fn is UNREAD and looked.allowance < MAX_NODE_DEPTH:
+                self._stop()
+            elif _looked_at_run(seen) and not looked.is_marked(seen.grad_fn):
+                looked.mark(seen.grad_fn)
+                unread += 1
+        looked.reach(self.fresh_deepest + min(unread, self.reserve))
 
     def _assign_modules(self) -> None:
         """Each op's innermost module call: the last call, in call order, whose node numbers hold its node's."""
@@ -213,6 +243,10 @@ class GraphReader:
             stop = len(numbers) if end is None else bisect.bisect_left(numbers, end)
             for position in range(bisect.bisect_left(numbers, first), stop):
                 modules[order[position]] = module
+
+
+def _looked_at_run(seen: Seen) -> bool:
+    return seen.grad_fn is not None and seen.grad_fn is not UNREAD
 
 
 def _node_shape(meta) -> tuple:

@@ -289,3 +289,27 @@ def test_optimizer_calls_and_module_calls_are_noted_without_recording_ops():
     assert all(d["optimizer"] is None for _, d in graph.nodes(data=True) if d["kind"] == "op")
     assert graph.graph["module_classes"] == {"model.0": "Linear", "model.1": "Tanh", "model": "Sequential"}
     assert [c["outputs"] for c in graph.graph["module_calls"]] == [[[5, 2]]] * 3
+
+
+def test_a_chain_continued_over_captures_counts_what_earlier_ones_looked_at():
+    from gradmagic import depths
+
+    before = depths.looked_elsewhere()
+    namespace = {"torch": torch, "h": torch.tensor(1.0, requires_grad=True)}
+    notes = []
+    for _ in range(3):  # each capture alone is under the budget; together they would pass it (issue 11)
+        result = gradmagic.run("for _ in range(9000):\n    h = h * 1.0001", namespace, lean=True)
+        notes.append(any("20,000 autograd nodes deep" in note for note in result.graph.graph["notes"]))
+    assert notes == [False, True, True]
+    assert depths.looked_elsewhere() == depths.MAX_NODE_DEPTH
+    del result
+    namespace["h"] = None  # the chain and every token it held are freed
+    assert depths.looked_elsewhere() == before
+
+
+def test_a_long_training_loop_is_read_whole():
+    source = ("for _ in range(3000):\n    w = torch.randn(4, 4, requires_grad=True)\n"
+              "    loss = torch.tanh(torch.tanh(w @ w) @ w).sum()\n    loss.backward()")
+    result = gradmagic.run(source, {"torch": torch}, lean=True)
+    assert not any("deep" in note for note in result.graph.graph["notes"])
+    assert len(tensor_nodes(result.graph, "w")) == 3000

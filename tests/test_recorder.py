@@ -213,7 +213,7 @@ def test_a_60000_node_chain_is_captured_and_freed_without_crashing():
 
     done = subprocess.run([sys.executable, "-c", DEEP_CHAIN], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == ["This cell's graph is more than 20,000 op", "freed"]
+    assert done.stdout.splitlines() == ["gradmagic looks at most 20,000 autograd ", "freed"]
 
 
 SQUARE = SQUARE_FUNCTION + """
@@ -343,3 +343,28 @@ def test_optimizer_hooks_are_gone_after_the_run_even_when_the_code_raises():
         gradmagic.run(STEP_WITH_MOMENTUM + "1 / 0\n")
     assert not optimizer._global_optimizer_pre_hooks and not optimizer._global_optimizer_post_hooks
     assert torch.optim.Optimizer.zero_grad is zero_grad
+
+
+def test_a_chain_built_before_the_cell_is_hooked_at_its_frontier_only():
+    from gradmagic import depths
+
+    before = depths.looked_elsewhere()
+    x = torch.tensor(1.0, requires_grad=True)
+    h = x
+    for _ in range(5000):
+        h = h * 1.0001
+    plain = torch.autograd.grad(h, x, retain_graph=True)[0]
+    namespace = {"torch": torch, "h": h, "x": x}
+    result = gradmagic.run("y = h * 2\ny.backward()", namespace)
+    assert x.grad == 2 * plain  # the user's gradient, as a plain run gives it
+    assert result.tensor("y")["pass_grads"] == {0: 1.0} and result.tensor("h")["pass_grads"] == {0: 2.0}
+    assert depths.looked_elsewhere() - before <= 2  # h's node and y's, not the 5,000 below them (issue 11)
+
+
+def test_a_chain_continued_over_full_captures_counts_what_earlier_ones_looked_at():
+    namespace = {"torch": torch, "h": torch.tensor(1.0, requires_grad=True)}
+    notes = []
+    for _ in range(3):
+        result = gradmagic.run("for _ in range(9000):\n    h = h * 1.0001", namespace)
+        notes.append(any("20,000 autograd nodes deep" in note for note in result.graph.graph["notes"]))
+    assert notes == [False, False, True]
