@@ -298,7 +298,7 @@ def test_a_chain_continued_over_captures_counts_what_earlier_ones_looked_at():
     namespace = {"torch": torch, "h": torch.tensor(1.0, requires_grad=True)}
     notes = []
     for _ in range(3):  # each capture alone is under the budget; together they would pass it (issue 11)
-        result = gradmagic.run("for _ in range(9000):\n    h = h * 1.0001", namespace, lean=True)
+        result = gradmagic.run("for _ in range(9000):\n    h = h * 1.0001", namespace, lean=True, budget=100_000)
         notes.append(any("20,000 autograd nodes deep" in note for note in result.graph.graph["notes"]))
     assert notes == [False, True, True]
     assert depths.looked_elsewhere() == depths.MAX_NODE_DEPTH
@@ -310,6 +310,6 @@ def test_a_chain_continued_over_captures_counts_what_earlier_ones_looked_at():
 def test_a_long_training_loop_is_read_whole():
     source = ("for _ in range(3000):\n    w = torch.randn(4, 4, requires_grad=True)\n"
               "    loss = torch.tanh(torch.tanh(w @ w) @ w).sum()\n    loss.backward()")
-    result = gradmagic.run(source, {"torch": torch}, lean=True)
+    result = gradmagic.run(source, {"torch": torch}, lean=True, budget=100_000)
     assert not any("deep" in note for note in result.graph.graph["notes"])
     assert len(tensor_nodes(result.graph, "w")) == 3000

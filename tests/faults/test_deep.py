@@ -20,7 +20,7 @@ def _dropped(kernel) -> None:
 def test_a_chain_built_plain_then_captured_frees_without_crashing(kernel):
     kernel.run("x = torch.tensor(1.0, requires_grad=True)\nh = x\nfor _ in range(50000):\n    h = h * 1.0001\n"
                "plain = torch.autograd.grad(h, x, retain_graph=True)[0].item()", timeout=120)
-    reply = kernel.run("%%autograd\nh.backward()", timeout=300)
+    reply = kernel.run("%%autograd --budget ops=100000\nh.backward()", timeout=300)
     assert reply.status == "ok", reply.text
     assert kernel.value("x.grad.item() == plain") is True
     _dropped(kernel)
@@ -31,7 +31,7 @@ def test_a_chain_continued_over_four_cells_frees_without_crashing(kernel, lean):
     kernel.run("x = torch.tensor(1.0, requires_grad=True)\nh = x", timeout=60)
     for cell in range(4):
         backward = "\nh.backward()" if cell == 3 else ""
-        reply = kernel.run(f"%%autograd{lean}\nfor _ in range(9000):\n    h = h * 1.0001{backward}", timeout=300)
+        reply = kernel.run(f"%%autograd --budget ops=100000{lean}\nfor _ in range(9000):\n    h = h * 1.0001{backward}", timeout=300)
         assert reply.status == "ok", reply.text
     kernel.run(PLAIN.format(steps=36000), timeout=120)
     assert kernel.value("x.grad.item() == plain") is True
