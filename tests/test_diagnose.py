@@ -152,3 +152,39 @@ def test_non_leaf_grad_read_shows_the_gradient_of_its_pass():
     result, (d,) = found("x = torch.tensor(2.0, requires_grad=True)\ny = x * 3\nz = y * y\nz.backward()\n"
                          "g = y.grad\n")
     assert d.kind == "nonleaf_grad" and "(gradmagic saw its gradient: 12.0)" in d.message
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# A NaN origin that pointed at the last NaN-making op (or at ops in text order, op10 before op2), and a leaf
+# made after backward() flagged as "no gradient", survived the whole suite.
+
+from helpers import plain_namespace  # noqa: E402
+
+TWO_NAN_ORIGINS = """
+x = torch.tensor(2.0, requires_grad=True)
+d = (x - 5) * 1
+y = torch.log(d)
+h = (((x * 2 + 1) * 3 - 4) / 5 + 6) * 7
+e = h - 100
+w = torch.sqrt(e)
+z = y + w
+z.backward()
+"""
+
+
+def test_the_nan_origin_is_the_first_op_in_record_order_not_the_last():
+    result, diagnostics = found(TWO_NAN_ORIGINS)
+    plain = plain_namespace(TWO_NAN_ORIGINS)
+    assert plain["y"].isnan() and plain["w"].isnan() and plain["e"].item() < 0  # two independent origins
+    assert int(op(result, "sqrt")[2:]) >= 10 > int(op(result, "log")[2:]) >= 2  # op10 sorts before op2 as text
+    (d,) = [d for d in diagnostics if d.kind == "nan_value"]
+    assert d.line == 4 and op(result, "log") in d.nodes and op(result, "sqrt") not in d.nodes
+    assert d.message.startswith("the first NaN value appears at line 4: `log` made y = nan from ")
+
+
+def test_a_leaf_made_after_backward_is_not_flagged_as_without_gradient():
+    source = ("x = torch.tensor(2.0, requires_grad=True)\ny = x * 3\ny.backward()\n"
+              "w = torch.tensor(1.0, requires_grad=True)\n")
+    result, diagnostics = found(source)
+    assert plain_namespace(source)["w"].grad is None and result.tensor("w")["grad"] is None
+    assert diagnostics == []

@@ -289,3 +289,22 @@ def test_optimizer_calls_and_module_calls_are_noted_without_recording_ops():
     assert all(d["optimizer"] is None for _, d in graph.nodes(data=True) if d["kind"] == "op")
     assert graph.graph["module_classes"] == {"model.0": "Linear", "model.1": "Tanh", "model": "Sequential"}
     assert [c["outputs"] for c in graph.graph["module_calls"]] == [[[5, 2]]] * 3
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# The lean capture's pre-hook reads the gradient of the output it was registered for; one that read output 0's
+# for every output of split/unbind/var_mean survived the whole suite.
+
+@pytest.mark.parametrize("source, names", [
+    ("x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], requires_grad=True)\n"
+     "a, b, c = x.split(2)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    ("x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)\n"
+     "a, b, c = x.unbind(0)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    ("x = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)\na, b = torch.var_mean(x)\nloss = a * 2 + b * 3\n", "ab"),
+])
+def test_lean_gives_each_output_of_a_multi_output_op_its_own_gradient(source, names):
+    plain = plain_namespace(source)
+    expected = torch.autograd.grad(plain["loss"], [plain[n] for n in names])
+    graph = gradmagic.run(source + "loss.backward()\n", {"torch": torch}, lean=True).graph
+    recorded = [graph.nodes[graph.graph["bindings"][n]]["pass_grads"][0] for n in names]
+    assert recorded == [g.tolist() for g in expected]
