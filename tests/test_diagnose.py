@@ -188,3 +188,32 @@ def test_a_leaf_made_after_backward_is_not_flagged_as_without_gradient():
     result, diagnostics = found(source)
     assert plain_namespace(source)["w"].grad is None and result.tensor("w")["grad"] is None
     assert diagnostics == []
+
+
+# Found by mutmut (scripts/mutation/run_mutmut.py diagnose, 40 of its mutants, seed 11).
+
+def test_a_nan_gradient_is_traced_to_its_op_past_unrelated_earlier_ops():
+    source = ("w = torch.tensor(1.0, requires_grad=True)\nu = w * 3\nx = torch.tensor([0.0, 4.0], requires_grad=True)\n"
+              "r = torch.sqrt(x)\ns = (r * 0).sum() + u\ns.backward()\n")
+    result, (d,) = found(source)
+    assert plain_namespace(source)["x"].grad.isnan().tolist() == [True, False]  # 0 · inf from sqrt at 0
+    assert d.kind == "nan_grad" and d.edges == [(node(result, "x"), op(result, "sqrt"), "0")] and d.line == 4
+    assert d.message.startswith("the first NaN gradient comes from `sqrt` at line 4: its backward sends [nan, 0.0]")
+
+
+def test_a_nan_in_a_large_tensor_is_named_from_its_summary():
+    result, (d,) = found("x = torch.full((100,), 2.0, requires_grad=True)\nd = x - 5\ny = torch.log(d)\n"
+                         "z = y.sum()\nz.backward()\n")
+    assert result.tensor("y")["value"] is None and result.tensor("y")["stats"]["nan"]  # 100 > SMALL_NUMEL
+    assert d.kind == "nan_value" and d.message.startswith("the first NaN value appears at line 3: `log` made y = ")
+
+
+def test_a_hook_that_doubles_a_gradient_is_named_with_both_values():
+    from gradmagic.diagnose import hook_changes
+
+    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\ny = x * 3\ny.register_hook(lambda g: g * 2)\n"
+              "s = (y * y).sum()\ns.backward()\n")
+    graph = gradmagic.run(source).graph
+    assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]  # 3 · 2 · 2y
+    assert hook_changes(graph, 0) == ["y has a gradient hook (line 3) that changed its gradient: autograd's "
+                                      "[12.0, 24.0] vs chain rule [6.0, 12.0]"]

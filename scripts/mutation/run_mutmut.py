@@ -1,7 +1,8 @@
 """mutmut 3 over one gradmagic module against its own fast test file(s), in a scratch copy; never in CI.
 
 Usage (from the repository root, in the project's venv with `pip install mutmut`):
-    python scripts/mutation/run_mutmut.py MODULE [--sample N] [--seed S] [--children C] [--scratch DIR]
+    python scripts/mutation/run_mutmut.py MODULE [--sample N] [--seed S] [--names FILE] [--children C]
+                                                [--budget SECONDS] [--scratch DIR]
 Copies gradmagic/ and tests/ (without realworld, browser, faults) to DIR/MODULE (default /tmp/gradmagic-mutmut),
 writes mutmut's setup.cfg there (mutate gradmagic/MODULE.py only; tests: MODULES[MODULE]), generates every mutant,
 runs N of them drawn with random.Random(S) (all when N is 0), and prints `mutmut results --all` and a count.
@@ -84,6 +85,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--children", type=int, default=2)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/gradmagic-mutmut"))
+    parser.add_argument("--names", type=Path, help="a file of mutant names to run (e.g. an earlier run's survivors)")
     parser.add_argument("--budget", type=float, default=None, help="seconds for the run; unfinished: not run")
     options = parser.parse_args()
     where = prepare(options.module, options.scratch)
@@ -91,6 +93,8 @@ def main() -> int:
     names = mutant_names(where, options.module)
     chosen = sorted(random.Random(options.seed).sample(names, options.sample)) if 0 < options.sample < len(names) \
         else names
+    if options.names:
+        chosen = [n for n in options.names.read_text().split() if n in names]
     print(f"{options.module}: {len(names)} mutants, running {len(chosen)} (seed {options.seed})", flush=True)
     (where / "chosen.txt").write_text("\n".join(chosen) + "\n")
     print(mutmut(where, "run", "--max-children", str(options.children), *chosen, timeout=options.budget)[-1500:])
