@@ -217,3 +217,14 @@ def test_a_hook_that_doubles_a_gradient_is_named_with_both_values():
     assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]  # 3 · 2 · 2y
     assert hook_changes(graph, 0) == ["y has a gradient hook (line 3) that changed its gradient: autograd's "
                                       "[12.0, 24.0] vs chain rule [6.0, 12.0]"]
+
+
+def test_a_hook_on_an_unnamed_tensor_is_named_by_its_expression():
+    from gradmagic.diagnose import hook_changes
+
+    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\nys = [x * 3]\nys[0].register_hook(lambda g: g * 2)\n"
+              "s = (ys[0] * ys[0]).sum()\ns.backward()\n")
+    graph = gradmagic.run(source).graph
+    assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]
+    assert hook_changes(graph, 0) == ["ys[0] has a gradient hook (line 3) that changed its gradient: autograd's "
+                                      "[12.0, 24.0] vs chain rule [6.0, 12.0]"]
