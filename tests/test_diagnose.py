@@ -152,3 +152,79 @@ def test_non_leaf_grad_read_shows_the_gradient_of_its_pass():
     result, (d,) = found("x = torch.tensor(2.0, requires_grad=True)\ny = x * 3\nz = y * y\nz.backward()\n"
                          "g = y.grad\n")
     assert d.kind == "nonleaf_grad" and "(gradmagic saw its gradient: 12.0)" in d.message
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# A NaN origin that pointed at the last NaN-making op (or at ops in text order, op10 before op2), and a leaf
+# made after backward() flagged as "no gradient", survived the whole suite.
+
+from helpers import plain_namespace  # noqa: E402
+
+TWO_NAN_ORIGINS = """
+x = torch.tensor(2.0, requires_grad=True)
+d = (x - 5) * 1
+y = torch.log(d)
+h = (((x * 2 + 1) * 3 - 4) / 5 + 6) * 7
+e = h - 100
+w = torch.sqrt(e)
+z = y + w
+z.backward()
+"""
+
+
+def test_the_nan_origin_is_the_first_op_in_record_order_not_the_last():
+    result, diagnostics = found(TWO_NAN_ORIGINS)
+    plain = plain_namespace(TWO_NAN_ORIGINS)
+    assert plain["y"].isnan() and plain["w"].isnan() and plain["e"].item() < 0  # two independent origins
+    assert int(op(result, "sqrt")[2:]) >= 10 > int(op(result, "log")[2:]) >= 2  # op10 sorts before op2 as text
+    (d,) = [d for d in diagnostics if d.kind == "nan_value"]
+    assert d.line == 4 and op(result, "log") in d.nodes and op(result, "sqrt") not in d.nodes
+    assert d.message.startswith("the first NaN value appears at line 4: `log` made y = nan from ")
+
+
+def test_a_leaf_made_after_backward_is_not_flagged_as_without_gradient():
+    source = ("x = torch.tensor(2.0, requires_grad=True)\ny = x * 3\ny.backward()\n"
+              "w = torch.tensor(1.0, requires_grad=True)\n")
+    result, diagnostics = found(source)
+    assert plain_namespace(source)["w"].grad is None and result.tensor("w")["grad"] is None
+    assert diagnostics == []
+
+
+# Found by mutmut (scripts/mutation/run_mutmut.py diagnose, 40 of its mutants, seed 11).
+
+def test_a_nan_gradient_is_traced_to_its_op_past_unrelated_earlier_ops():
+    source = ("w = torch.tensor(1.0, requires_grad=True)\nu = w * 3\nx = torch.tensor([0.0, 4.0], requires_grad=True)\n"
+              "r = torch.sqrt(x)\ns = (r * 0).sum() + u\ns.backward()\n")
+    result, (d,) = found(source)
+    assert plain_namespace(source)["x"].grad.isnan().tolist() == [True, False]  # 0 · inf from sqrt at 0
+    assert d.kind == "nan_grad" and d.edges == [(node(result, "x"), op(result, "sqrt"), "0")] and d.line == 4
+    assert d.message.startswith("the first NaN gradient comes from `sqrt` at line 4: its backward sends [nan, 0.0]")
+
+
+def test_a_nan_in_a_large_tensor_is_named_from_its_summary():
+    result, (d,) = found("x = torch.full((100,), 2.0, requires_grad=True)\nd = x - 5\ny = torch.log(d)\n"
+                         "z = y.sum()\nz.backward()\n")
+    assert result.tensor("y")["value"] is None and result.tensor("y")["stats"]["nan"]  # 100 > SMALL_NUMEL
+    assert d.kind == "nan_value" and d.message.startswith("the first NaN value appears at line 3: `log` made y = ")
+
+
+def test_a_hook_that_doubles_a_gradient_is_named_with_both_values():
+    from gradmagic.diagnose import hook_changes
+
+    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\ny = x * 3\ny.register_hook(lambda g: g * 2)\n"
+              "s = (y * y).sum()\ns.backward()\n")
+    graph = gradmagic.run(source).graph
+    assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]  # 3 · 2 · 2y
+    assert hook_changes(graph, 0) == ["y has a gradient hook (line 3) that changed its gradient: autograd's "
+                                      "[12.0, 24.0] vs chain rule [6.0, 12.0]"]
+
+
+def test_a_hook_on_an_unnamed_tensor_is_named_by_its_expression():
+    from gradmagic.diagnose import hook_changes
+
+    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\nys = [x * 3]\nys[0].register_hook(lambda g: g * 2)\n"
+              "s = (ys[0] * ys[0]).sum()\ns.backward()\n")
+    graph = gradmagic.run(source).graph
+    assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]
+    assert hook_changes(graph, 0) == ["ys[0] has a gradient hook (line 3) that changed its gradient: autograd's "
+                                      "[12.0, 24.0] vs chain rule [6.0, 12.0]"]

@@ -84,3 +84,133 @@ def test_png_keeps_the_figures_own_background(tmp_path, facecolor, alpha):
     assert corner[3] == alpha
     svg = result.save(tmp_path / "seed.svg").read_text()
     assert ('fill: #ffffff' in svg.split("</g>")[0]) == (alpha == 255)
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# A GraphML export that dropped every edge attribute, and a JSON export that wrote nested dicts (pass_grads,
+# pass_flows) as text, survived the whole suite: both files are read back here attribute by attribute.
+
+def _as_json(value):
+    """The value as strict JSON reads it back (tuples as lists, dict keys as text)."""
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+def _graphml_value(text_or_scalar, original):
+    """A GraphML attribute as the original value: lists and dicts are stored as JSON text."""
+    return json.loads(text_or_scalar) if isinstance(original, (list, dict)) else text_or_scalar
+
+
+def test_graphml_keeps_every_node_and_edge_attribute(tmp_path):
+    result = gradmagic.run(SEED_3)
+    graph = result.graph
+    loaded = nx.read_graphml(result.save(tmp_path / "seed.graphml"), force_multigraph=True)
+    edges = {(u, v, str(k)): d for u, v, k, d in loaded.edges(keys=True, data=True)}
+    assert len(edges) == graph.number_of_edges() > 10
+    for u, v, k, d in graph.edges(keys=True, data=True):
+        kept = {a: _graphml_value(edges[u, v, str(k)][a], b) for a, b in d.items() if b is not None}
+        assert kept == _as_json({a: b for a, b in d.items() if b is not None}), (u, v, k)
+        assert set(edges[u, v, str(k)]) == {a for a, b in d.items() if b is not None}
+    for node, d in graph.nodes(data=True):
+        kept = {a: _graphml_value(loaded.nodes[node][a], b) for a, b in d.items() if b is not None}
+        assert kept == _as_json({a: b for a, b in d.items() if b is not None}), node
+    assert next(d for *_, d in loaded.edges(data=True) if d.get("flow") == 1290.0)["pass_flows"] == '{"0": 1290.0}'
+
+
+def test_json_keeps_nested_dicts_as_objects(tmp_path):
+    result = gradmagic.run(SEED_3)
+    graph = result.graph
+
+    def reject(token):
+        raise ValueError(f"bare {token}")
+
+    data = json.loads(result.save(tmp_path / "seed.json").read_text(), parse_constant=reject)
+    nodes = {n.pop("id"): n for n in data["nodes"]}
+    assert nodes == {n: _as_json(d) for n, d in graph.nodes(data=True)}
+    edges = {(e.pop("source"), e.pop("target"), e.pop("key")): e for e in data["edges"]}
+    assert edges == {(u, v, k): _as_json(d) for u, v, k, d in graph.edges(keys=True, data=True)}
+    x = nodes[graph.graph["bindings"]["x"]]
+    assert x["pass_grads"] == {"0": 17200.0} and isinstance(edges["t0", "op4", "0"]["pass_flows"], dict)
+    assert data["graph"]["bindings"] == graph.graph["bindings"] and data["graph"]["roots"] == graph.graph["roots"]
+
+
+# Found by mutmut (scripts/mutation/run_mutmut.py export): the DOT text, the unknown-suffix message, and the
+# figure bytes (no date or software stamp, text kept as text, PNG at twice the CSS size) were not pinned.
+
+DOT_SOURCE = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\nc = torch.tensor(3.0)\ny = (x * c).sum()\n"
+              "f = y.detach() + 1\ny.backward()\n")
+DOT_TEXT = """digraph autograd {
+  rankdir=LR;
+  "t0" [shape=box, label="x", role="leaf"];
+  "t1" [shape=box, label="c", role="constant"];
+  "t2" [shape=box, label="MulBackward0", role="intermediate"];
+  "t3" [shape=box, label="y", role="output"];
+  "t4" [shape=box, label="tensor", role="constant"];
+  "t5" [shape=box, label="f", role="constant"];
+  "op0" [shape=ellipse, label="tensor([1.0, 2.0], requires_grad=True)"];
+  "op1" [shape=ellipse, label="tensor(3.0)"];
+  "op2" [shape=ellipse, label="mul"];
+  "op3" [shape=ellipse, label="sum"];
+  "op4" [shape=ellipse, label="detach"];
+  "op5" [shape=ellipse, label="add +1"];
+  "t0" -> "op2" [label="0"];
+  "t1" -> "op2" [label="1", style=dashed];
+  "t2" -> "op3" [label="0"];
+  "t3" -> "op4" [label="0", style=dashed];
+  "t4" -> "op5" [label="0", style=dashed];
+  "op0" -> "t0" [label="out0"];
+  "op1" -> "t1" [label="out0"];
+  "op2" -> "t2" [label="out0"];
+  "op3" -> "t3" [label="out0"];
+  "op4" -> "t4" [label="out0"];
+  "op5" -> "t5" [label="out0"];
+}
+"""
+
+
+def test_dot_text_names_every_node_with_its_label_role_and_cut_edges_dashed(tmp_path):
+    result = gradmagic.run(DOT_SOURCE)
+    assert result.save(tmp_path / "g.dot").read_text() == DOT_TEXT
+
+
+def test_dot_quotes_backslashes_quotes_and_newlines_in_labels():
+    from gradmagic.export import graph_bytes
+
+    graph = gradmagic.run(DOT_SOURCE).graph.copy()
+    graph.nodes["t0"]["label"] = 'say "hi"\\ \nthere'
+    line = graph_bytes(graph, ".dot").decode().splitlines()[2]
+    assert line == r'  "t0" [shape=box, label="say \"hi\"\\ \nthere", role="leaf"];'
+
+
+def test_unknown_graph_suffix_names_the_suffixes_to_use():
+    from gradmagic.export import graph_bytes
+
+    with pytest.raises(ValueError) as raised:
+        graph_bytes(gradmagic.run(SEED_3).graph, ".gml")
+    assert str(raised.value) == "unknown graph suffix '.gml'; use one of .graphml .json .dot"
+
+
+def test_plain_graph_writes_other_objects_as_their_text():
+    import torch
+
+    from gradmagic.export import plain_graph
+
+    graph = nx.MultiDiGraph(device=torch.device("cpu"))
+    graph.add_node("t0", dtype=torch.float32, pair=(1, 2))
+    plain = plain_graph(graph)
+    assert plain.graph == {"device": "cpu"} and plain.nodes["t0"] == {"dtype": "torch.float32", "pair": [1, 2]}
+
+
+def test_figure_bytes_carry_no_date_or_software_stamp_and_repeat_exactly():
+    from PIL import Image
+
+    from gradmagic.export import display_size, figure_bytes
+
+    figure = gradmagic.run(SEED_3).figure
+    png, pdf, svg = (figure_bytes(figure, suffix) for suffix in (".png", ".pdf", ".svg"))
+    assert (png, pdf, svg) == tuple(figure_bytes(figure, suffix) for suffix in (".PNG", ".pdf", ".svg"))
+    assert b"Software" not in png and b"matplotlib" not in png.lower()
+    assert b"CreationDate" not in pdf and "<dc:date>" not in svg.decode()
+    assert "<text" in svg.decode()  # labels stay text (svg.fonttype none), not glyph paths
+    width, height = display_size(figure)
+    size = Image.open(__import__("io").BytesIO(png)).size
+    assert size == pytest.approx((2 * width, 2 * height), abs=1)  # 2 px per CSS px, up to rounding

@@ -138,3 +138,67 @@ def test_an_unexpected_state_is_a_one_line_replay_error(monkeypatch):
     monkeypatch.setattr(gradcheck_module, "_inputs", broken)
     with pytest.raises(ReplayError, match=r"^cannot check backward pass 1: KeyError: 7$"):
         check_gradients(gradmagic.run(SEED_3))
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# A check with tolerance 1e-2, with the mean instead of the largest error, or re-run in float32, survived the
+# whole suite. SQUARE (above, after torch's own custom-Function tutorial) with a backward a little or partly wrong.
+
+SLIGHTLY_WRONG = SQUARE.replace("FACTOR * inp * grad", "2.002 * inp * grad").replace("FACTOR", "2")
+ONE_ELEMENT_WRONG = SQUARE.replace("FACTOR * inp * grad", "2 * inp * grad * torch.tensor([1.0, 1.0, 1.5])")
+DOWNCASTS = """
+x = torch.tensor([0.5, 1.0, -2.0], dtype=torch.float64, requires_grad=True)
+a = x.float()
+b = x.to(torch.float32)
+z = (a * b * 3).sum()
+z.backward()
+"""
+
+
+def test_a_backward_wrong_by_one_part_in_a_thousand_fails_the_default_check():
+    check = check_gradients(gradmagic.run(SLIGHTLY_WRONG))
+    assert check.tolerance == 1e-5 and not check.ok
+    assert check.max_error == pytest.approx(0.002 / 2.002, rel=1e-4)
+    assert str(check).startswith("gradient check of z (FAILED)")
+
+
+def test_the_error_is_the_largest_over_elements_not_their_mean():
+    check = check_gradients(gradmagic.run(ONE_ELEMENT_WRONG))
+    (leaf,) = check.leaves
+    assert leaf.autograd == [2.0, 2.0, -18.0] and leaf.numeric == pytest.approx([2.0, 2.0, -12.0])
+    assert leaf.error == pytest.approx(1 / 3, rel=1e-6) and check.max_error == leaf.error and not check.ok
+
+
+def test_float_casts_in_the_cell_are_re_run_in_float64():
+    check = check_gradients(gradmagic.run(DOWNCASTS))
+    plain = plain_namespace(DOWNCASTS)
+    (leaf,) = check.leaves
+    assert check.ok and check.faithful and check.max_error < 1e-8
+    assert leaf.autograd == [3.0, 6.0, -12.0] == plain["x"].grad.tolist()
+    assert leaf.numeric == pytest.approx([3.0, 6.0, -12.0], rel=1e-8)
+
+
+# Found by mutmut (scripts/mutation/run_mutmut.py gradcheck, 40 of its mutants, seed 11).
+
+def test_a_leaf_whose_shape_only_is_used_checks_as_a_zero_gradient():
+    source = ("x = torch.tensor([1.0, -2.0], requires_grad=True)\nw = torch.ones(3, 2, requires_grad=True)\n"
+              "y = (x.expand_as(w) * x).sum()\ny.backward()\n")
+    check = check_gradients(gradmagic.run(source))
+    plain = plain_namespace(source)
+    assert check.ok and [leaf.name for leaf in check.leaves] == ["x", "w"]
+    assert check.leaves[0].autograd == plain["x"].grad.tolist() == [6.0, -12.0]
+    assert check.leaves[1].autograd == [[0.0, 0.0]] * 3 and plain["w"].grad is None
+
+
+def test_a_trace_checks_as_its_result_does():
+    result = gradmagic.run(SEED_3)
+    assert str(check_gradients(result.trace)) == str(check_gradients(result))
+
+
+def test_a_built_in_op_at_a_kink_is_named_as_the_suspect():
+    source = "x = torch.tensor([0.0, 1.0], requires_grad=True)\ny = torch.relu(x).sum()\ny.backward()\n"
+    check = check_gradients(gradmagic.run(source))
+    (leaf,) = check.leaves
+    assert leaf.autograd == plain_namespace(source)["x"].grad.tolist() == [0.0, 1.0]
+    assert leaf.numeric == pytest.approx([0.5, 1.0]) and not check.ok
+    assert [(label, line) for _, label, line in check.suspects] == [("relu", 2)]

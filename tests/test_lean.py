@@ -313,3 +313,22 @@ def test_a_long_training_loop_is_read_whole():
     result = gradmagic.run(source, {"torch": torch}, lean=True, budget=100_000)
     assert not any("deep" in note for note in result.graph.graph["notes"])
     assert len(tensor_nodes(result.graph, "w")) == 3000
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# The lean capture's pre-hook reads the gradient of the output it was registered for; one that read output 0's
+# for every output of split/unbind/var_mean survived the whole suite.
+
+@pytest.mark.parametrize("source, names", [
+    ("x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], requires_grad=True)\n"
+     "a, b, c = x.split(2)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    ("x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)\n"
+     "a, b, c = x.unbind(0)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    ("x = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)\na, b = torch.var_mean(x)\nloss = a * 2 + b * 3\n", "ab"),
+])
+def test_lean_gives_each_output_of_a_multi_output_op_its_own_gradient(source, names):
+    plain = plain_namespace(source)
+    expected = torch.autograd.grad(plain["loss"], [plain[n] for n in names])
+    graph = gradmagic.run(source + "loss.backward()\n", {"torch": torch}, lean=True).graph
+    recorded = [graph.nodes[graph.graph["bindings"][n]]["pass_grads"][0] for n in names]
+    assert recorded == [g.tolist() for g in expected]

@@ -323,3 +323,39 @@ def test_a_real_kernel_shows_the_same_traceback_as_for_a_plain_cell(tmp_path):
     shown = [re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e.traceback)) for e in (plain, magic)]
     assert shown[0].replace("In[2]", "In[3]") == shown[1] and "Cell In[3], line 3" in shown[1]
     assert (magic.ename, magic.evalue) == (plain.ename, plain.evalue)
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# A magic that ignored --all, --depth or --max-nodes, or ran --backward although the cell had run backward
+# itself, survived the whole suite. The picture shown is read back through its texts.
+
+def _figure_texts(shell) -> set:
+    """The texts of the picture the last %%autograd cell displayed."""
+    from matplotlib.text import Text
+
+    return {t.get_text() for t in shell.user_ns["_autograd"].figure.findobj(Text) if t.get_text().strip()}
+
+
+@pytest.mark.parametrize("line, program, shown, hidden", [
+    ("", MODULE_STEP, "model.0 · Linear · call 1", "model · Sequential · call 1"),
+    ("--all", MODULE_STEP, "linear", "model.0 · Linear · call 1"),
+    ("--depth 0", MODULE_STEP, "model · Sequential · call 1", "model.0 · Linear · call 1"),
+    ("", CONTROL_FLOW, "h₂ = 4.38 ∂ -15.6", "folded loop"),
+    ("--max-nodes 6", CONTROL_FLOW, "folded loop", "h₂ = 4.38 ∂ -15.6"),
+])
+def test_view_options_change_the_picture_shown(shell, line, program, shown, hidden):
+    torch.manual_seed(0)
+    result, outputs, _ = run(shell, f"%%autograd {line}\n" + program)
+    assert result.success and len(outputs) == 1
+    held = shell.user_ns["_autograd"]
+    assert (held.show_all, held.depth, held.max_nodes) == ("--all" in line, 0 if "--depth" in line else None,
+                                                           6 if "--max-nodes" in line else None)
+    texts = _figure_texts(shell)
+    assert shown in texts and hidden not in texts
+
+
+def test_backward_option_does_not_run_again_after_the_cells_own_backward(shell):
+    cell = "x = torch.tensor([1.0, 2.0], requires_grad=True)\nz = (x * 3).sum()\nz.backward()\n"
+    result, _, _ = run(shell, "%%autograd --backward z --no-graph\n" + cell)
+    assert result.success and shell.user_ns["x"].grad.tolist() == plain_namespace(cell)["x"].grad.tolist() == [3, 3]
+    assert shell.user_ns["_autograd"].graph.graph["passes"] == 1

@@ -368,3 +368,49 @@ def test_a_chain_continued_over_full_captures_counts_what_earlier_ones_looked_at
         result = gradmagic.run("for _ in range(9000):\n    h = h * 1.0001", namespace, budget=100_000)
         notes.append(any("20,000 autograd nodes deep" in note for note in result.graph.graph["notes"]))
     assert notes == [False, False, True]
+
+
+# Mutants from issue 11 ---------------------------------------------------------------------------
+# Each multi-output op below hands every output its own gradient; a recorder that gave all outputs output 0's
+# gradient (or numbered them all 0) survived the whole suite.
+
+MULTI_OUTPUT = {
+    "split": ("x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], requires_grad=True)\n"
+              "a, b, c = x.split(2)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    "unbind": ("x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)\n"
+               "a, b, c = x.unbind(0)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    "chunk": ("x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], requires_grad=True)\n"
+              "a, b, c = torch.chunk(x, 3)\nloss = (a * 1 + b * 2 + c * 3).sum()\n", "abc"),
+    "sort": ("x = torch.tensor([3.0, 1.0, 2.0], requires_grad=True)\n"
+             "a, i = torch.sort(x)\nb = a * torch.tensor([1.0, 2.0, 3.0])\nloss = (b * b).sum()\n", "ab"),
+    "var_mean": ("x = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)\n"
+                 "a, b = torch.var_mean(x)\nloss = a * 2 + b * 3\n", "ab"),
+}
+
+
+def plain_gradients(source: str, names: str) -> dict:
+    """What plain torch sends to each named tensor in `loss.backward()`, and x.grad."""
+    namespace = plain_namespace(source)
+    grads = torch.autograd.grad(namespace["loss"], [namespace[n] for n in names], retain_graph=True)
+    namespace["loss"].backward()
+    return {**{n: g.tolist() for n, g in zip(names, grads)}, "x": namespace["x"].grad.tolist()}
+
+
+def recorded_gradients(source: str, names: str, *, lean: bool = False) -> dict:
+    """The gradient of the one backward pass the capture recorded at each named tensor and at x."""
+    graph = gradmagic.run(source + "loss.backward()\n", {"torch": torch}, lean=lean).graph
+    nodes = graph.graph["bindings"]
+    return {n: graph.nodes[nodes[n]]["pass_grads"][0] for n in (*names, "x")}
+
+
+@pytest.mark.parametrize("op", list(MULTI_OUTPUT))
+def test_each_output_of_a_multi_output_op_gets_its_own_gradient(op):
+    source, names = MULTI_OUTPUT[op]
+    assert recorded_gradients(source, names) == plain_gradients(source, names)
+
+
+def test_the_integer_output_of_sort_gets_no_gradient():
+    source, names = MULTI_OUTPUT["sort"]
+    graph = gradmagic.run(source + "loss.backward()\n").graph
+    indices = graph.nodes[graph.graph["bindings"]["i"]]
+    assert indices["dtype"] == "int64" and indices["pass_grads"] == {} and indices["grad"] is None
