@@ -50,7 +50,7 @@ class AutogradMagics(Magics):
                    "values of named tensors only, no constants or flows, no --explain/--check")
     @argument("--budget", metavar="SPEC",
               help="what the capture may spend: ops recorded in detail, memory, seconds after the cell, e.g. "
-                   "ops=20000,memory=1GB,seconds=5 (default ops=3000,memory=500MB,seconds=3); past it ops are counted")
+                   "ops=20000,memory=1GB,seconds=5 (default ops=9000,memory=500MB,seconds=3); past it ops are counted")
     @argument("--rankdir", choices=["LR", "TB"], default=None,
               help="graph direction: inputs on top (TB) or left (LR); default: top to bottom, or left to right "
                    "when only that fits the notebook's width")

@@ -5,17 +5,17 @@ from collections import Counter
 
 
 def test_a_budget_reads_from_text_ints_and_dicts_with_units():
-    assert as_budget(None) == Budget(ops=3_000, memory=500 * 2 ** 20, seconds=3.0)
+    assert as_budget(None) == Budget(ops=9_000, memory=500 * 2 ** 20, seconds=3.0)
     assert as_budget("ops=20000,memory=1GB,seconds=5") == Budget(ops=20_000, memory=2 ** 30, seconds=5.0)
     assert as_budget("memory=200") == Budget(memory=200 * 2 ** 20)  # plain memory numbers are MB
     assert as_budget({"mem": "512KB"}).memory == 512 * 2 ** 10
 
 
 def test_ops_alone_or_seconds_alone_sets_the_other_to_match():
-    assert as_budget(20_000) == as_budget("ops=20000") == Budget(ops=20_000, seconds=20.0)
-    assert as_budget("seconds=10") == Budget(ops=10_000, seconds=10.0)
+    assert as_budget(30_000) == as_budget("ops=30000") == Budget(ops=30_000, seconds=10.0)
+    assert as_budget("seconds=10") == Budget(ops=30_000, seconds=10.0)
     assert as_budget("ops=100") == Budget(ops=100, seconds=3.0)  # never less time than the default
-    assert as_budget("seconds=2").detail_ops(0.25) == 250 and Budget().detail_ops() == 3_000
+    assert as_budget("seconds=2").detail_ops(0.25) == 750 and Budget().detail_ops() == 9_000
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -39,3 +39,12 @@ def test_the_coarse_note_counts_what_was_not_recorded_busiest_line_first():
         "line 4: mul ×900, add ×900; line 6: sum ×1). %%autograd --budget ops=N (gradmagic.run(..., budget=...)) "
         "records more.")
     assert coarse_note(10, Counter(), None) is None
+
+
+def test_the_meter_reads_the_process_memory():
+    from gradmagic.budget import _rss
+
+    before = _rss()
+    block = b"x" * (64 * 2 ** 20)  # written, so its pages are resident
+    assert _rss() - before > 32 * 2 ** 20
+    del block

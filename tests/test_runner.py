@@ -356,9 +356,11 @@ def test_the_memory_budget_turns_the_capture_coarse(monkeypatch):
     from gradmagic import budget
 
     monkeypatch.setattr(budget, "_CHECK_EVERY", 64)
-    source = "kept = []\nfor i in range(200):\n    kept.append(torch.ones(65536) + i)\n"  # 256 KB each
+    reads = iter(range(0, 10 ** 9, 2 ** 20))  # the process grows 1 MB between two reads of its memory
+    monkeypatch.setattr(budget, "_rss", lambda: next(reads))  # freed memory reused would not show in the real RSS
+    source = "kept = []\nfor i in range(200):\n    kept.append(torch.ones(65536) + i)\n"
     result = gradmagic.run(source, budget="memory=4MB")
-    assert 64 <= len(result.trace.funcs) < 400
+    assert len(result.trace.funcs) == 5 * 64  # spent at the fifth read: 5 MB > 4 MB
     assert "(the memory budget was spent: line 3: " in result.trace.notes[-1]
 
 
@@ -367,9 +369,9 @@ def test_after_ctrl_c_only_what_draws_within_the_second_is_kept_in_detail():
     with pytest.raises(KeyboardInterrupt):
         gradmagic.run(source)
     trace = gradmagic.last().trace
-    assert len(trace.funcs) == 250 and trace.lines == [1] + [3] * 249
-    assert trace.notes == ["Recorded the first 250 ops in detail; the remaining 1,751 ops as counts per line (the cell "
-                           "was interrupted: line 3: add ×1,751). %%autograd --budget ops=N (gradmagic.run(..., "
+    assert len(trace.funcs) == 750 and trace.lines == [1] + [3] * 749
+    assert trace.notes == ["Recorded the first 750 ops in detail; the remaining 1,251 ops as counts per line (the cell "
+                           "was interrupted: line 3: add ×1,251). %%autograd --budget ops=N (gradmagic.run(..., "
                            "budget=...)) records more."]
     assert gradmagic.last().tensor("h")["value"] == [2001.0, 2001.0]
 

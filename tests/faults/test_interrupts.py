@@ -34,7 +34,7 @@ def test_ctrl_c_ends_a_recorded_loop_at_once_with_the_users_traceback_and_the_pa
     assert frames and all("gradmagic" not in line for line in frames), reply.traceback
     assert "Traceback" not in reply.stderr
     assert kernel.value("steps") > 0
-    assert kernel.value("len(_autograd.trace.funcs)") <= 250  # the detail cut to what draws within the second
+    assert kernel.value("len(_autograd.trace.funcs)") <= 750  # the detail cut to what draws within the second
     assert kernel.value("_autograd.tensor('h')['value'] == h.tolist()")  # names hold what they held at the end
     notes = kernel.value("_autograd.trace.notes")
     assert any(note.startswith("Recorded the first") and "interrupted" in note for note in notes), notes
