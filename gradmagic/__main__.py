@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import export
+from .budget import as_budget
 from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
 from .options import check_run_options
 
@@ -44,6 +45,7 @@ def main(argv: list | None = None) -> int:
         device, dtype = check_run_options(device=args.device, dtype=args.dtype, depth=args.depth,
                                           max_nodes=args.max_nodes, save=outputs, lean=args.lean,
                                           explain=args.explain, check=args.check)
+        budget = as_budget(args.budget)
     except ValueError as error:
         parser.error(str(error))
     try:
@@ -52,7 +54,7 @@ def main(argv: list | None = None) -> int:
         traceback.print_exception(SyntaxError, error, None)
         return 1
     with as_main(args.script, script_args) as namespace:
-        ending = run_script(code, source, namespace, device=device, dtype=dtype, lean=args.lean)
+        ending = run_script(code, source, namespace, device=device, dtype=dtype, lean=args.lean, budget=budget)
     status, interrupted = _reported(ending, args, outputs)
     if interrupted and as_program:
         _die_of_sigint()
@@ -108,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="record only torch's autograd graph (fast; named values only, no --explain/--check)")
     parser.add_argument("--rankdir", choices=["LR", "TB"], default=None,
                         help="inputs on top (TB) or left (LR); default: TB, or LR when only that fits 9 inches")
+    parser.add_argument("--budget", metavar="SPEC",
+                        help="what the capture may spend, e.g. ops=20000,memory=1GB,seconds=5 (default "
+                             "ops=9000,memory=500MB,seconds=3); past it ops are counted per line")
     return parser
 
 

@@ -71,7 +71,8 @@ class Ending(NamedTuple):
     interrupted: bool = False
 
 
-def run_script(code, source: str, namespace: dict, *, device=None, dtype=None, lean: bool = False) -> Ending:
+def run_script(code, source: str, namespace: dict, *, device=None, dtype=None, lean: bool = False,
+               budget=None) -> Ending:
     """How the script ran under the capture; its exit status is the one python would give.
 
     sys.exit() ends the script, not the capture: the result is kept. The script's exception is printed as python
@@ -79,7 +80,7 @@ def run_script(code, source: str, namespace: dict, *, device=None, dtype=None, l
     """
     filename, session, status, error = code.co_filename, None, 0, None
     try:
-        with recording(namespace, source, filename, device=device, dtype=dtype, lean=lean) as session:
+        with recording(namespace, source, filename, device=device, dtype=dtype, lean=lean, budget=budget) as session:
             try:
                 exec(code, namespace)
             except SystemExit as stop:

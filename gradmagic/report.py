@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import networkx as nx
 
+from .budget import COARSE_NOTE_START
 from .text import grad_summary, grad_text, norm_text, pass_grad, shape_text, shorten_middle, value_summary
 
 __all__ = ["COLUMNS", "MAX_ROWS", "ALL_ROWS_HINT", "Row", "table_rows", "more_rows", "text_table", "html_table",
@@ -156,6 +157,9 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
         return ["The cell touched no tensors: nothing to draw."]
     notes = list(graph.graph.get("notes", ()))
     passes = graph.graph["passes"]
+    if not passes and any(note.startswith(COARSE_NOTE_START) for note in notes):
+        return notes + ["No backward pass ran within the ops recorded in detail: the table's gradients are the "
+                        "names' .grad as the cell ended."]
     if not passes:
         return notes + ["No backward pass ran: values only, no gradients. Call .backward() on a scalar in the cell, "
                 "or use %%autograd --backward NAME."]

@@ -117,6 +117,8 @@ def _mean(xs: list) -> float:
         return math.fsum(xs) / len(xs)
     except OverflowError:
         return math.fsum(x / len(xs) for x in xs)
+    except ValueError:  # both infinities: fsum raises where the mean, as torch's, is nan
+        return math.nan
 
 
 def list_stats(flat: list) -> dict:

@@ -1,4 +1,5 @@
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,23 @@ def test_cli_lean_with_check_exits_2(capfd):
     with pytest.raises(SystemExit) as stop:
         main([str(ROOT / "examples" / "seed.py"), "--lean", "--check"])
     assert stop.value.code == 2 and "--check needs the full capture" in capfd.readouterr().err
+
+
+def test_cli_budget_bounds_the_detail_and_a_bad_one_is_one_line(tmp_path, capfd):
+    script = tmp_path / "loop.py"
+    script.write_text("import torch\nh = torch.ones(2, requires_grad=True)\nfor _ in range(30):\n    h = h * 1.5\n"
+                      "h.sum().backward()\n")
+    graph_file = tmp_path / "g.json"
+    assert main([str(script), "--budget", "ops=10", "-o", str(graph_file)]) == 0
+    printed = capfd.readouterr().out
+    assert "Recorded the first 10 ops in detail; the remaining 23 ops as counts per line" in printed
+    assert "No backward pass ran within the ops recorded in detail" in printed
+    assert json.loads(graph_file.read_text())["graph"]["notes"]
+    with pytest.raises(SystemExit) as stop:
+        main([str(script), "--budget", "nope=1"])
+    printed, errors = capfd.readouterr()
+    assert stop.value.code == 2 and printed == "" and len(errors.splitlines()) == 1
+    assert errors.endswith("budget 'nope': not a budget; give ops, memory or seconds\n")
 
 
 def test_pyproject_states_the_pythons_it_installs_on_and_an_spdx_license():

@@ -271,11 +271,10 @@ def _shown(shell, cell):
     """What IPython prints for a cell run as a notebook runs it (numbered), colours removed, and its result."""
     with capture_output() as captured:
         result = shell.run_cell(cell, store_history=True)
-    text = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout).replace(NOTHING_TO_DRAW, "")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout)
     return result, text.replace(f"In[{result.execution_count}]", "In[N]")
 
 
-NOTHING_TO_DRAW = "gradmagic: the cell touched no tensors, so there is nothing to draw.\n"
 FAILING_BODIES = [
     "x = 1\ny = 2\n1/0\n",
     "x = torch.ones(2, requires_grad=True)\ny = x @ torch.ones(3)\n",

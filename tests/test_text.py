@@ -143,3 +143,10 @@ def test_stats_of_huge_numbers_do_not_overflow():
     assert stats["mean"] == pytest.approx(1e200) and stats["std"] == pytest.approx(2e200)
     assert list_stats([1e308, 1e308])["mean"] == 1e308
     assert list_stats([1.0, 2.0, 3.0])["std"] == pytest.approx(1.0)
+
+
+def test_stats_of_both_infinities_are_torchs():
+    values = torch.tensor([math.inf, -math.inf, 1.0])
+    stats = list_stats(values.tolist())
+    assert math.isnan(stats["mean"]) and math.isnan(values.mean().item())
+    assert (stats["min"], stats["max"], stats["inf"]) == (-math.inf, math.inf, 2)
