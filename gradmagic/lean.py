@@ -250,10 +250,30 @@ class LeanRecorder:
     # ---- after the run ------------------------------------------------------------------------
 
     def fit(self, seconds: float, reason: str = "seconds") -> None:
-        """Note the bindings counted past the budget (the graph is read after the run, bounded by walk.py)."""
+        """Keep the bindings post-processing gets through in `seconds` (the graph below each is read after the run,
+        bounded by walk.py); count the rest; note it."""
+        keep = self.meter.budget.detail_ops(seconds)
+        if len(self._seen) > keep:
+            self._keep_first(keep)
+            self.meter.over = reason
         note = coarse_note(len(self._seen), self.meter.counts, self.meter.over, "bindings")
         if note:
             self.bindings.notes.append(note)
+
+    def _keep_first(self, n: int) -> None:
+        """Forget the bindings past the first `n`, counting them on their lines, and the passes from the first one
+        that started from a forgotten binding on."""
+        b = self.bindings
+        for index, (name, line, _) in b.labels:
+            if index >= n:
+                self.meter.count(line, name)
+        b.labels[:] = [(index, info) for index, info in b.labels if index < n]
+        del b.seen[n:]
+        cut = next((i for i, (_, roots, inputs) in enumerate(b.passes) if max([*roots, *inputs], default=0) >= n),
+                   len(b.passes))
+        del b.passes[cut:]
+        b.grads[:] = [g for g in b.grads if g[0] < cut and g[1] < n]
+        self._by_id = {key: index for key, index in self._by_id.items() if index < n}
 
     @property
     def records(self) -> Records:

@@ -332,3 +332,16 @@ def test_lean_gives_each_output_of_a_multi_output_op_its_own_gradient(source, na
     graph = gradmagic.run(source + "loss.backward()\n", {"torch": torch}, lean=True).graph
     recorded = [graph.nodes[graph.graph["bindings"][n]]["pass_grads"][0] for n in names]
     assert recorded == [g.tolist() for g in expected]
+
+
+def test_after_ctrl_c_the_lean_capture_keeps_only_what_draws_within_the_second():
+    source = ("w = torch.ones(2, requires_grad=True)\n(w * 2).sum().backward()\nfor i in range(2000):\n"
+              "    h = w * i\n(h * 3).sum().backward()\nraise KeyboardInterrupt")
+    namespace = {"torch": torch}
+    with pytest.raises(KeyboardInterrupt):
+        gradmagic.run(source, namespace, lean=True)
+    result = gradmagic.last()
+    assert result.trace.notes[0].startswith("Recorded the first 750 bindings in detail; the remaining 1,252 bindings")
+    assert result.graph.graph["passes"] == 1  # the second pass started from a binding past the cut
+    assert result.tensor("w")["grad"] == namespace["w"].grad.tolist() == [8000.0, 8000.0]
+    assert result.tensor("h")["value"] == namespace["h"].tolist() == [1999.0, 1999.0]
