@@ -35,10 +35,13 @@ UNREAD = _Unread()
 class GradientHooks:
     """The Recorder's backward side: it needs `records`, `_lookup`, `_resolve`, `_outputs`, `_add_op`."""
 
-    _looked: Looked | None = None  # the autograd nodes this capture looked at (depths.py), from its first one
+    _looked: Looked | None = None
 
-    def _start_looking(self) -> Looked:
-        self._looked = Looked()
+    @property
+    def looked(self) -> Looked:
+        """The autograd nodes this capture looked at (depths.py), counted from its first one."""
+        if self._looked is None:
+            self._looked = Looked()
         return self._looked
 
     def _backward(self, func, is_grad: bool, args, kwargs):
@@ -78,7 +81,7 @@ class GradientHooks:
         pass_index = len(self.records.passes)
         self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
         try:
-            looked = self._looked or self._start_looking()
+            looked = self.looked
             if any(not looked.fits(self.records.depths[rec]) for rec in root_recs):
                 self.too_deep()
             else:
@@ -116,7 +119,7 @@ class GradientHooks:
         unrecorded nodes, and where a chain would pass the node budget (depths.py): each node it looks at is marked.
         """
         self._index_nodes()
-        looked, depths, producers = self._looked or self._start_looking(), self.records.depths, self.records.producers
+        looked, depths, producers = self.looked, self.records.depths, self.records.producers
         seen = set()
         stack = [(t.grad_fn, 0, 0) for t in roots if t.grad_fn is not None]  # (node, its depth, unrecorded in a row)
         while stack:
@@ -219,7 +222,7 @@ class GradientHooks:
                 elif next_node not in self._node_entries and not hasattr(next_node, "variable") \
                         and next_node not in inner_seen:
                     inner_seen.add(next_node)  # an inner node of the same op
-                    self._looked.mark(next_node)
+                    self.looked.mark(next_node)
                     stack.append(next_node)
         return edges
 

@@ -21,7 +21,7 @@ from .hooks import UNREAD, backward_tensors, batched_backward, hook_error, itera
     kept_gradient
 from .naming import item_labels, on_this_thread
 from .optimizer_hooks import OptimizerCalls
-from .records import Records, add_note, call_shapes, caller_line, deref
+from .records import Records, add_note, call_shapes, caller_line, deref, passes_below
 from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, \
     unseen_by_modes, version_of
 from .walk import Bindings, GraphReader, Seen
@@ -269,8 +269,7 @@ class LeanRecorder:
                 self.meter.count(line, name)
         b.labels[:] = [(index, info) for index, info in b.labels if index < n]
         del b.seen[n:]
-        cut = next((i for i, (_, roots, inputs) in enumerate(b.passes) if max([*roots, *inputs], default=0) >= n),
-                   len(b.passes))
+        cut = passes_below(b.passes, n)
         del b.passes[cut:]
         b.grads[:] = [g for g in b.grads if g[0] < cut and g[1] < n]
         self._by_id = {key: index for key, index in self._by_id.items() if index < n}

@@ -229,7 +229,7 @@ class Recorder(GradientHooks, TorchFunctionMode):
                 return None
         except RuntimeError:  # a no_grad view whose base changed in place: torch forbids reading its history
             return UNREAD
-        looked = self._looked or self._start_looking()
+        looked = self.looked
         if depth <= looked.allowance:
             grad_fn = t.grad_fn
             looked.mark(grad_fn)

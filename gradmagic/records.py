@@ -10,7 +10,7 @@ import torch
 from .summary import SMALL_NUMEL, shape_of
 from .torchstate import version_of
 
-__all__ = ["Records", "held", "deref", "caller_line", "add_note", "call_shapes", "NOTES"]
+__all__ = ["Records", "held", "deref", "caller_line", "add_note", "call_shapes", "passes_below", "NOTES"]
 
 _REF = weakref.ref
 _TENSOR = torch.Tensor
@@ -130,8 +130,7 @@ class Records:
 
     def _keep_passes_within(self, recs: int, ops: int) -> None:
         """The backward passes whose roots and inputs are all kept, with their gradients on kept records and ops."""
-        cut = (i for i, (_, roots, inputs) in enumerate(self.passes) if any(r >= recs for r in [*roots, *inputs]))
-        kept = next(cut, len(self.passes))
+        kept = passes_below(self.passes, recs)
         del self.passes[kept:]
         self.grads[:] = [g for g in self.grads if g[0] < kept and g[1] < recs]
         self.flows[:] = [f for f in self.flows if f[0] < kept and f[1] < ops]
@@ -150,6 +149,13 @@ class Records:
         """Make record `rec` keep `t` (and its version), for its value after the run."""
         self.objs[rec] = held(t)
         self.versions[rec] = version_of(t)
+
+
+def passes_below(passes: list, limit: int) -> int:
+    """How many backward passes, from the first, start from and differentiate by indices below `limit` only
+    (records, or the lean capture's bindings): those a cut at `limit` keeps."""
+    return next((i for i, (_, roots, inputs) in enumerate(passes) if any(x >= limit for x in (*roots, *inputs))),
+                len(passes))
 
 
 def add_note(notes: list, kind: str, *details) -> None:

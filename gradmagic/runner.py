@@ -121,7 +121,8 @@ def _result(recorder, names: dict, before, source: str, error, budget) -> Result
     else:
         recorder.fit(budget.seconds)
     if recorder.lean:  # the autograd graph is read when the result is first used
-        return Result(functools.partial(_resolved_lazily, recorder, _structure(names), source, error, finals), error=error)
+        read = functools.partial(_resolved_lazily, recorder, _structure(names), source, error, finals)
+        return Result(read, error=error)
     return Result(_resolved(recorder, names, source, error, finals), error=error)
 
 

@@ -6,9 +6,9 @@ import contextlib
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["version_of", "unseen_reads", "available_devices", "check_device", "check_dtype", "defaults", "inside_backward", "pushed_mode",
-           "torch_function_disabled", "unseen_by_modes", "gradient_accumulator", "transform_active", "functorch_wrapped",
-           "forward_ad_active"]
+__all__ = ["version_of", "unseen_reads", "available_devices", "check_device", "check_dtype", "defaults",
+           "inside_backward", "pushed_mode", "torch_function_disabled", "unseen_by_modes", "gradient_accumulator",
+           "transform_active", "functorch_wrapped", "forward_ad_active"]
 
 _UNCHANGED = contextlib.nullcontext()
 
