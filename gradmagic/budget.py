@@ -13,9 +13,11 @@ __all__ = ["Budget", "as_budget", "Meter", "coarse_note", "COARSE_NOTE_START", "
 COARSE_NOTE_START = "Recorded the first "
 #: After Ctrl-C the cell ends within this many seconds, post-processing and drawing included.
 INTERRUPT_SECONDS = 1.0
-# Detail ops the post-processing (resolve, graph, picture, table) gets through per second on a 2-core machine
-# (measured: a 20,000-op loop resolves, builds its graph and draws in 7.9 s; the 5,008-op RNN in 1.9 s).
-_OPS_PER_SECOND = 3_000
+# Graph nodes (ops and tensors recorded in detail) the post-processing (resolve, graph, view, picture, table,
+# checks) gets through per second on a 2-core machine: 4,000-7,000 measured (one other process running), whatever the
+# program (a loop of tiny ops, an MLP training loop, a 1,000-step RNN, the seed loop; scratch profile, session 6).
+_NODES_PER_SECOND = 3_500
+_NODES_PER_OP = 2.5  # an op and its outputs, and the constants and parameters it reads: for `ops` alone
 _CHECK_EVERY = 1024  # ops between two reads of the process's memory (a system call)
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30}
 _FIELDS = {"ops": "ops", "memory": "memory", "mem": "memory", "seconds": "seconds", "time": "seconds"}
@@ -26,7 +28,7 @@ class Budget:
     """What one capture may spend: `ops` recorded in detail, `memory` bytes the process grows by while it
     records, `seconds` of post-processing after the cell (resolving, the graph, the picture)."""
 
-    ops: int = 9_000  # seconds × _OPS_PER_SECOND
+    ops: int = 9_000
     memory: int = 500 * 2 ** 20
     seconds: float = 3.0
 
@@ -36,10 +38,9 @@ class Budget:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"budget {name}={value!r}: give a number >= 0")
 
-    def detail_ops(self, seconds: float | None = None) -> int:
-        """How many detail ops fit into `seconds` (default: the budget's) of post-processing and into `ops`."""
-        seconds = self.seconds if seconds is None else seconds
-        return max(0, min(self.ops, int(seconds * _OPS_PER_SECOND)))
+    def detail_nodes(self, seconds: float | None = None) -> int:
+        """How many graph nodes (ops and tensors) post-processing gets through in `seconds` (default: the budget's)."""
+        return max(0, int((self.seconds if seconds is None else seconds) * _NODES_PER_SECOND))
 
 
 def as_budget(value) -> Budget:
@@ -58,11 +59,11 @@ def as_budget(value) -> Budget:
 
 
 def _matched(fields: dict) -> dict:
-    """`ops` alone sets the seconds after the cell to match, `seconds` alone the ops (post-processing is per op)."""
-    if "ops" in fields and "seconds" not in fields:
-        fields["seconds"] = max(Budget.seconds, fields["ops"] / _OPS_PER_SECOND)
+    """`ops` alone sets the seconds after the cell to match, `seconds` alone the ops (post-processing is per node)."""
+    if "ops" in fields and "seconds" not in fields and isinstance(fields["ops"], (int, float)):
+        fields["seconds"] = max(Budget.seconds, fields["ops"] * _NODES_PER_OP / _NODES_PER_SECOND)
     elif "seconds" in fields and "ops" not in fields and isinstance(fields["seconds"], (int, float)):
-        fields["ops"] = int(fields["seconds"] * _OPS_PER_SECOND)
+        fields["ops"] = int(fields["seconds"] * _NODES_PER_SECOND)
     return fields
 
 
@@ -103,11 +104,15 @@ class Meter:
         self.detail = 0  # ops recorded in detail when the budget ran out
         self._start_rss = _rss()
         self._next_check = _CHECK_EVERY
+        self._nodes = budget.detail_nodes()
 
-    def spent(self, ops: int) -> bool:
-        """Whether the budget is spent after `ops` detail ops (memory is read every _CHECK_EVERY ops)."""
+    def spent(self, ops: int, nodes: int = 0) -> bool:
+        """Whether the budget is spent after `ops` detail ops making `nodes` graph nodes (memory is read every
+        _CHECK_EVERY ops)."""
         if ops >= self.budget.ops:
             return self._stop("ops", ops)
+        if nodes >= self._nodes:
+            return self._stop("seconds", ops)
         if ops >= self._next_check:
             self._next_check = ops + _CHECK_EVERY
             if _rss() - self._start_rss > self.budget.memory:

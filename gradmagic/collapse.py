@@ -84,7 +84,9 @@ def group_modules(view: nx.DiGraph, depth: int | None) -> nx.DiGraph:
     for node, key in owner.items():
         blocks.setdefault(key, []).append(node)
     calls = Counter(prefix for prefix, _ in blocks)
-    attrs = {key: _cluster_attrs(view, key, members, calls[key[0]]) for key, members in blocks.items()}
+    made = _calls_by_module(view)
+    attrs = {key: _cluster_attrs(view, key, members, calls[key[0]], made.get(key[0], []))
+             for key, members in blocks.items()}
     grouped = contract(view, owner, attrs)
     grouped.graph["module_depth"] = depth
     return grouped
@@ -178,7 +180,15 @@ def _param_of(data: dict, prefix: str) -> bool:
     return data.get("kind") == "tensor" and isinstance(name, str) and name.startswith(prefix + ".")
 
 
-def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int) -> dict:
+def _calls_by_module(view: nx.DiGraph) -> dict:
+    """{module path: its recorded calls, in order}."""
+    calls = {}
+    for call in view.graph.get("module_calls") or ():
+        calls.setdefault(call.get("module"), []).append(call)
+    return calls
+
+
+def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int, calls: list) -> dict:
     """The box for one module call: `model.0 · Linear`, its shapes, parameters and (several) ops."""
     prefix, call = key
     ops = Counter()  # the module's own ops (set-up ops of its parameters are hidden, not counted)
@@ -195,7 +205,6 @@ def _cluster_attrs(view: nx.DiGraph, key: tuple, members: list, boxes: int) -> d
             seen.add(data["param"])
             params.append(data)
     cls = (view.graph.get("module_classes") or {}).get(prefix)
-    calls = [c for c in view.graph.get("module_calls") or () if c.get("module") == prefix]
     numbered = [f"call {call}"] if boxes > 1 else []
     label = " · ".join([prefix, *([cls] if cls else []), *numbered])
     caption = module_caption(calls[call - 1] if len(calls) == boxes else None, params, prefix, ops)

@@ -84,7 +84,18 @@ def _roots_reach(graph, rebuilt: dict) -> set:
     flow = nx.DiGraph(graph.edges())
     flow.add_edges_from((exit_op, creation) for creation, exit_op in rebuilt.items())
     roots = set(graph.graph.get("roots", [])) & set(flow)
-    return set().union(roots, *(nx.ancestors(flow, r) for r in roots))
+    return reaching(flow, roots)
+
+
+def reaching(graph: nx.DiGraph, targets: set) -> set:
+    """The targets and every node with a path to one of them: one walk back for all (linear, however many)."""
+    seen, todo = set(targets), list(targets)
+    while todo:
+        for before in graph.predecessors(todo.pop()):
+            if before not in seen:
+                seen.add(before)
+                todo.append(before)
+    return seen
 
 
 def _cut_reason(graph, edge, rebuilt: dict) -> str:

@@ -21,7 +21,7 @@ from .hooks import UNREAD, backward_tensors, batched_backward, hook_error, itera
     kept_gradient
 from .naming import item_labels, on_this_thread
 from .optimizer_hooks import OptimizerCalls
-from .records import Records, add_note, call_shapes, caller_line, deref, passes_below
+from .records import Records, add_note, call_shapes, caller_line, deref
 from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, \
     unseen_by_modes, version_of
 from .walk import Bindings, GraphReader, Seen
@@ -68,6 +68,7 @@ class LeanRecorder:
         self._pass_handles: list = []  # hooks on leaves' gradient accumulators, for the running pass only
         self._records: Records | None = None
         self._reader: GraphReader | None = None
+        self._room = (self.meter.budget.detail_nodes(), "seconds")  # graph nodes the read may make, and why
         self._optimizers = OptimizerCalls(filename, _no_ops)
         self.bindings.optimizer_calls = self._optimizers.calls
 
@@ -250,43 +251,43 @@ class LeanRecorder:
     # ---- after the run ------------------------------------------------------------------------
 
     def fit(self, seconds: float, reason: str = "seconds") -> None:
-        """Keep the bindings post-processing gets through in `seconds` (the graph below each is read after the run,
-        bounded by walk.py); count the rest; note it."""
-        keep = self.meter.budget.detail_ops(seconds)
+        """Keep the bindings, and below them the graph nodes, post-processing gets through in `seconds` (the graph
+        is read when `records` is first used); the rest are counted per line."""
+        budget = self.meter.budget
+        self._room = (budget.detail_nodes(seconds), reason)
+        keep = min(budget.ops, self._room[0])
         if len(self._seen) > keep:
             self._keep_first(keep)
             self.meter.over = reason
-        note = coarse_note(len(self._seen), self.meter.counts, self.meter.over, "bindings")
-        if note:
-            self.bindings.notes.append(note)
 
     def _keep_first(self, n: int) -> None:
-        """Forget the bindings past the first `n`, counting them on their lines, and the passes from the first one
-        that started from a forgotten binding on."""
-        b = self.bindings
-        for index, (name, line, _) in b.labels:
-            if index >= n:
-                self.meter.count(line, name)
-        b.labels[:] = [(index, info) for index, info in b.labels if index < n]
-        del b.seen[n:]
-        cut = passes_below(b.passes, n)
-        del b.passes[cut:]
-        b.grads[:] = [g for g in b.grads if g[0] < cut and g[1] < n]
+        """Forget the bindings past the first `n`, counting them on their lines."""
+        self.meter.counts.update(self.bindings.keep_first(n))
         self._by_id = {key: index for key, index in self._by_id.items() if index < n}
 
     @property
     def records(self) -> Records:
         """The autograd graph below everything the code bound, read once into the recorder's columns."""
         if self._records is None:
-            self._reader = GraphReader(self.bindings)
+            self._reader = GraphReader(self.bindings, self._room[0])
             self._records = self._reader.read()
+            self._note_coarse()
         return self._records
+
+    def _note_coarse(self) -> None:
+        """One note, first, on the bindings left out (past the budget, or with no room for the graph below them)."""
+        if self._reader.dropped:
+            self.meter.counts.update(self._reader.dropped)
+            self.meter.over = self.meter.over or self._room[1]
+        note = coarse_note(len(self._seen), self.meter.counts, self.meter.over, "bindings")
+        if note:
+            self._records.notes.insert(0, note)
 
     def lookup(self, t) -> int | None:
         """The record of a tensor at its current version, if recorded (for naming after the run)."""
         records, reader = self.records, self._reader
         index = self._by_id.get(id(t))
-        if index is not None and self._seen[index].holds(t):
+        if index is not None and index < len(reader.record_of) and self._seen[index].holds(t):
             return reader.record_of[index]
         if t.is_leaf or reader.stopped:
             rec = reader.leaves.get(id(t))

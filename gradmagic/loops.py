@@ -6,9 +6,11 @@ follows it. Each pass folds one more level of nested loops.
 """
 from __future__ import annotations
 
+import bisect
+
 import networkx as nx
 
-from .blocks import OP_LIKE, contract, lines_text, op_count
+from .blocks import OP_LIKE, contract, lines_text, op_count, record_number
 
 __all__ = ["fold_loops", "fold_training_loops", "MIN_REPEATS"]
 
@@ -43,6 +45,7 @@ def _loop_blocks(view: nx.DiGraph, min_repeats: int, find_cuts=None) -> tuple:
     index = {node: i for i, node in enumerate(ops)}
     signs = [_signature(view.nodes[n]) for n in ops]
     claimed = [False] * len(ops)
+    alone = _isolated_tensors(view)
     candidates = (find_cuts or _binding_cuts)(view, index, min_repeats)
     # the name whose rebinding folds the most ops marks the iterations best (`h` after `c` in an LSTM step)
     folded = [sum(r[-1][1] - r[1][0] for r in _repeated_chunks(c, signs, claimed, min_repeats)) for c in candidates]
@@ -54,7 +57,7 @@ def _loop_blocks(view: nx.DiGraph, min_repeats: int, find_cuts=None) -> tuple:
             key = f"loop:{ops[run[1][0]]}"
             hidden = ops[run[1][0]:run[-1][1]]
             attrs[key] = _loop_attrs(view, hidden, signs[run[0][0]:run[0][1]], len(run))
-            owner.update((node, key) for node in hidden + _hidden_tensors(view, hidden))
+            owner.update((node, key) for node in hidden + _hidden_tensors(view, hidden, alone))
     return owner, attrs
 
 
@@ -115,8 +118,17 @@ def _repeated_chunks(cuts: list, signs: list, claimed: list, min_repeats: int) -
     return runs
 
 
-def _hidden_tensors(view: nx.DiGraph, hidden_ops: list) -> list:
-    """Tensors a folded run made or alone used; of those made, the last of each name stays drawn if used only after."""
+def _isolated_tensors(view: nx.DiGraph) -> tuple:
+    """(record numbers, nodes) of the tensors no edge touches, in record order (the lean capture's `x =
+    torch.randn(...)` in a loop body: it is off the autograd graph)."""
+    alone = sorted((record_number(n), n) for n, d in view.nodes(data=True)
+                   if d.get("kind") == "tensor" and not view.degree(n) and record_number(n) >= 0)
+    return [number for number, _ in alone], [node for _, node in alone]
+
+
+def _hidden_tensors(view: nx.DiGraph, hidden_ops: list, alone: tuple = ((), ())) -> list:
+    """Tensors a folded run made or alone used, and the untouched ones recorded among them; of those made, the
+    last of each name stays drawn if used only after."""
     ops = set(hidden_ops)
     made = [n for op in hidden_ops for n in view.successors(op) if view.nodes[n].get("kind") == "tensor"]
     last = {view.nodes[n].get("name"): n for n in made}  # the root and `h₁₀₀₀` of the loop that made them
@@ -129,6 +141,10 @@ def _hidden_tensors(view: nx.DiGraph, hidden_ops: list) -> list:
                     and all(s in inside for s in view.successors(node)):
                 hidden.append(node)
                 inside.add(node)
+    numbers = [record_number(n) for n in made]
+    if numbers and alone[0]:
+        first, last = bisect.bisect_left(alone[0], min(numbers)), bisect.bisect_right(alone[0], max(numbers))
+        hidden += alone[1][first:last]
     return hidden
 
 

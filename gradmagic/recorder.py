@@ -89,7 +89,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def _call(self, func, kind, args, kwargs):
         """Run one torch call and record its tensor inputs, constants and the tensors it made or changed."""
-        if self._coarse or self.meter.spent(len(self.records.funcs)):
+        r = self.records
+        if self._coarse or self.meter.spent(len(r.funcs), len(r.funcs) + len(r.versions)):
             return self._counted(func, args, kwargs)
         if kind is INPLACE and inside_nn_init():  # module construction: `init.ones_` arrives as a plain `fill_`
             return func(*args, **kwargs) if kwargs else func(*args)
@@ -353,7 +354,8 @@ class Recorder(GradientHooks, TorchFunctionMode):
 
     def fit(self, seconds: float, reason: str = "seconds") -> None:
         """Keep only the ops in detail that post-processing gets through in `seconds`; count the rest; note it."""
-        dropped = self.records.keep_first(self.meter.budget.detail_ops(seconds))
+        r, budget = self.records, self.meter.budget
+        dropped = r.keep_first(min(budget.ops, r.ops_within(budget.detail_nodes(seconds))))
         if dropped:
             self.meter.counts.update(dropped)
             self.meter.over = reason

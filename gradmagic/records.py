@@ -1,6 +1,7 @@
 """The capture's columns: what either recorder fills while code runs, and `trace.resolve` reads after it."""
 from __future__ import annotations
 
+import bisect
 import sys
 import weakref
 from collections import Counter
@@ -93,6 +94,11 @@ class Records:
                               (self.depths, depth)):
             column.append(value)
         return len(self.objs) - 1
+
+    def ops_within(self, nodes: int) -> int:
+        """How many of the first ops, with the records made up to them, make at most `nodes` graph nodes."""
+        made = self.records_at
+        return bisect.bisect_right(range(len(made)), nodes, key=lambda op: op + 1 + made[op])
 
     def keep_first(self, ops: int) -> Counter:
         """Drop every op from `ops` on, and what only they made; the dropped ops counted as {(line, name): n}.

@@ -48,20 +48,22 @@ class Row(NamedTuple):
 def table_rows(graph: nx.MultiDiGraph, *, all: bool = False) -> list:  # noqa: A002 - the word users type
     """One Row per name the run ended with, for the tensor it holds then; `all=True` adds more_rows after them."""
     main, extra = _split(graph)
-    return main + [row for _, row in extra] if all else main
+    return _rows(main + [entry for _, entry in extra] if all else main)
 
 
 def more_rows(graph: nx.MultiDiGraph) -> dict:
     """The rows below the main ones: earlier versions (`w₁`), `.grad` tensors, others (`f.y`), by kind."""
-    return _by_kind(_split(graph)[1])
+    return {kind: _rows(entries) for kind, entries in _by_kind(_split(graph)[1]).items()}
 
 
 def _by_kind(extra: list) -> dict:
-    return {kind: [row for k, row in extra if k == kind] for kind in _EXTRA_KINDS if any(k == kind for k, _ in extra)}
+    return {kind: [entry for k, entry in extra if k == kind] for kind in _EXTRA_KINDS
+            if any(k == kind for k, _ in extra)}
 
 
 def _split(graph: nx.MultiDiGraph) -> tuple:
-    """(main rows, [(kind, row)] of the other named tensors), each in record order."""
+    """([(tensor data, name)] of the main rows, [(kind, (data, name))] of the other named tensors), each in record
+    order; rows are made only for what is shown (a loop leaves thousands of earlier versions)."""
     names = defaultdict(list)
     for name, node in graph.graph.get("bindings", {}).items():
         names[node].append(name)
@@ -70,10 +72,14 @@ def _split(graph: nx.MultiDiGraph) -> tuple:
         if data["kind"] != "tensor" or not (data["name"] or node in names):
             continue
         if node in names or not graph.graph.get("bindings"):
-            main.append(_row(data, ", ".join(names[node]) or data["label"]))
+            main.append((data, ", ".join(names[node]) or data["label"]))
         else:
-            extra.append((_extra_kind(data, graph.graph.get("bindings", {})), _row(data, data["label"])))
+            extra.append((_extra_kind(data, graph.graph.get("bindings", {})), (data, data["label"])))
     return main, sorted(extra, key=lambda item: _EXTRA_KINDS.index(item[0]))
+
+
+def _rows(entries: list) -> list:
+    return [_row(data, name) for data, name in entries]
 
 
 def _extra_kind(data: dict, bindings: dict) -> str:
@@ -102,7 +108,7 @@ def _row(data: dict, name: str) -> Row:
 def text_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A002 - as table_rows
     """The table as aligned plain text: the main rows, then how many more there are (`all=True`: every row)."""
     main, extra = _split(graph)
-    rows = main + [row for _, row in extra] if all else main[:MAX_ROWS]
+    rows = _rows(main + [entry for _, entry in extra] if all else main[:MAX_ROWS])
     cells = [[_fit(cell, column) for column, cell in zip(COLUMNS, row)] for row in (COLUMNS, *rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
@@ -119,21 +125,21 @@ def html_table(graph: nx.MultiDiGraph, *, all: bool = False) -> str:  # noqa: A0
     every row in one table)."""
     main, extra = _split(graph)
     if all:
-        main, extra = main + [row for _, row in extra], []
+        main, extra = main + [entry for _, entry in extra], []
     html_text = _STYLE + _html_rows(main)
     if extra:
         summary = html.escape(_count_text(_by_kind(extra)))
-        html_text += f"<details><summary>{summary}</summary>{_html_rows([row for _, row in extra])}</details>"
+        html_text += f"<details><summary>{summary}</summary>{_html_rows([entry for _, entry in extra])}</details>"
     return html_text
 
 
-def _html_rows(rows: list) -> str:
+def _html_rows(entries: list) -> str:
     """One <table> of at most MAX_ROWS rows, and a line saying how many more there are."""
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(_html_cell(cell, c) for c, cell in zip(COLUMNS, row)) + "</tr>"
-                   for row in rows[:MAX_ROWS])
-    more = f"<p>… {len(rows) - MAX_ROWS} more named tensors (all in <code>result.graph</code>)</p>" \
-        if len(rows) > MAX_ROWS else ""
+                   for row in _rows(entries[:MAX_ROWS]))
+    more = f"<p>… {len(entries) - MAX_ROWS} more named tensors (all in <code>result.graph</code>)</p>" \
+        if len(entries) > MAX_ROWS else ""
     return f"<table class='gradmagic-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 

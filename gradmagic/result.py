@@ -13,7 +13,6 @@ from matplotlib.text import Text
 
 from . import export, report
 from .graph import build_graph, named_graph, tensor_nodes
-from .torchstate import unseen_reads
 from .trace import Trace
 
 __all__ = ["Result"]
@@ -32,7 +31,7 @@ class Result:
     """What one captured run did to tensors: `.graph` (networkx), `.figure`, `.table`, `.save(path)`."""
 
     def __init__(self, trace, *, error: BaseException | None = None):
-        self._trace = trace  # a Trace, or a function that makes it on first use (the lean capture)
+        self._trace = trace
         self.error = error
         self.image_format = "png"
         self.show_graph = True
@@ -50,9 +49,6 @@ class Result:
     @property
     def trace(self) -> Trace:
         """What the run did to tensors, as plain Python columns."""
-        if not isinstance(self._trace, Trace):
-            with unseen_reads():  # made later, perhaps under a mode the user entered since: it must not see our reads
-                self._trace = self._trace()
         return self._trace
 
     @property

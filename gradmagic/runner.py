@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import functools
 import gc
 import itertools
 import linecache
@@ -120,16 +119,7 @@ def _result(recorder, names: dict, before, source: str, error, budget) -> Result
         recorder.fit(min(budget.seconds, INTERRUPT_SECONDS) / 4, "interrupt")
     else:
         recorder.fit(budget.seconds)
-    if recorder.lean:  # the autograd graph is read when the result is first used
-        read = functools.partial(_resolved_lazily, recorder, _structure(names), source, error, finals)
-        return Result(read, error=error)
     return Result(_resolved(recorder, names, source, error, finals), error=error)
-
-
-def _structure(names: dict) -> dict:
-    """The names a lazy read still needs (modules and optimizers: paths and calls), not the tensors: holding those
-    would keep every bound tensor alive until the result is first used (`finals` already says what they hold)."""
-    return {k: v for k, v in names.items() if isinstance(v, (torch.nn.Module, torch.optim.Optimizer))}
 
 
 def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:
@@ -146,11 +136,6 @@ def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:
                f"the cell's own error is unchanged."
         print(line, file=sys.stderr)
         return Trace(source=source, notes=[line])
-
-
-def _resolved_lazily(recorder, names: dict, source: str, error, finals: list) -> Trace:
-    with gc_frozen():
-        return _resolved(recorder, names, source, error, finals)
 
 
 @contextlib.contextmanager

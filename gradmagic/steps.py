@@ -2,6 +2,8 @@
 read and the parameters' post-step versions (their values stay in the graph); `zero_grad()` is no node of its own."""
 from __future__ import annotations
 
+import bisect
+
 import networkx as nx
 
 from .blocks import contract, record_number
@@ -18,16 +20,20 @@ def fold_optimizer_calls(view: nx.DiGraph) -> nx.DiGraph:
     if not calls:
         return view
     view = _with_lean_steps(view, calls)
-    members = {}
+    step_of, members = _steps_of(calls), {}
     for node, data in view.nodes(data=True):
         if data.get("kind") == "op" and data.get("optimizer") is not None:
-            members.setdefault(_step_of(calls, data["optimizer"]), []).append(node)
+            members.setdefault(step_of[data["optimizer"]], []).append(node)
     members.pop(None, None)  # a zero_grad() with no step after it: its ops stay drawn
     if not members:
         return view
     owner = {node: f"step:{index}" for index, nodes in members.items() for node in nodes}
     _add_step_tensors(view, owner)
-    attrs = {f"step:{index}": _step_attrs(view, calls, index, nodes, owner) for index, nodes in members.items()}
+    owned, roots = {}, _RootsBefore(view)
+    for node, key in owner.items():
+        owned.setdefault(key, []).append(node)
+    attrs = {f"step:{index}": _step_attrs(view, calls, index, nodes, owned[f"step:{index}"], roots)
+             for index, nodes in members.items()}
     return contract(view, owner, attrs)
 
 
@@ -46,14 +52,17 @@ def link_backward(view: nx.DiGraph) -> None:
             data["caption"] += f" of {len(boxes)} module{'s' if len(boxes) != 1 else ''}"
 
 
-def _step_of(calls: list, index: int) -> int | None:
-    """The step() call a call belongs to: itself, or for a zero_grad() the next step() of the same optimizer (the
-    one before when none follows)."""
-    if calls[index]["call"] == "step":
-        return index
-    same = [i for i, call in enumerate(calls)
-            if call["call"] == "step" and (call["name"], call["class"]) == (calls[index]["name"], calls[index]["class"])]
-    return next((i for i in same if i > index), same[-1] if same else None)
+def _steps_of(calls: list) -> list:
+    """For each call, the step() call it belongs to: itself, or for a zero_grad() the next step() of the same
+    optimizer (the one before when none follows; None when the optimizer never steps)."""
+    steps, upcoming, last = [None] * len(calls), {}, {}
+    for index in reversed(range(len(calls))):
+        who = (calls[index]["name"], calls[index]["class"])
+        if calls[index]["call"] == "step":
+            upcoming[who] = index
+            last.setdefault(who, index)
+        steps[index] = index if calls[index]["call"] == "step" else upcoming.get(who)
+    return [step if step is not None else last.get((c["name"], c["class"])) for step, c in zip(steps, calls)]
 
 
 def _add_step_tensors(view: nx.DiGraph, owner: dict) -> None:
@@ -68,25 +77,31 @@ def _add_step_tensors(view: nx.DiGraph, owner: dict) -> None:
                 owner[node] = key
 
 
-def _step_attrs(view: nx.DiGraph, calls: list, index: int, ops: list, owner: dict) -> dict:
+def _step_attrs(view: nx.DiGraph, calls: list, index: int, ops: list, owned: list, roots) -> dict:
     """`opt.step()  SGD(lr=0.1)` and `updated 4 parameters`, placed where the step() itself ran."""
-    call = calls[index]
-    updated = [n for n in call["updated"] if owner.get(n) == f"step:{index}"]
-    count = len(updated) or len({n for n in owner if owner[n] == f"step:{index}" and view.nodes[n].get("param")})
+    call, mine = calls[index], set(owned)
+    updated = [n for n in call["updated"] if n in mine]
+    count = len(updated) or len({n for n in owned if view.nodes[n].get("param")})
     anchor = next((op for op in ops if view.nodes[op].get("optimizer") == index), ops[0])
     who = f"{call['name']}.step()" if call["name"] else "step()"
     return {"kind": STEP_KIND, "label": f"{who}  {call['class']}({call['settings']})",
             "caption": f"updated {count} parameter{'s' if count != 1 else ''}", "optimizer": index,
             "line": call.get("line"), "ops": sum(1 for op in ops if view.nodes[op].get("kind") == "op"),
-            "updated": updated, "after_root": _root_before(view, updated), "anchor": anchor, "members": ops}
+            "updated": updated, "after_root": roots.before(updated), "anchor": anchor, "members": ops}
 
 
-def _root_before(view: nx.DiGraph, updated: list):
-    """The root of the last backward pass recorded before the step's updates (records are numbered in order)."""
-    first = min((record_number(n) for n in updated), default=None)
-    roots = [root for roots in view.graph.get("pass_roots") or () for root in roots
-             if first is None or record_number(root) < first]
-    return max(roots, key=record_number, default=None)
+class _RootsBefore:
+    """The backward roots of a view in record order, to find the last one before a step's updates."""
+
+    def __init__(self, view: nx.DiGraph):
+        self.roots = sorted((r for roots in view.graph.get("pass_roots") or () for r in roots), key=record_number)
+        self.numbers = [record_number(r) for r in self.roots]
+
+    def before(self, updated: list):
+        """The root of the last backward pass recorded before the first of `updated` (records are in time order)."""
+        first = min((record_number(n) for n in updated), default=None)
+        at = len(self.roots) if first is None else bisect.bisect_left(self.numbers, first)
+        return self.roots[at - 1] if at else None
 
 
 def _with_lean_steps(view: nx.DiGraph, calls: list) -> nx.DiGraph:
@@ -97,9 +112,9 @@ def _with_lean_steps(view: nx.DiGraph, calls: list) -> nx.DiGraph:
                and any(n in view for n in call["updated"])]
     if not missing:
         return view
-    after = {}
+    after, roots = {}, _RootsBefore(view)
     for index in missing:
-        root = _root_before(view, [n for n in calls[index]["updated"] if n in view])
+        root = roots.before([n for n in calls[index]["updated"] if n in view])
         made_by = next(iter(view.predecessors(root)), None) if root in view else None
         after.setdefault(made_by, []).append(index)
     out = nx.DiGraph(**view.graph)

@@ -75,8 +75,8 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
 
     `finals` (finals.snapshot of the namespace as the run ended) decide what each name holds: its record,
     a new one where the tensor changed unseen (lean capture, an op outside the capture), and its `.grad`."""
-    r = recorder.records
-    with torch_function_disabled():
+    with torch_function_disabled():  # the lean capture reads torch's graph here: no mode of the user's sees it
+        r = recorder.records
         bound = _bind_finals(recorder, r, finals)
         trace = Trace(
             source=source,

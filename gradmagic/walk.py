@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
 
 from .depths import DEEP_NOTE, MAX_NODE_DEPTH, Looked
 from .hooks import UNREAD
-from .records import Records, add_note, deref, held
+from .records import Records, add_note, deref, held, passes_below
 from .summary import shape_of, tensor_kind
 from .torchstate import version_of
 
@@ -83,12 +84,26 @@ class Bindings:
     module_calls: list = field(default_factory=list)  # (module, input shapes, output shapes) as each call ends
     optimizer_calls: list = field(default_factory=list)  # filled by optimizer_hooks.OptimizerCalls
 
+    def keep_first(self, n: int) -> Counter:
+        """Forget the bindings past the first `n`, and the passes from the first one that started from a forgotten
+        binding on; the forgotten ones counted as {(line, name): n}."""
+        dropped = Counter((line, name) for index, (name, line, _) in self.labels if index >= n)
+        self.labels[:] = [(index, info) for index, info in self.labels if index < n]
+        del self.seen[n:]
+        cut = passes_below(self.passes, n)
+        del self.passes[cut:]
+        self.grads[:] = [g for g in self.grads if g[0] < cut and g[1] < n]
+        return dropped
+
 
 class GraphReader:
     """Walks the autograd graph below each binding, in binding order, turning nodes into ops and records."""
 
-    def __init__(self, bindings: Bindings):
+    def __init__(self, bindings: Bindings, room: int = 10 ** 9):
         self.bindings = bindings
+        self.room = room  # graph nodes (ops and records) the read may make
+        self.full = False  # the room is used up: the later bindings are left out
+        self.dropped: Counter = Counter()  # those bindings, as {(line, name): n}
         self.records = Records()
         self.outputs: dict = {}  # (autograd node, output_nr) -> record
         self.leaves: dict = {}  # id(leaf) -> record
@@ -108,8 +123,15 @@ class GraphReader:
 
     def read(self) -> Records:
         """The Records of everything the bindings reach (once: the reader keeps its indexes for lookups)."""
-        self.record_of = rec_of = [self._record(seen) for seen in self.bindings.seen]
-        self._mark_bindings()
+        self.record_of = rec_of = []
+        for seen in self.bindings.seen:
+            rec = self._record(seen)
+            if rec is None:  # no room for the graph below it
+                break
+            rec_of.append(rec)
+        self._mark_bindings()  # all of them: the run looked at nodes of those past the room too
+        if self.full:
+            self.dropped = self.bindings.keep_first(len(rec_of))
         r = self.records
         r.labels = [(rec_of[index], info) for index, info in self.bindings.labels]
         r.passes = [(kind, [rec_of[i] for i in roots], [rec_of[i] for i in wrt])
@@ -128,6 +150,8 @@ class GraphReader:
             key = (seen.grad_fn, seen.output_nr)
             if key not in self.outputs:
                 self._walk(seen.grad_fn, seen.line)
+                if self.full:
+                    return None
             rec = self.outputs.get(key)
             if rec is None:  # past the node budget
                 rec = self._held(t, seen)
@@ -166,7 +190,7 @@ class GraphReader:
         It stops before a chain of this capture's fresh looked-at nodes would pass its allowance (depths.py)."""
         ops, stack, found, order = self.ops, [root], set(), []
         allowance, fresh_here = self.looked.allowance - self.reserve - self.fresh_deepest, 0
-        looked = self.looked
+        looked, room = self.looked, self.room - len(self.records.funcs) - len(self.records.versions)
         while stack:
             node = stack.pop()
             if node is None:  # marker: the node below it has all its inputs added
@@ -174,6 +198,9 @@ class GraphReader:
                 continue
             if node in found or node in ops:
                 continue
+            if 2 * len(found) >= room:  # each node makes an op and at least one record
+                self.full = True
+                return
             fresh = not looked.is_marked(node)
             if fresh and fresh_here >= allowance:
                 self._stop()

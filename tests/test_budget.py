@@ -12,10 +12,10 @@ def test_a_budget_reads_from_text_ints_and_dicts_with_units():
 
 
 def test_ops_alone_or_seconds_alone_sets_the_other_to_match():
-    assert as_budget(30_000) == as_budget("ops=30000") == Budget(ops=30_000, seconds=10.0)
-    assert as_budget("seconds=10") == Budget(ops=30_000, seconds=10.0)
+    assert as_budget(30_000) == as_budget("ops=30000") == Budget(ops=30_000, seconds=75_000 / 3_500)
+    assert as_budget("seconds=10") == Budget(ops=35_000, seconds=10.0)  # 3,500 nodes a second, 2.5 nodes an op
     assert as_budget("ops=100") == Budget(ops=100, seconds=3.0)  # never less time than the default
-    assert as_budget("seconds=2").detail_ops(0.25) == 750 and Budget().detail_ops() == 9_000
+    assert as_budget("seconds=2").detail_nodes(0.25) == 875 and Budget().detail_nodes() == 10_500
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import gradmagic
+from gradmagic.budget import INTERRUPT_SECONDS, Budget, as_budget
 from gradmagic.graph import tensor_nodes
 from gradmagic.walk import LEAN_NOTE, NodeOp
 from helpers import assert_same, captured_namespace, plain_namespace, reached
@@ -341,7 +342,26 @@ def test_after_ctrl_c_the_lean_capture_keeps_only_what_draws_within_the_second()
     with pytest.raises(KeyboardInterrupt):
         gradmagic.run(source, namespace, lean=True)
     result = gradmagic.last()
-    assert result.trace.notes[0].startswith("Recorded the first 750 bindings in detail; the remaining 1,252 bindings")
+    room = Budget().detail_nodes(INTERRUPT_SECONDS / 4)  # 875 graph nodes: w, the first pass, each h's op and record
+    read = room // 2
+    assert result.trace.notes[0].startswith(f"Recorded the first {read} bindings in detail; the remaining "
+                                            f"{2002 - read:,} bindings")
+    assert room <= len(result.trace.funcs) + result.trace.num_tensors <= room + 2  # and h's final value
     assert result.graph.graph["passes"] == 1  # the second pass started from a binding past the cut
     assert result.tensor("w")["grad"] == namespace["w"].grad.tolist() == [5999.0, 5999.0]
     assert result.tensor("h")["value"] == namespace["h"].tolist() == [1999.0, 1999.0]
+
+
+def test_the_lean_read_stops_where_the_time_budget_s_graph_nodes_run_out_and_names_keep_their_values():
+    source = "w = torch.ones(2, requires_grad=True)\nfor i in range(1000):\n    h = w * i\nloss = (h * 3).sum()\n" \
+             "loss.backward()"
+    namespace = {"torch": torch}
+    result = gradmagic.run(source, namespace, lean=True, budget="seconds=0.1")
+    room = as_budget("seconds=0.1").detail_nodes()  # 350: each h is one op and one record
+    trace = result.trace
+    assert room - 2 <= len(trace.funcs) + trace.num_tensors - 2 <= room + 1  # + the final h and loss; w: 1 over
+    read = 1 + room // 2  # w, then the h's; of 1,003 bindings: w, 1,000 h's, loss and the pass's root
+    assert trace.notes[0].startswith(f"Recorded the first {read} bindings in detail; the remaining {1003 - read:,} "
+                                     f"bindings as counts per line (")
+    assert result.tensor("h")["value"] == namespace["h"].tolist() == [999.0, 999.0]
+    assert result.tensor("w")["grad"] == namespace["w"].grad.tolist() == [2997.0, 2997.0]

@@ -58,3 +58,24 @@ def test_folding_keeps_every_flow_and_where_each_node_went(loop_50):
     tanh = [view_node(view, n) for n, d in loop_50.nodes(data=True) if d.get("op") == "tanh"]
     assert tanh[0] in view and tanh[1:] == [block] * 49  # the first step stays drawn, the block stands for the rest
     assert all(view_node(view, n) in view for n in loop_50 if view_node(view, n) is not None)
+
+
+# A hand-unrolled Elman RNN as in the PyTorch tutorial "NLP From Scratch: Classifying Names with a
+# Character-Level RNN": a fresh input each step, bound to `x` but off the autograd graph.
+RNN_WITH_INPUTS = """W_xh = torch.randn(10, 16, requires_grad=True)
+W_hh = torch.randn(16, 16, requires_grad=True)
+h = torch.zeros(1, 16)
+for t in range(60):
+    x = torch.randn(1, 10)
+    h = torch.tanh(x @ W_xh + h @ W_hh)
+loss = h.sum()
+loss.backward()
+"""
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_loop_folds_the_inputs_bound_in_its_body_also_when_no_edge_touches_them(lean):
+    view = drawing_view(gradmagic.run(RNN_WITH_INPUTS, lean=lean).graph)
+    assert labels_of(view, "loop") == ["loop ×59 more (line 6)"]
+    xs = [label for label in labels_of(view) if label.startswith("x")]
+    assert len(view) <= 16 and len(xs) <= 2, xs  # the lean capture's `x`s have no edge: 60 loose nodes before

@@ -52,3 +52,9 @@ def test_keep_first_mends_columns_an_interrupt_left_uneven():
     r.objs.append(torch.ones(1))  # ... and after the first column of its output
     r.records_at[0] = 1
     assert r.keep_first(5) == {} and len(r.funcs) == len(r.lines) == 1 and len(r.objs) == len(r.depths) == 1
+
+
+def test_ops_within_counts_the_first_ops_whose_records_fit_a_number_of_graph_nodes():
+    records = Records()
+    records.records_at = [1, 3, 4, 4, 6]  # op 1 made two records, op 3 none
+    assert [records.ops_within(n) for n in (0, 1, 2, 4, 5, 6, 7, 10, 11, 99)] == [0, 0, 1, 1, 2, 2, 3, 4, 5, 5]

@@ -200,3 +200,15 @@ def test_long_names_are_cut_in_the_middle():
     (row,) = table_rows(graph)
     assert row.name == "encoder_layer_attention_in_projection_weight_matrix"  # the row keeps it whole
     assert f"<td title='{row.name}'>encoder_laye…ction_weight_matrix</td>" in html_table(graph)
+
+
+def test_a_long_loop_s_earlier_versions_make_rows_only_for_what_the_table_shows(monkeypatch):
+    from gradmagic import report
+
+    graph = gradmagic.run("h = torch.ones(2)\nfor i in range(300):\n    h = h * 1.01").graph
+    made = []
+    monkeypatch.setattr(report, "_row", lambda data, name: made.append(name) or Row(name, "", "", "", "", ""))
+    html = html_table(graph)
+    assert "300 more rows: 300 earlier versions" in html and len(made) == 1 + MAX_ROWS  # h, then 40 of 300
+    made.clear()
+    assert "+ 300 more rows: 300 earlier versions" in text_table(graph) and made == ["h"]

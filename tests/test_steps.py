@@ -179,3 +179,12 @@ def test_a_max_nodes_the_unfolded_loop_fits_draws_every_step_in_order():
         "model · Linear · call 2", *step, "loss₂", "opt.step()  SGD(lr=0.1)",
         "model · Linear · call 3", *step, "loss₃", "opt.step()  SGD(lr=0.1)"]
     assert not nodes_of_kind(view, "loop") and len(view) == 20
+
+
+def test_each_zero_grad_joins_the_next_step_of_its_own_optimizer_or_the_last_one():
+    from gradmagic.steps import _steps_of
+
+    calls = [{"call": c, "name": n, "class": "SGD"} for c, n in
+             [("zero_grad", "a"), ("zero_grad", "b"), ("step", "b"), ("step", "a"), ("zero_grad", "a"),
+              ("step", "a"), ("zero_grad", "b"), ("zero_grad", "c")]]
+    assert _steps_of(calls) == [3, 2, 2, 3, 5, 5, 2, None]
