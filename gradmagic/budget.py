@@ -7,10 +7,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
-__all__ = ["Budget", "as_budget", "Meter", "coarse_note", "COARSE_NOTE_START", "INTERRUPT_SECONDS"]
+__all__ = ["Budget", "as_budget", "Meter", "coarse_note", "INTERRUPT_SECONDS"]
 
-#: How the note on ops past the budget begins (the table's summary reads it).
-COARSE_NOTE_START = "Recorded the first "
 #: After Ctrl-C the cell ends within this many seconds, post-processing and drawing included.
 INTERRUPT_SECONDS = 1.0
 # Graph nodes (ops and tensors recorded in detail) the post-processing (resolve, graph, view, picture, table,
@@ -141,7 +139,7 @@ def coarse_note(detail: int, counts: Counter, reason: str | None, what: str = "o
                         for line, _ in by_line.most_common(3) if line is not None)
     why = {"memory": "the memory budget was spent", "interrupt": "the cell was interrupted",
            "seconds": "post-processing must fit the time budget"}.get(reason, "the budget was spent")
-    return (f"{COARSE_NOTE_START}{detail:,} {what} in detail; the remaining {rest:,} {what} as counts per line "
+    return (f"Recorded the first {detail:,} {what} in detail; the remaining {rest:,} {what} as counts per line "
             f"({why}{': ' + busiest if busiest else ''}). %%autograd --budget ops=N (gradmagic.run(..., budget=...)) "
             f"records more.")
 

@@ -47,6 +47,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         bindings={name: f"t{rec}" for name, rec in trace.bindings.items()},
         grad_hooks=[[f"t{rec}", line, method] for rec, line, method in trace.grad_hooks],
         notes=list(trace.notes),
+        coarse=trace.coarse,
         module_classes=dict(trace.module_classes),
         module_calls=list(trace.module_calls),
         optimizer_calls=[{**call, "updated": [f"t{rec}" for rec in call["updated"]]} for call in trace.optimizer_calls],

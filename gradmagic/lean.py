@@ -36,14 +36,6 @@ _next_sequence_nr = torch._C._autograd._get_sequence_nr
 _LOOK_BUDGET = MAX_NODE_DEPTH // 2
 
 
-def _look_budget(recorder) -> int:
-    """_LOOK_BUDGET, less the looked-at depth of earlier captures still alive (computed once per capture)."""
-    budget = recorder.__dict__.get("_look_budget")
-    if budget is None:
-        budget = recorder._look_budget = max(0, min(_LOOK_BUDGET, MAX_NODE_DEPTH - looked_elsewhere()))
-    return budget
-
-
 class LeanRecorder:
     """Keeps what the code binds and the gradients that reach it; reads the autograd graph after the run."""
 
@@ -60,6 +52,7 @@ class LeanRecorder:
         self._by_id: dict = {}  # id(tensor) -> index in bindings.seen of its latest binding
         self._pass: int | None = None
         self._looked_at = 0  # autograd nodes looked at since a backward pass last freed a graph
+        self._look_budget: int | None = None  # _LOOK_BUDGET less what earlier live captures looked at (once)
         self._handles: list = []
         self._open: list = []  # indices in bindings.spans of the module calls under way
         self._patched: dict = {}
@@ -111,7 +104,7 @@ class LeanRecorder:
                 self._grads_before[id(t)] = (t, None)
             if t.requires_grad:
                 self._new_leaves.append(weakref.ref(t))
-        elif self._looked_at < _look_budget(self):
+        elif self._looked_at < self._may_look():
             self._looked_at += 1
             grad_fn = t.grad_fn  # its pre-hook sees the gradient of each of its outputs
             self._handles.append(grad_fn.register_prehook(partial(self._on_grads, index, t.output_nr)))
@@ -120,6 +113,12 @@ class LeanRecorder:
         self._seen.append(Seen(t, grad_fn, line))
         self._by_id[id(t)] = index
         return index
+
+    def _may_look(self) -> int:
+        """How many autograd nodes the run may look at between two passes that free their graphs."""
+        if self._look_budget is None:
+            self._look_budget = max(0, min(_LOOK_BUDGET, MAX_NODE_DEPTH - looked_elsewhere()))
+        return self._look_budget
 
     def _past_budget(self):
         """UNREAD, and a note the first time: see _LOOK_BUDGET."""

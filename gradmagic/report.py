@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from .budget import COARSE_NOTE_START
 from .text import grad_summary, grad_text, norm_text, pass_grad, shape_text, shorten_middle, value_summary
 
 __all__ = ["COLUMNS", "MAX_ROWS", "ALL_ROWS_HINT", "Row", "table_rows", "more_rows", "text_table", "html_table",
@@ -163,7 +162,7 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
         return ["The cell touched no tensors: nothing to draw."]
     notes = list(graph.graph.get("notes", ()))
     passes = graph.graph["passes"]
-    if not passes and any(note.startswith(COARSE_NOTE_START) for note in notes):
+    if not passes and graph.graph.get("coarse"):
         return notes + ["No backward pass ran within the ops recorded in detail: the table's gradients are the "
                         "names' .grad as the cell ended."]
     if not passes:

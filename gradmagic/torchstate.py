@@ -126,9 +126,7 @@ def torch_function_disabled():
 def unseen_by_modes(func, *args):
     """`func(*args)` with no torch function mode seeing its calls (ours, a device context's or the user's own):
     for the capture's bookkeeping inside hooks, which autograd may call while modes are active."""
-    if not torch._C._len_torch_function_stack():
-        return func(*args)
-    with torch_function_disabled():
+    with unseen_reads():
         return func(*args)
 
 

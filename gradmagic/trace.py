@@ -47,6 +47,7 @@ class Trace:
     leaf_flags: dict = field(default_factory=dict)  # record -> is_leaf as the run ended (named tensors)
     grad_hooks: list = field(default_factory=list)  # (record, line, method) of gradient hooks the code registered
     notes: list = field(default_factory=list)  # what the capture could not record, in words
+    coarse: bool = False  # some ops (or bindings) past the budget were only counted
     # per op
     funcs: list = field(default_factory=list)
     op_kinds: list = field(default_factory=list)  # op / exit / grad
@@ -98,6 +99,7 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
         _attach_ops(trace, r, namespace)
         _attach_optimizers(trace, r, namespace)
         trace.passes = list(r.passes)
+        trace.coarse = bool(recorder.meter.counts)
     if not recorder.lean and len(r.funcs) > LEAN_HINT_OPS:
         trace.notes.append(f"The full capture recorded {len(r.funcs):,} ops (tens of µs each); %%autograd --lean "
                            f"(gradmagic.run(..., lean=True)) reads torch's autograd graph instead, at a fraction "

@@ -1,4 +1,4 @@
-"""What a user holds: a displayed Result keeps no pixels, and a lazily made trace is unseen by the user's modes."""
+"""What a user holds: a displayed Result keeps no pixels, and drawing it later is unseen by the user's modes."""
 import gc
 
 import torch
