@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import functools
 import html
 import re
@@ -220,6 +221,7 @@ def _picture_bytes(figure, suffix: str, **options) -> bytes:
         return export.figure_bytes(figure, suffix, **options)
     finally:
         _forget_pixels(figure)
+        _return_freed_memory()
 
 
 def _forget_pixels(figure) -> None:
@@ -229,6 +231,24 @@ def _forget_pixels(figure) -> None:
     FigureCanvasAgg(figure)
     for text in figure.findobj(Text):
         text._renderer = None
+
+
+def _return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system where the C library can (glibc's malloc_trim): glibc keeps
+    what drawing and a replaced result freed, so a re-run's resident set would stay at the high-water mark of the
+    old result and the new one side by side (~13 MB more for a 300-step RNN). Costs ~0.3 ms (~20 ms on a
+    fragmented 2 GB heap)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:  # no C library to load symbols from
+        return None
 
 
 def _drop_cached_views(graph: nx.Graph) -> None:

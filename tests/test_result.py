@@ -1,12 +1,15 @@
 """What a user holds: a displayed Result keeps no pixels, and a lazily made trace is unseen by the user's modes."""
 import gc
+import os
 import weakref
 
+import pytest
 import torch
 from matplotlib.text import Text
 from torch.overrides import TorchFunctionMode
 
 import gradmagic
+from gradmagic.result import _malloc_trim
 
 CELL = "x = torch.randn(8, 8, requires_grad=True)\nw = torch.randn(8, 4, requires_grad=True)\n" \
        "y = torch.tanh(x @ w).sum()\ny.backward()"
@@ -86,6 +89,24 @@ def test_re_runs_free_the_replaced_results_graph_without_waiting_for_a_full_coll
     finally:
         if enabled:
             gc.enable()
+
+
+def _resident_mb() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or _malloc_trim() is None, reason="glibc on Linux only")
+def test_drawing_hands_the_heaps_free_pages_back_to_the_system():
+    result = gradmagic.run(CELL, {"torch": torch})
+    result.image()
+    # 30 MB freed in 20 KB holes between blocks still in use: glibc keeps such pages resident until trimmed.
+    blocks = [(bytearray(20_000), bytearray(1_000)) for _ in range(1_500)]
+    kept = [small for _, small in blocks]
+    del blocks
+    freed_but_resident = _resident_mb()
+    result.image()
+    assert freed_but_resident - _resident_mb() > 20
+    assert len(kept) == 1_500
 
 
 def test_a_lean_result_is_made_unseen_by_a_mode_entered_after_the_run():
