@@ -1,3 +1,5 @@
+import linecache
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -403,3 +405,13 @@ def test_a_lean_result_keeps_no_bound_tensor_alive_before_it_is_used():
     del namespace["big"], namespace["loss"]
     assert big() is None  # the lazy read holds the module (its paths), not the tensors (issue 11: 386 MB held)
     assert result.tensor("big")["shape"] == [1000, 1000]  # what the name held when the cell ended
+
+
+def test_re_runs_keep_the_source_lines_of_the_last_hundred_runs_only():
+    for _ in range(130):
+        gradmagic.run("a = 1", {})
+    with pytest.raises(ZeroDivisionError) as raised:
+        gradmagic.run("a = 1\nb = 1 / 0", {})
+    cell = raised.traceback[-1]  # the run's own source still shows in its traceback
+    assert linecache.getline(str(cell.path), cell.lineno + 1) == "b = 1 / 0"
+    assert sum(name.startswith("<gradmagic-") for name in linecache.cache) == 100
