@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import ctypes
+import functools
 import html
 import re
 import uuid
@@ -45,6 +47,10 @@ class Result:
         self._graph: nx.MultiDiGraph | None = None
         self._figure = None
         self._diagnostics: list | None = None
+
+    def __del__(self):
+        if getattr(self, "_graph", None) is not None:
+            _drop_cached_views(self._graph)
 
     @property
     def trace(self) -> Trace:
@@ -211,6 +217,7 @@ def _picture_bytes(figure, suffix: str, **options) -> bytes:
         return export.figure_bytes(figure, suffix, **options)
     finally:
         _forget_pixels(figure)
+        _return_freed_memory()
 
 
 def _forget_pixels(figure) -> None:
@@ -220,6 +227,34 @@ def _forget_pixels(figure) -> None:
     FigureCanvasAgg(figure)
     for text in figure.findobj(Text):
         text._renderer = None
+
+
+def _return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system where the C library can (glibc's malloc_trim): glibc keeps
+    what drawing and a replaced result freed, so a re-run's resident set would stay at the high-water mark of the
+    old result and the new one side by side (~13 MB more for a 300-step RNN). Costs ~0.3 ms (~20 ms on a
+    fragmented 2 GB heap)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:  # no C library to load symbols from
+        return None
+
+
+def _drop_cached_views(graph: nx.Graph) -> None:
+    """Let reference counting free a graph no longer used: networkx caches its views (`.nodes`, `.edges`, ...) on
+    the graph and each view holds the graph, a cycle that only a full collection frees (~9 MB for the 5,000 ops of
+    a 300-step RNN; one per re-run until then). A view dropped here is made again on its next use."""
+    cached = {name for cls in type(graph).__mro__ for name, attr in vars(cls).items()
+              if isinstance(attr, functools.cached_property)}
+    for name in cached & vars(graph).keys():
+        del vars(graph)[name]
 
 
 def _inline_svg(svg: str, attributes: str) -> str:

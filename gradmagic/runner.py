@@ -25,6 +25,7 @@ _active: list = []  # recorders, innermost last
 _last: list = [None]
 _NO_FULL_COLLECTIONS = 1_000_000  # collections of the middle generation before a full one
 _counter = itertools.count(1)
+_KEPT_SOURCES = 100  # runs whose source linecache keeps for tracebacks: one entry per run would grow without bound
 
 
 def run(source: str, namespace: dict | None = None, *, device=None, dtype=None, lean: bool = False,
@@ -39,9 +40,11 @@ def run(source: str, namespace: dict | None = None, *, device=None, dtype=None, 
     target = check_device(device)
     floating = check_dtype(dtype)
     namespace = {"torch": torch} if namespace is None else namespace
-    filename = f"<gradmagic-{next(_counter)}>"
+    number = next(_counter)
+    filename = f"<gradmagic-{number}>"
     code = compile(instrument(source, filename), filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    linecache.cache.pop(f"<gradmagic-{number - _KEPT_SOURCES}>", None)
     with recording(namespace, source, filename, device=target, dtype=floating, lean=lean, budget=budget) as session:
         exec(code, namespace)
     return session.result

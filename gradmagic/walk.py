@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class NodeOp:
         return f"<op {self.__name__}>"
 
 
-_NODE_OPS: dict = {}
+_NODE_OPS = weakref.WeakKeyDictionary()  # a cell's own autograd.Function classes go with their cell's re-run
 
 
 def _node_op(node_class: type) -> NodeOp:

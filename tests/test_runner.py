@@ -1,3 +1,7 @@
+import gc
+import linecache
+import weakref
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -405,3 +409,43 @@ def test_a_lean_result_keeps_no_bound_tensor_alive():
     del namespace["big"], namespace["loss"]
     assert big() is None  # the graph is read as the cell ends: the result holds no tensor (issue 11: 386 MB held)
     assert result.tensor("big")["shape"] == [1000, 1000]  # what the name held when the cell ended
+
+
+def test_re_runs_keep_the_source_lines_of_the_last_hundred_runs_only():
+    for _ in range(130):
+        gradmagic.run("a = 1", {})
+    with pytest.raises(ZeroDivisionError) as raised:
+        gradmagic.run("a = 1\nb = 1 / 0", {})
+    cell = raised.traceback[-1]  # the run's own source still shows in its traceback
+    assert linecache.getline(str(cell.path), cell.lineno + 1) == "b = 1 / 0"
+    assert sum(name.startswith("<gradmagic-") for name in linecache.cache) == 100
+
+
+# A custom autograd.Function as in the PyTorch tutorial "Learning PyTorch with Examples" (LegendrePolynomial3),
+# reduced to a square.
+CUSTOM_FUNCTION_CELL = """class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return 2 * x * grad
+
+x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+y = Square.apply(x).sum()
+y.backward()
+"""
+
+
+def test_lean_re_runs_keep_no_autograd_function_class_of_an_earlier_run():
+    namespace = {"torch": torch}
+    gradmagic.run(CUSTOM_FUNCTION_CELL, namespace, lean=True)._repr_mimebundle_()
+    first = weakref.ref(namespace["Square"]._backward_cls)
+    for _ in range(2):
+        result = gradmagic.run(CUSTOM_FUNCTION_CELL, namespace, lean=True)
+    assert result.tensor("x")["grad"] == [2.0, -4.0, 6.0]
+    gc.collect()
+    assert first() is None
