@@ -8,8 +8,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import export
-from .budget import as_budget
+from .view import export
+from .record.budget import as_budget
 from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
 from .options import check_run_options
 

@@ -5,7 +5,7 @@ from collections import Counter
 
 import networkx as nx
 
-from .trace import Trace
+from .record.trace import Trace
 
 __all__ = ["build_graph", "named_graph", "first_reached", "tensor_nodes", "op_label", "ROLES"]
 
@@ -33,7 +33,7 @@ _CONST_FORMS = {
 
 
 def build_graph(trace: Trace) -> nx.MultiDiGraph:
-    """The MultiDiGraph of DESIGN.md: tensor and op nodes, one edge per argument slot and output."""
+    """The MultiDiGraph of ARCHITECTURE.md (the graph contract): tensor and op nodes, one edge per argument slot and output."""
     roots = sorted({r for _, pass_roots, _ in trace.passes for r in pass_roots})
     graph = nx.MultiDiGraph(
         roots=[f"t{r}" for r in roots],

@@ -10,8 +10,8 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from .budget import Budget, as_budget
-from .naming import label_assignments
+from .record.budget import Budget, as_budget
+from .record.naming import label_assignments
 from .options import backward_problem, check_run_options, explain_problem, out_problem
 from .runner import recording
 from .tracebacks import user_traceback

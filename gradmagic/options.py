@@ -5,10 +5,10 @@ import re
 
 import torch
 
-from . import export
-from .collapse import check_options
+from .view import export
+from .view.collapse import check_options
 from .result import Result
-from .torchstate import check_device, check_dtype
+from .record.torchstate import check_device, check_dtype
 
 __all__ = ["check_run_options", "out_problem", "explain_problem", "backward_problem", "FULL_CAPTURE_ONLY"]
 

@@ -13,9 +13,11 @@ import networkx as nx
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from . import export, report
+from .view import export
+
+from .view import report
 from .graph import build_graph, named_graph, tensor_nodes
-from .trace import Trace
+from .record.trace import Trace
 
 __all__ = ["Result"]
 
@@ -59,7 +61,7 @@ class Result:
 
     @property
     def graph(self) -> nx.MultiDiGraph:
-        """The networkx.MultiDiGraph of DESIGN.md, built on first use (capture itself stays lean)."""
+        """The networkx.MultiDiGraph of ARCHITECTURE.md (the graph contract), built on first use (capture itself stays lean)."""
         if self._graph is None:
             self._graph = build_graph(self.trace)
         return self._graph
@@ -68,7 +70,7 @@ class Result:
     def figure(self):
         """The matplotlib Figure of the graph (drawn on first use, never through pyplot)."""
         if self._figure is None:
-            from .render import render_figure
+            from .view.render import render_figure
 
             self._figure = render_figure(self.graph, show_all=self.show_all, rankdir=self.rankdir,
                                          depth=self.depth, max_nodes=self.max_nodes, marks=self._marks())
@@ -85,15 +87,15 @@ class Result:
     def diagnostics(self) -> list:
         """What went wrong with the gradients (lost, cut, accumulated, NaN ...), each a one-line message."""
         if self._diagnostics is None:
-            from .diagnose import diagnose
+            from .analysis.diagnose import diagnose
 
             self._diagnostics = diagnose(self.graph)
         return self._diagnostics
 
     def explain(self, name: str, root: str | None = None, *, pass_index: int | None = None, max_paths: int = 10):
         """d root / d name in one backward pass (by default the last that reached `name`) as the chain rule over
-        named variables and the sum over paths (an Explanation); see gradmagic.explain.explain."""
-        from .explain import explain
+        named variables and the sum over paths (an Explanation); see gradmagic.analysis.explain.explain."""
+        from .analysis.explain import explain
 
         self._needs_full_capture("explain()")
         return explain(self.graph, name, root=root, pass_index=pass_index, max_paths=max_paths, trace=self.trace)
@@ -101,7 +103,7 @@ class Result:
     def check(self, *, eps: float = 1e-6, pass_index: int = -1):
         """The autograd gradients of one backward pass (the last by default) against central finite differences
         in float64 (a GradCheck)."""
-        from .gradcheck import check_gradients
+        from .analysis.gradcheck import check_gradients
 
         self._needs_full_capture("check()")
         return check_gradients(self, eps=eps, pass_index=pass_index)

@@ -10,14 +10,14 @@ import sys
 
 import torch
 
-from .budget import INTERRUPT_SECONDS, as_budget
-from .finals import bound_ids, snapshot
-from .lean import LeanRecorder
-from .recorder import Recorder
-from .naming import install_label_hook, label_assignments
+from .record.budget import INTERRUPT_SECONDS, as_budget
+from .record.finals import bound_ids, snapshot
+from .record.lean import LeanRecorder
+from .record.recorder import Recorder
+from .record.naming import install_label_hook, label_assignments
 from .result import Result
-from .trace import Trace, resolve
-from .torchstate import check_device, check_dtype, defaults, pushed_mode
+from .record.trace import Trace, resolve
+from .record.torchstate import check_device, check_dtype, defaults, pushed_mode
 
 __all__ = ["run", "capture", "last", "recording", "Capture"]
 

@@ -8,7 +8,7 @@ import torch  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
-from gradmagic.naming import LABEL_HOOK  # noqa: E402
+from gradmagic.record.naming import LABEL_HOOK  # noqa: E402
 
 
 _FUNCTION_APPLY = torch.autograd.Function.__dict__["apply"]

@@ -149,3 +149,15 @@ x = torch.tensor([[1.0, 2.0, 3.0]])
 loss = model(x).sum()
 loss.backward()
 """
+
+# An optimizer step with momentum and a zero_grad() that zeroes in place.
+STEP_WITH_MOMENTUM = """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+x = torch.randn(5, 3)
+loss = model(x).sum()
+loss.backward()
+opt.step()
+opt.zero_grad(set_to_none=False)
+"""

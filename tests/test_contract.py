@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 import gradmagic
-from gradmagic import report
+from gradmagic.view import report
 
 CAPTURES = [pytest.param(False, id="full"), pytest.param(True, id="lean")]
 

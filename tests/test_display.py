@@ -11,7 +11,7 @@ from IPython.utils.capture import capture_output
 from PIL import Image
 
 import gradmagic
-from gradmagic import export, report
+from gradmagic.view import export, report
 from gradmagic.result import SCROLL_ABOVE_PX, WARNING_STYLE
 from programs import MODULE_STEP, SEED_1, SEED_3
 

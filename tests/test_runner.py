@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradmagic
-from gradmagic.budget import INTERRUPT_SECONDS, Budget
+from gradmagic.record.budget import INTERRUPT_SECONDS, Budget
 from helpers import assert_same, captured_namespace, plain_namespace, reached
 from programs import SEED_1, SEED_2, SEED_3, TRANSPARENCY_SUITE
 
@@ -96,7 +96,7 @@ def test_state_restored_after_keyboard_interrupt():
 
 
 def test_gradient_hooks_removed_after_backward_raises(monkeypatch):
-    from gradmagic.recorder import Recorder
+    from gradmagic.record.recorder import Recorder
 
     calls = []
     original = Recorder._on_grad
@@ -358,7 +358,7 @@ def test_past_the_budget_the_capture_counts_per_line_and_names_still_hold_their_
 
 
 def test_the_memory_budget_turns_the_capture_coarse(monkeypatch):
-    from gradmagic import budget
+    from gradmagic.record import budget
 
     monkeypatch.setattr(budget, "_CHECK_EVERY", 64)
     reads = iter(range(0, 10 ** 9, 2 ** 20))  # the process grows 1 MB between two reads of its memory

@@ -22,19 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: module -> the unit test files that exercise it (mutmut 3 picks, per mutant, the tests that cover its function)
 MODULES = {
-    "recorder": ["tests/test_recorder.py"],
-    "hooks": ["tests/test_recorder.py"],
-    "trace": ["tests/test_recorder.py", "tests/test_graph.py"],
+    "recorder": ["tests/record/test_recorder.py"],
+    "hooks": ["tests/record/test_recorder.py"],
+    "trace": ["tests/record/test_recorder.py", "tests/test_graph.py"],
     "graph": ["tests/test_graph.py", "tests/test_contract.py"],
-    "gradcheck": ["tests/test_gradcheck.py"],
-    "diagnose": ["tests/test_diagnose.py"],
-    "explain": ["tests/test_explain.py"],
-    "export": ["tests/test_export.py"],
+    "gradcheck": ["tests/analysis/test_gradcheck.py"],
+    "diagnose": ["tests/analysis/test_diagnose.py"],
+    "explain": ["tests/analysis/test_explain.py"],
+    "export": ["tests/view/test_export.py"],
 }
 SKIPPED_TESTS = ("realworld", "browser", "faults", "__pycache__")
 SETUP_CFG = """[mutmut]
 source_paths = gradmagic/
-only_mutate = gradmagic/{module}.py
+only_mutate = {path}
 pytest_add_cli_args = -p no:cacheprovider -q
 pytest_add_cli_args_test_selection =
 {tests}
@@ -48,8 +48,13 @@ def prepare(module: str, scratch: Path) -> Path:
     shutil.copytree(ROOT / "gradmagic", where / "gradmagic", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns(*SKIPPED_TESTS))
     tests = "\n".join(f"    {t}" for t in MODULES[module])
-    (where / "setup.cfg").write_text(SETUP_CFG.format(module=module, tests=tests))
+    (where / "setup.cfg").write_text(SETUP_CFG.format(path=module_path(module), tests=tests))
     return where
+
+
+def module_path(module: str) -> str:
+    """`gradmagic/record/recorder.py`: where a module lives in the package, relative to the root."""
+    return next(ROOT.glob(f"gradmagic/**/{module}.py")).relative_to(ROOT).as_posix()
 
 
 def mutmut(where: Path, *args: str, timeout: float | None = None) -> str:
@@ -68,13 +73,13 @@ STATUS = {1: "killed", 0: "survived", 33: "no tests", 34: "skipped", 36: "timeou
 
 def statuses(where: Path, module: str, chosen: list) -> dict:
     """{mutant: killed / survived / no tests / timeout / not run} for the chosen mutants."""
-    meta = json.loads((where / "mutants" / "gradmagic" / f"{module}.py.meta").read_text())
+    meta = json.loads((where / "mutants" / f"{module_path(module)}.meta").read_text())
     return {n: STATUS.get(meta["exit_code_by_key"].get(n), "other") for n in chosen}
 
 
 def mutant_names(where: Path, module: str) -> list:
     """Every mutant mutmut generated for the module, in its order."""
-    meta = json.loads((where / "mutants" / "gradmagic" / f"{module}.py.meta").read_text())
+    meta = json.loads((where / "mutants" / f"{module_path(module)}.meta").read_text())
     return sorted(meta["exit_code_by_key"], key=lambda n: (n.rsplit("__mutmut_", 1)[0], int(n.rsplit("_", 1)[1])))
 
 

@@ -58,15 +58,15 @@ for step in range(600):
     h = h * 0.5 + w
 h.sum().backward()
 """
-INTERRUPT_DRAWING = """import os, signal, time, gradmagic.render
-drawn = gradmagic.render.render_figure
+INTERRUPT_DRAWING = """import os, signal, time, gradmagic.view.render
+drawn = gradmagic.view.render.render_figure
 
 def interrupted_drawing(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the picture is drawn
     time.sleep(1)
     return drawn(*args, **kwargs)
 
-gradmagic.render.render_figure = interrupted_drawing
+gradmagic.view.render.render_figure = interrupted_drawing
 """
 SMALL = "%%autograd\nx = torch.ones(2, requires_grad=True)\ny = (x * 3).sum()\ny.backward()"
 

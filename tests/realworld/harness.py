@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 
 MODES = ("plain", "full", "lean")
-SMALL = 64  # the contract's exact-value limit (gradmagic.summary.SMALL_NUMEL)
+SMALL = 64  # the contract's exact-value limit (gradmagic.record.summary.SMALL_NUMEL)
 MAX_DEPTH = 4  # how deep the fingerprint follows containers and objects
 MAX_ITEMS = 200  # how many items of one container it describes
 MAX_CONTAINER_LABELS = 64  # how many items of one top-level list/dict the contract is checked on

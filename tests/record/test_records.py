@@ -1,0 +1,60 @@
+import torch
+
+from gradmagic.record.records import Records, caller_line
+
+
+def test_caller_line_finds_the_first_frame_of_the_file_within_its_tries():
+    source = "def inner(depth, tries):\n    return caller_line('<cell>', depth, tries)\n\nline = inner(1, 1)\n"
+    namespace = {"caller_line": caller_line}
+    exec(compile(source, "<cell>", "exec"), namespace)
+    assert namespace["line"] == 2  # frame 1 is inner() itself, in <cell>
+    wrapped = "def outer():\n    return helper()\n\nline = outer()\n"
+    namespace = {"helper": lambda: caller_line("<cell>", 1, 3)}
+    exec(compile(wrapped, "<cell>", "exec"), namespace)
+    assert namespace["line"] == 2  # the lambda's frame is not <cell>; its caller is
+    namespace = {"helper": lambda: caller_line("<other>", 1, 3)}
+    exec(compile(wrapped, "<cell>", "exec"), namespace)
+    assert namespace["line"] is None
+
+
+def test_records_start_empty_and_column_aligned():
+    r = Records()
+    columns = ("objs", "versions", "shapes", "dtypes", "devices", "requires_grad", "grad_fns", "output_nrs",
+               "producers", "depths")
+    assert all(getattr(r, c) == [] for c in columns)
+    assert r.snapshots == {} and r.passes == [] and r.notes == []
+
+
+def test_keep_first_cuts_ops_records_passes_and_gradients_after_the_cut_and_counts_the_ops():
+    from gradmagic.record.recorder import Recorder
+
+    recorder = Recorder("<cell>")
+    with recorder:
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3
+        y.sum().backward()
+        z = (y + 1).exp()
+    r = recorder.records
+    assert [f.__name__ for f in r.funcs] == ["tensor", "mul", "sum", "add", "exp"] and len(r.passes) == 1
+    dropped = r.keep_first(2)
+    assert dropped == {(None, "sum"): 1, (None, "add"): 1, (None, "exp"): 1}  # no line: the ops ran in this file
+    assert [f.__name__ for f in r.funcs] == ["tensor", "mul"] and r.records_at == [1, 2]
+    assert len(r.objs) == len(r.versions) == len(r.depths) == 2 and r.objs[1] is not z
+    assert r.passes == [] and r.grads == [] and r.flows == []  # the pass's root (the sum) was cut
+
+
+def test_keep_first_mends_columns_an_interrupt_left_uneven():
+    r = Records()
+    r.add(torch.ones(1), 0, (1,), torch.float32, torch.device("cpu"), False, None, 0, None, 0)
+    for column in r._op_columns():
+        column.append(None)
+    r.funcs.append(torch.add)  # interrupted after the first column of a second op
+    r.objs.append(torch.ones(1))  # ... and after the first column of its output
+    r.records_at[0] = 1
+    assert r.keep_first(5) == {} and len(r.funcs) == len(r.lines) == 1 and len(r.objs) == len(r.depths) == 1
+
+
+def test_ops_within_counts_the_first_ops_whose_records_fit_a_number_of_graph_nodes():
+    records = Records()
+    records.records_at = [1, 3, 4, 4, 6]  # op 1 made two records, op 3 none
+    assert [records.ops_within(n) for n in (0, 1, 2, 4, 5, 6, 7, 10, 11, 99)] == [0, 0, 1, 1, 2, 2, 3, 4, 5, 5]
