@@ -262,7 +262,7 @@ def _assigned_names(tree: ast.Module) -> dict:
 def load(ipython) -> None:
     """Register %%autograd and make `torch` available in the user namespace; load the drawing code now, so that
     the first cell's picture does not wait for matplotlib (0.6 s)."""
-    from . import render  # noqa: F401
+    from .view import render  # noqa: F401
     ipython.register_magics(AutogradMagics)
     if "torch" not in ipython.user_ns:
         ipython.push({"torch": torch})
