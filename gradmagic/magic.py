@@ -13,7 +13,7 @@ from IPython.display import display
 from .record.budget import Budget, as_budget
 from .record.naming import label_assignments
 from .options import backward_problem, check_run_options, explain_problem, out_problem
-from .runner import recording
+from .runner import gc_frozen, recording
 from .tracebacks import user_traceback
 
 __all__ = ["AutogradMagics", "load", "unload"]
@@ -67,7 +67,13 @@ class AutogradMagics(Magics):
         except SyntaxError as error:
             return self._show_syntax_error(error)
         _raise_if(out_problem(options.out, bound, namespace))
-        value, session = None, None
+        with gc_frozen():  # one full collection after the cell and its picture, not one after each
+            return self._run_and_publish(options, code, last_expr, bound, source, device, dtype)
+
+    def _run_and_publish(self, options, code, last_expr, bound: dict, source: str, device, dtype):
+        """The cell under the capture, then its result shown and saved; the cell's value, as a plain cell's."""
+        __tracebackhide__ = True
+        namespace, value, session = self.shell.user_ns, None, None
         try:
             with recording(namespace, source, code.co_filename, device=device, dtype=dtype,
                            lean=options.lean, budget=_checked_budget(options.budget)) as session:

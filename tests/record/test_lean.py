@@ -9,6 +9,7 @@ import torch
 
 import gradmagic
 from gradmagic.record.budget import INTERRUPT_SECONDS, Budget, as_budget
+from gradmagic.record.lean import _NODE_COST
 from gradmagic.graph import tensor_nodes
 from gradmagic.record.walk import LEAN_NOTE, NodeOp
 from helpers import assert_same, captured_namespace, plain_namespace, reached
@@ -344,7 +345,7 @@ def test_after_ctrl_c_the_lean_capture_keeps_only_what_draws_within_the_second()
     with pytest.raises(KeyboardInterrupt):
         gradmagic.run(source, namespace, lean=True)
     result = gradmagic.last()
-    room = Budget().detail_nodes(INTERRUPT_SECONDS / 4)  # 875 graph nodes: w, the first pass, each h's op and record
+    room = int(Budget().detail_nodes(INTERRUPT_SECONDS / 4) / _NODE_COST)  # graph nodes: w, the first pass, each h
     read = room // 2
     assert result.trace.notes[0].startswith(f"Recorded the first {read} bindings in detail; the remaining "
                                             f"{2002 - read:,} bindings")
@@ -359,7 +360,7 @@ def test_the_lean_read_stops_where_the_time_budget_s_graph_nodes_run_out_and_nam
              "loss.backward()"
     namespace = {"torch": torch}
     result = gradmagic.run(source, namespace, lean=True, budget="seconds=0.1")
-    room = as_budget("seconds=0.1").detail_nodes()  # 350: each h is one op and one record
+    room = int(as_budget("seconds=0.1").detail_nodes() / _NODE_COST)  # each h is one op and one record
     trace = result.trace
     assert room - 2 <= len(trace.funcs) + trace.num_tensors - 2 <= room + 1  # + the final h and loss; w: 1 over
     read = 1 + room // 2  # w, then the h's; of 1,003 bindings: w, 1,000 h's, loss and the pass's root
