@@ -33,7 +33,7 @@ _CONST_FORMS = {
 
 
 def build_graph(trace: Trace) -> nx.MultiDiGraph:
-    """The MultiDiGraph of ARCHITECTURE.md (the graph contract): tensor and op nodes, one edge per argument slot and output."""
+    """The graph contract (ARCHITECTURE.md): tensor and op nodes, one edge per argument slot and output."""
     roots = sorted({r for _, pass_roots, _ in trace.passes for r in pass_roots})
     graph = nx.MultiDiGraph(
         roots=[f"t{r}" for r in roots],

@@ -13,9 +13,7 @@ import networkx as nx
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from .view import export
-
-from .view import report
+from .view import export, report
 from .graph import build_graph, named_graph, tensor_nodes
 from .record.trace import Trace
 
@@ -61,7 +59,7 @@ class Result:
 
     @property
     def graph(self) -> nx.MultiDiGraph:
-        """The networkx.MultiDiGraph of ARCHITECTURE.md (the graph contract), built on first use (capture itself stays lean)."""
+        """The networkx.MultiDiGraph of the graph contract (ARCHITECTURE.md), built on first use."""
         if self._graph is None:
             self._graph = build_graph(self.trace)
         return self._graph

@@ -1,1 +1,1 @@
-"""analysis"""
+"""Analysis stage: reads the graph to explain gradients, find problems and check them numerically."""
