@@ -5,8 +5,7 @@ import math
 
 __all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "shown_grad", "pass_grad",
            "tensor_caption", "shape_text", "flatten", "stats_text", "list_stats", "value_summary", "grad_summary",
-           "norm_text",
-           "shorten_middle"]
+           "norm", "norm_text", "shorten_middle"]
 
 #: The longest line of a tensor's caption: the picture draws every line whole.
 CAPTION_WIDTH = 44
@@ -109,6 +108,25 @@ def flatten(value) -> list:
     return out
 
 
+def norm(value) -> float | None:
+    """The 2-norm of a value or gradient: |x| of a number, of a nested list's numbers (|z| of complex ones; nan if
+    one is nan, as in torch), a stats dict's "norm"; None when unknown."""
+    if isinstance(value, dict):
+        value = value.get("norm")
+        return float(value) if _is_number(value) and not isinstance(value, complex) else None
+    if _is_number(value):
+        return abs(value)
+    flat = flatten(value) if isinstance(value, list) else [None]
+    if not all(map(_is_number, flat)):
+        return None
+    sizes = [abs(x) for x in flat]
+    return math.nan if any(x != x for x in sizes) else math.hypot(*sizes)  # hypot scales: 1e200² would overflow
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, complex)) and not isinstance(x, bool)
+
+
 def _mean(xs: list) -> float:
     """The exact mean of floats, also when their sum overflows (1e308 + 1e308)."""
     if not xs:
@@ -131,7 +149,7 @@ def list_stats(flat: list) -> dict:
     spread = math.hypot(*(x - mean for x in xs)) / math.sqrt(len(xs) - 1) if len(xs) > 1 and not nan + inf \
         else math.nan  # hypot scales: squares of 1e200 would overflow
     stats = {"min": math.nan if nan or not xs else min(xs), "max": math.nan if nan or not xs else max(xs),
-             "mean": mean, "std": spread, "norm": math.hypot(*xs), "nan": nan, "inf": inf,
+             "mean": mean, "std": spread, "norm": norm(xs), "nan": nan, "inf": inf,
              "numel": len(xs)}
     return {**stats, "of": "abs"} if magnitude else stats
 

@@ -150,3 +150,14 @@ def test_stats_of_both_infinities_are_torchs():
     stats = list_stats(values.tolist())
     assert math.isnan(stats["mean"]) and math.isnan(values.mean().item())
     assert (stats["min"], stats["max"], stats["inf"]) == (-math.inf, math.inf, 2)
+
+
+def test_one_norm_for_numbers_lists_and_stats():
+    from gradmagic.text import norm
+
+    assert norm(-3) == 3 and norm([[3.0], [4.0]]) == 5.0 and norm([3 + 4j]) == 5.0 and norm([]) == 0.0
+    assert norm({"norm": 18.7, "numel": 4096}) == 18.7
+    assert norm([1e200, 1e200]) == pytest.approx(math.sqrt(2) * 1e200)  # no overflow
+    assert math.isnan(norm([math.inf, math.nan])) and math.isnan(torch.tensor([math.inf, math.nan]).norm().item())
+    assert [norm(x) for x in (None, True, {"numel": 4096}, {"norm": True}, ["a"], [True])] == [None] * 6
+    assert list_stats([3.0, -4.0])["norm"] == 5.0

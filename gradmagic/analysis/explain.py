@@ -48,7 +48,7 @@ class Path:
     @property
     def magnitude(self) -> float:
         """|contribution|, or its norm for a tensor."""
-        return _norm(self.contribution)
+        return text.norm(self.contribution)
 
 
 @dataclass
@@ -170,7 +170,7 @@ def _explain_pass(ex: Explanation, graph, trace, roots: list, max_paths: int) ->
         ex.total, ex.paths = _sum([q.contribution for q in found]), found[:max_paths]
         ex.rest_count = len(found[max_paths:])
         ex.rest = _sum([q.contribution for q in found[max_paths:]]) if ex.rest_count else None
-    if (found and not _close(ex.total, ex.gradient)) or (paths == [] and _norm(ex.gradient) > 0):
+    if (found and not _close(ex.total, ex.gradient)) or (paths == [] and (text.norm(ex.gradient) or 0) > 0):
         on_paths = None if paths is None else {node, *(n for path in paths for n in path)}
         ex.notes += hook_changes(graph, p, on_paths) or [
             f"the recorded paths do not add up to what autograd gave {label}: part of the computation was not "
@@ -385,10 +385,6 @@ def _tensor(value) -> torch.Tensor:
     return t.to(torch.complex128 if t.is_complex() else torch.float64)
 
 
-def _norm(value) -> float:
-    return _tensor(value).norm().item() if isinstance(value, (int, float, complex, list)) else math.nan
-
-
 def _close(a, b) -> bool:
     """Equal within float32 rounding (elementwise, scaled by the larger norm)."""
     if not isinstance(a, (float, complex, list)) or not isinstance(b, (float, complex, list)):
@@ -410,7 +406,7 @@ def _text(value) -> str:
     if isinstance(value, list):
         flat = _tensor(value).reshape(-1).tolist()
         shown = text.value_text([float(f"{v:.6g}") for v in flat], None)
-        return f"{shown} ‖{text.number(_norm(value))}‖"
+        return f"{shown} ‖{text.number(text.norm(value))}‖"
     if isinstance(value, dict):
         return text.stats_text(value)
     return "—" if value is None else text.number(float(f"{value:.6g}"))

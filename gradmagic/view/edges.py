@@ -1,16 +1,11 @@
-"""Edges of the picture: where each leaves and enters its nodes, its curve, and the gradient that flowed along it.
+"""Edges of the picture: where each leaves and enters its nodes, its curve, its width and its label.
 
-A drawn edge can stand for several graph edges (a folded tensor, `y*y`, the edges into a module box or a folded
-loop). Its flow is what arrived along all of them together: scalars are summed; lists of one shape are summed and
-shown by the norm of the sum; anything else (stats-only flows of large tensors, mixed shapes) by the sum of the
-parts' norms, an upper bound of the true norm. Its label says which: `2 × 215.0` (two edges of 215.0 each),
-`Σ 7.0 (3 edges)`, `‖Σ‖ 5.0 (2 edges)`, `Σ‖·‖ 4.61 (29 steps)`; `flow_note` explains the notations shown. Edges
-out of an op carry its output's gradient back: it sets their width, and the output's caption already prints it.
+What flowed along each drawn edge, and the words of its label, are computed by flows.py; this module draws them:
+a flow's size sets the edge's width (log-scaled), its text is placed beside the curve.
 """
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -18,11 +13,10 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
+from .flows import Flow, edge_flows, edge_texts, flow_note  # noqa: F401  (render.py still imports them from here)
 from .labels import FLOW_FONT, place_labels
-from ..text import number
 
-__all__ = ["draw_edges", "edge_flows", "edge_texts", "edge_flow", "combine_flows", "flow_widths", "Flow",
-           "EDGE_COLOUR", "MARK_COLOUR", "FLOW_FONT", "flow_note"]
+__all__ = ["draw_edges", "flow_widths", "EDGE_COLOUR", "MARK_COLOUR", "FLOW_FONT"]
 
 #: Edges that carry gradient; diagnostic marks (the nodes and edges a finding points at).
 EDGE_COLOUR, MARK_COLOUR = "#6b6b6b", "#d62728"  # grey: 5.3:1 on white, 3.5:1 on #111
@@ -35,38 +29,6 @@ _MARKED = 1.6  # points: a marked edge is at least this wide, so that its red sh
 _DECADES = 10.0  # a flow this many powers of ten below the largest is drawn as thin as possible (but not thinner)
 _LINES = 0.6  # big pictures draw edges as plain lines this many times as wide
 _SAMPLES = 24  # points per curve segment, to place labels off other edges
-
-
-class Flow(NamedTuple):
-    """The gradient along one drawn edge: its size (|value| or a norm) and its label (None: width only)."""
-
-    size: float
-    text: str | None
-
-
-def edge_flow(data: dict) -> Flow | None:
-    """The flow of a drawing-view edge: its tensor->op `flows` (labelled), else its `grads` (width only)."""
-    flow = combine_flows(data.get("flows") or ())
-    if flow is not None:
-        return flow
-    grad = combine_flows(data.get("grads") or ())
-    return None if grad is None else Flow(grad.size, None)
-
-
-def combine_flows(parts) -> Flow | None:
-    """Gradients as one: scalars summed, equal-shaped lists by ‖sum‖, else ≈ the sum of norms; None if none."""
-    parts = [p for p in parts if _size(p) is not None]
-    if not parts:
-        return None
-    if all(_is_real(p) for p in parts):
-        total = math.fsum(parts) if all(math.isfinite(p) for p in parts) else sum(parts)  # fsum raises on inf - inf
-        return Flow(abs(total), number(total))
-    arrays = [np.asarray(p) for p in parts if isinstance(p, list)]
-    if len(arrays) == len(parts) and all(a.shape == arrays[0].shape for a in arrays):
-        size = float(np.linalg.norm(np.sum(arrays, axis=0).ravel()))
-        return Flow(size, f"‖{number(size)}‖")
-    size = math.fsum(_size(p) for p in parts)
-    return Flow(size, f"‖{number(size)}‖" if len(parts) == 1 else f"≈‖{number(size)}‖")
 
 
 def flow_widths(sizes: list) -> list:
@@ -84,59 +46,6 @@ def flow_widths(sizes: list) -> list:
     return widths
 
 
-def edge_flows(view: nx.DiGraph) -> list:
-    """The Flow (or None) of each edge of a drawing view, in `view.edges()` order."""
-    return [edge_flow(data) for _, _, data in view.edges(data=True)]
-
-
-def edge_texts(view: nx.DiGraph, found: list) -> list:
-    """Each edge's label: `8600`, `2 × 215.0`, `Σ‖·‖ 4.61 (29 steps)`, `999 edges` or None."""
-    texts = []
-    for (u, v, data), flow in zip(view.edges(data=True), found):
-        count = data.get("count", 1)
-        parts = [p for p in data.get("flows") or () if _size(p) is not None]
-        if flow is None or flow.text is None:
-            texts.append(f"{count:,} edges" if count > 1 else None)
-        elif len(parts) <= 1:
-            texts.append(flow.text)
-        else:
-            unit = "steps" if "loop" in (view.nodes[u].get("kind"), view.nodes[v].get("kind")) else "edges"
-            texts.append(_sum_text(parts, flow, unit))
-    return texts
-
-
-def _sum_text(parts: list, flow: Flow, unit: str) -> str:
-    """What several gradients on one drawn edge add up to, saying how they were added."""
-    n = len(parts)
-    if all(_same(p, parts[0]) for p in parts):
-        return f"{n} × {combine_flows(parts[:1]).text}"
-    if flow.text.startswith("≈‖"):
-        return f"Σ‖·‖ {flow.text[2:-1]} ({n:,} {unit})"
-    if flow.text.startswith("‖"):
-        return f"‖Σ‖ {flow.text[1:-1]} ({n:,} {unit})"
-    return f"Σ {flow.text} ({n:,} {unit})"
-
-
-def flow_note(texts: list) -> str | None:
-    """What the edge labels in `texts` mean, with an example of each notation that appears; None if no labels."""
-    shown = [t for t in texts if t]
-    if not shown:
-        return None
-    parts = ["Edge labels: the gradient that flowed back along the edge"]
-    if any("‖" in t for t in shown):
-        parts.append("‖g‖ its norm")
-    for text in shown:
-        if " × " in text:
-            n, g = text.split(" × ", 1)
-            parts.append(f"{text.replace(' ', chr(0xA0))}: {n} edges drawn as one, {g} each")
-            break
-    if any(t.startswith(("Σ ", "‖Σ‖")) for t in shown):
-        parts.append("Σ: the sum over the edges drawn as one")
-    if any(t.startswith("Σ‖·‖") for t in shown):
-        parts.append("Σ‖·‖: the sum of their norms (at least the norm of their sum)")
-    return "; ".join(parts) + "."
-
-
 def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found: list, texts: list | None,
                plain: bool, marked: set, measure) -> None:
     """Edges as curved arrows, or one LineCollection when `plain` (big pictures), as wide as their `found` flows.
@@ -146,19 +55,9 @@ def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found:
     the width of a line in inches.
     """
     edges = list(view.edges(data=True))
-    if any(found):
-        widths = flow_widths([f.size if f else None for f in found])
-    else:
-        widths = [_WIDTH] * len(edges)
+    colours, styles, widths = _strokes(edges, found, marked)
     ports = _ports(view, place)
     routes = [place.edge_points(u, v, *ports[u, v]) for u, v, _ in edges]
-    colours, styles = [], []
-    for i, (u, v, data) in enumerate(edges):
-        grad = data.get("differentiable", True)
-        colours.append(MARK_COLOUR if (u, v) in marked else EDGE_COLOUR if grad else _NO_GRAD)
-        styles.append("-" if grad else "--")
-        if (u, v) in marked:
-            widths[i] = max(widths[i], _MARKED)
     if plain:
         lines = [[place.xy(*p) for p in points] for points in routes]
         ax.add_collection(LineCollection(lines, colors=colours, linestyles=styles, zorder=1,
@@ -175,6 +74,19 @@ def draw_edges(ax, view: nx.DiGraph, place, boxes: dict, scale: float, *, found:
                      colours=[_FLOW_TEXT if f else _LABEL_TEXT[c] for f, c in zip(flowing, colours)],
                      curves=[_samples(curve, place) for curve in curves], place=place, boxes=boxes, scale=scale,
                      measure=measure)
+
+
+def _strokes(edges: list, found: list, marked: set) -> tuple:
+    """(colours, line styles, widths in points) of the edges: grey by flow, dashed without gradient, marked red."""
+    widths = flow_widths([f.size if f else None for f in found]) if any(found) else [_WIDTH] * len(edges)
+    colours, styles = [], []
+    for i, (u, v, data) in enumerate(edges):
+        grad = data.get("differentiable", True)
+        colours.append(MARK_COLOUR if (u, v) in marked else EDGE_COLOUR if grad else _NO_GRAD)
+        styles.append("-" if grad else "--")
+        if (u, v) in marked:
+            widths[i] = max(widths[i], _MARKED)
+    return colours, styles, widths
 
 
 def _ports(view: nx.DiGraph, place) -> dict:
@@ -226,34 +138,3 @@ def _samples(segments: list, place) -> np.ndarray:
 def _rank(flow: Flow | None) -> float:
     """How soon an edge's label is placed: by flow size, unknown and nan last."""
     return flow.size if flow is not None and not math.isnan(flow.size) else -1.0
-
-
-def _size(part) -> float | None:
-    """|x| of a number, the norm of a nested list or of a stats dict; None when unknown."""
-    if isinstance(part, bool) or part is None:
-        return None
-    if isinstance(part, (int, float, complex)):
-        return abs(part)
-    if isinstance(part, list):
-        try:
-            values = np.asarray(part)
-        except ValueError:  # ragged: not a tensor's value
-            return None
-        return float(np.linalg.norm(values.ravel())) if values.dtype.kind in "iufc" else None
-    if isinstance(part, dict) and isinstance(part.get("norm"), (int, float)) and not isinstance(part["norm"], bool):
-        return float(part["norm"])
-    return None
-
-
-def _same(part, other) -> bool:
-    """Two gradients equal in value (numbers, or nested lists of them)."""
-    if isinstance(part, dict) or isinstance(other, dict):
-        return False
-    try:
-        return bool(np.array_equal(np.asarray(part), np.asarray(other)))
-    except ValueError:  # ragged
-        return False
-
-
-def _is_real(part) -> bool:
-    return isinstance(part, (int, float)) and not isinstance(part, bool)
