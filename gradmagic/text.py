@@ -5,7 +5,7 @@ import math
 
 __all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "shown_grad", "pass_grad",
            "tensor_caption", "shape_text", "flatten", "stats_text", "list_stats", "value_summary", "grad_summary",
-           "norm", "norm_text", "shorten_middle"]
+           "norm", "norm_text", "shorten_middle", "error_summary"]
 
 #: The longest line of a tensor's caption: the picture draws every line whole.
 CAPTION_WIDTH = 44
@@ -285,3 +285,9 @@ def shorten_middle(text: str, width: int) -> str:
     dots = [i for i, c in enumerate(text[: head + 5]) if c == "." and abs(i - head) <= 4]
     head = min(dots, key=lambda i: abs(i - head)) if dots else head  # end the head at a dot when one is near
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def error_summary(error: BaseException) -> str:
+    """`KeyError: 't99'`: an exception's type and the first line of its message, for a one-line note."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first}"

@@ -8,110 +8,22 @@ computation (`replay.replay`) in which every named tensor is cut into a fresh le
 """
 from __future__ import annotations
 
-import html
 import math
-from dataclasses import dataclass, field
 
 import networkx as nx
 import torch
 
-from .. import text
-from .diagnose import hook_changes
+from .explanation import Explanation, Path, Term, gradient_text
+from .hook_changes import hook_changes
 from .replay import ReplayError, replay
+from .tensors import ancestors, describe, differentiable, pass_gradient
+from .values import close, is_real, total
 from ..graph import first_reached, tensor_nodes
+from ..text import error_summary, norm
 
 __all__ = ["explain", "Explanation", "Path", "Term"]
 
 _PATH_LIMIT = 2000  # enumerate at most this many paths; beyond it only the chain-rule terms are shown
-
-
-@dataclass
-class Term:
-    """One chain-rule term: d root/d child · ∂child/∂name, as the run's flows give it."""
-
-    child: str
-    node: str
-    contribution: object  # number or nested list
-    upstream: object  # d root/d child, the child's gradient in the pass
-    local: float | None  # ∂child/∂name (scalars, where d root/d child ≠ 0)
-
-
-@dataclass
-class Path:
-    """One path from the tensor to the root through named variables, and its share of the gradient."""
-
-    names: list
-    nodes: list
-    contribution: object  # number or nested list
-    factors: list | None = None  # ∂next/∂this at each step, for scalar paths
-
-    @property
-    def magnitude(self) -> float:
-        """|contribution|, or its norm for a tensor."""
-        return text.norm(self.contribution)
-
-
-@dataclass
-class Explanation:
-    """Why `name` got its gradient: the chain-rule terms and the paths that sum to it."""
-
-    name: str
-    root: str
-    node: str
-    pass_index: int
-    gradient: object  # what autograd computed in that pass
-    terms: list = field(default_factory=list)
-    paths: list = field(default_factory=list)  # the largest `max_paths` paths, largest first
-    rest_count: int = 0  # how many smaller paths were left out of `paths`
-    rest: object = None  # their contributions together
-    total: object = None  # the sum over all paths
-    method: str = ""  # how the path contributions were computed
-    notes: list = field(default_factory=list)
-
-    def lines(self) -> list:
-        """The explanation as plain-text lines."""
-        out = [f"{self._d(self.name)} = {_text(self.gradient)} "
-               f"(autograd, backward pass {self.pass_index + 1} from {self.root})"]
-        if self.paths:
-            out.append(f"= the sum over {len(self.paths) + self.rest_count} path(s) through named variables "
-                       f"({self.method}):")
-            width = max(len(" → ".join(p.names)) for p in self.paths)
-            out.extend(f"  {' → '.join(p.names):<{width}}  {_path_formula(p)}" for p in self.paths)
-            if self.rest_count:
-                out.append(f"  … {self.rest_count} more path(s) together: {_text(self.rest)}")
-            agrees = "✓ matches autograd" if _close(self.total, self.gradient) else "✗ differs from autograd"
-            out.append(f"  {'total':<{width}}  = {_text(self.total)}  {agrees}")
-        if self.terms:
-            symbols, numbers = self._chain_rule()
-            out += [f"chain rule over the named variables {self.name} feeds:",
-                    f"  {self._d(self.name)} = {symbols}", f"  {' ' * len(self._d(self.name))} = {numbers}"]
-        return out + [f"note: {n}" for n in self.notes]
-
-    def _d(self, wrt: str) -> str:
-        return f"d{self.root}/d{wrt}"
-
-    def _chain_rule(self) -> tuple:
-        """(`dz/dy·∂y/∂x + dz/db·∂b/∂x`, `430·40 + (-5.17e-08)·30`)."""
-        return (" + ".join(f"{self._d(t.child)}·∂{t.child}/∂{self.name}" for t in self.terms),
-                " + ".join(_term_text(t) for t in self.terms))
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        esc = html.escape
-        rows = [(" → ".join(p.names), _path_formula(p)) for p in self.paths]
-        rows += [(f"… {self.rest_count} more", f"= {_text(self.rest)}")] if self.rest_count else []
-        rows += [("total", f"= {_text(self.total)}")] if self.paths else []
-        table = "".join(f"<tr><td>{esc(a)}</td><td>{esc(b)}</td></tr>" for a, b in rows)
-        chain = "<p>chain rule: {} = {} = {}</p>".format(esc(self._d(self.name)), *map(esc, self._chain_rule())) \
-            if self.terms else ""
-        notes = "".join(f"<p><i>note: {esc(n)}</i></p>" for n in self.notes)
-        return f"<div class='gradmagic-explain'><p><b>{esc(self.lines()[0])}</b></p><table>{table}</table>" \
-               f"{chain}{notes}</div>"
 
 
 def explain(graph, name: str, *, root: str | None = None, pass_index: int | None = None, max_paths: int = 10,
@@ -127,56 +39,73 @@ def explain(graph, name: str, *, root: str | None = None, pass_index: int | None
     if hasattr(graph, "trace"):
         graph, trace = graph.graph, trace or graph.trace
     p, roots, node = _pass_roots_node(graph, name, root, pass_index)
-    label = _label(graph, node)
-    ex = Explanation(label, ", ".join(_label(graph, r) for r in roots), node, p, _grad(graph, node, p))
+    label = describe(graph, node, short=True)
+    ex = Explanation(label, ", ".join(_names(graph, roots)), node, p, pass_gradient(graph, node, p))
     try:
         _explain_pass(ex, graph, trace, roots, max_paths)
     except Exception as error:  # an unexpected state of the record: one line, not a traceback
-        first = (str(error).strip().splitlines() or [""])[0]
-        ex.notes.append(f"gradmagic could not explain {label} further ({type(error).__name__}: {first})")
+        ex.notes.append(f"gradmagic could not explain {label} further ({error_summary(error)})")
     return ex
 
 
 def _explain_pass(ex: Explanation, graph, trace, roots: list, max_paths: int) -> None:
     """Fill in the paths, their total and the chain-rule terms of d root/d name in pass ex.pass_index."""
-    node, label, p = ex.node, ex.name, ex.pass_index
-    passes = len(graph.graph.get("pass_roots", []))
-    accumulated = graph.nodes[node].get("grad")  # .grad: what the leaf holds at the end of the run
-    if graph.nodes[node].get("is_leaf") and isinstance(accumulated, (float, list)) and ex.gradient is not None \
-            and not _close(accumulated, ex.gradient):
-        ex.notes.append(f"{label}.grad is {_text(accumulated)} at the end of the run (accumulated over "
-                        f"{passes} backward pass(es) or from before); this explains pass {p + 1} alone")
-    if node in roots:
-        ex.notes.append(f"{label} is where backward() started")
+    ex.notes += _accumulated_note(ex, graph)
+    stop = _nothing_to_split(ex, graph, roots)
+    if stop:
+        ex.notes.append(stop)
         return
-    if ex.gradient is not None and not _real(ex.gradient):  # complex (or no plain numbers): the gradient alone
-        ex.notes.append(f"{label} is not a real tensor: its gradient is what .grad holds (for complex tensors "
-                        "torch's conjugate Wirtinger convention, dL/dz*); paths and chain-rule terms are shown for "
-                        "real tensors only")
-        return
-    if ex.gradient is None:
-        ex.notes.append(f"{label} got no gradient in backward pass {p + 1} that gradmagic saw, yet {label}.grad is "
-                        f"{_text(accumulated)}: it came through code the capture does not record (a backward run "
-                        "inside another, as torch.utils.checkpoint with use_reentrant=True does)"
-                        if isinstance(accumulated, (float, list, dict)) and passes == 1 else
-                        f"{label} got no gradient in backward pass {p + 1} (see gradmagic.analysis.diagnose)")
-        return
-    children = _named_children(graph, node, roots)
-    paths = _enumerate(children, node, set(roots))
+    children = _named_children(graph, ex.node, roots)
+    paths = _enumerate(children, ex.node, set(roots))
     if paths is None:
         ex.notes.append(f"more than {_PATH_LIMIT} paths: only the chain-rule terms are shown")
     found = sorted(_contributions(ex, graph, trace, children, paths or [], roots), key=lambda q: -q.magnitude)
     if found:
-        ex.total, ex.paths = _sum([q.contribution for q in found]), found[:max_paths]
+        ex.total, ex.paths = total([q.contribution for q in found]), found[:max_paths]
         ex.rest_count = len(found[max_paths:])
-        ex.rest = _sum([q.contribution for q in found[max_paths:]]) if ex.rest_count else None
-    if (found and not _close(ex.total, ex.gradient)) or (paths == [] and (text.norm(ex.gradient) or 0) > 0):
-        on_paths = None if paths is None else {node, *(n for path in paths for n in path)}
-        ex.notes += hook_changes(graph, p, on_paths) or [
-            f"the recorded paths do not add up to what autograd gave {label}: part of the computation was not "
+        ex.rest = total([q.contribution for q in found[max_paths:]]) if ex.rest_count else None
+    if (found and not close(ex.total, ex.gradient)) or (paths == [] and (norm(ex.gradient) or 0) > 0):
+        on_paths = None if paths is None else {ex.node, *(n for path in paths for n in path)}
+        ex.notes += hook_changes(graph, ex.pass_index, on_paths) or [
+            f"the recorded paths do not add up to what autograd gave {ex.name}: part of the computation was not "
             "recorded (a custom torch.autograd.Function, an attribute such as .T or .data, or a gradient hook the "
             "capture did not see: a module's backward hook, or one registered before the run)"]
-    ex.terms = _terms(graph, node, children, p, found)
+    ex.terms = _terms(graph, ex.node, children, ex.pass_index, found)
+
+
+def _accumulated_note(ex: Explanation, graph) -> list:
+    """A note when the leaf's `.grad` holds more than this pass gave it (several passes, or a gradient from before)."""
+    d = graph.nodes[ex.node]
+    accumulated = d.get("grad")  # .grad: what the leaf holds at the end of the run
+    if not d.get("is_leaf") or not isinstance(accumulated, (float, list)) or ex.gradient is None \
+            or close(accumulated, ex.gradient):
+        return []
+    passes = len(graph.graph.get("pass_roots", []))
+    return [f"{ex.name}.grad is {gradient_text(accumulated)} at the end of the run (accumulated over {passes} "
+            f"backward pass(es) or from before); this explains pass {ex.pass_index + 1} alone"]
+
+
+def _nothing_to_split(ex: Explanation, graph, roots: list) -> str:
+    """Why the gradient cannot be split into paths (the root itself, not real, none in the pass), or ''."""
+    label, p = ex.name, ex.pass_index
+    if ex.node in roots:
+        return f"{label} is where backward() started"
+    if ex.gradient is not None and not is_real(ex.gradient):  # complex (or no plain numbers): the gradient alone
+        return (f"{label} is not a real tensor: its gradient is what .grad holds (for complex tensors torch's "
+                "conjugate Wirtinger convention, dL/dz*); paths and chain-rule terms are shown for real tensors only")
+    if ex.gradient is not None:
+        return ""
+    accumulated = graph.nodes[ex.node].get("grad")
+    if isinstance(accumulated, (float, list, dict)) and len(graph.graph.get("pass_roots", [])) == 1:
+        return (f"{label} got no gradient in backward pass {p + 1} that gradmagic saw, yet {label}.grad is "
+                f"{gradient_text(accumulated)}: it came through code the capture does not record (a backward run "
+                "inside another, as torch.utils.checkpoint with use_reentrant=True does)")
+    return f"{label} got no gradient in backward pass {p + 1} (see gradmagic.analysis.diagnose)"
+
+
+def _names(graph, nodes) -> list:
+    """Tensor nodes as an explanation names them: `x`, `h₂`, `(add)` for an anonymous result."""
+    return [describe(graph, n, short=True) for n in nodes]
 
 
 def _pass_roots_node(graph, name: str, root: str | None, pass_index: int | None) -> tuple:
@@ -198,8 +127,8 @@ def _pass_roots_node(graph, name: str, root: str | None, pass_index: int | None)
     roots = list(passes[p]) if root is None else [_find(graph, root)]
     if not set(roots) <= set(passes[p]):
         raise ValueError(f"root={root!r} did not start backward pass {p + 1}; it started from: "
-                         f"{', '.join(_label(graph, r) for r in passes[p])}")
-    return p, roots, _find(graph, name, prefer=_ancestors(graph, roots))
+                         f"{', '.join(describe(graph, r, short=True) for r in passes[p])}")
+    return p, roots, _find(graph, name, prefer=ancestors(graph, roots))
 
 
 def _pass_and_roots(graph, root: str) -> tuple:
@@ -208,7 +137,7 @@ def _pass_and_roots(graph, root: str) -> tuple:
     node = _find(graph, root)
     started = [i for i, roots in enumerate(passes) if node in roots]
     if not started:
-        names = ", ".join(_label(graph, r) for roots in passes for r in roots)
+        names = ", ".join(describe(graph, r, short=True) for roots in passes for r in roots)
         raise ValueError(f"root={root!r}: no backward pass started from it; the passes started from: {names}")
     return started[-1], [node]
 
@@ -222,33 +151,10 @@ def _find(graph, name: str, prefer=()) -> str:
     return ([n for n in found if n in prefer] or found)[-1]
 
 
-def _label(graph, node: str) -> str:
-    d = graph.nodes[node]
-    if d.get("label"):
-        return d["label"]
-    ops = list(graph.predecessors(node))
-    return f"({graph.nodes[ops[0]]['label']})" if ops else node
-
-
-def _grad(graph, node: str, p: int):
-    grads = graph.nodes[node].get("pass_grads") or {}
-    return grads.get(p)
-
-
-def _differentiable(graph) -> nx.MultiDiGraph:
-    """The graph without edges that carry no gradient."""
-    return nx.subgraph_view(graph, filter_edge=lambda u, v, k: graph.edges[u, v, k].get("differentiable", True))
-
-
-def _ancestors(graph, roots) -> set:
-    view = _differentiable(graph)
-    return set().union(*(nx.ancestors(view, r) for r in roots))
-
-
 def _named_children(graph, node: str, roots: list) -> dict:
     """{u: {v: edges}}: the named variables between `node` and the roots, each joined to those it feeds directly."""
     stops = {n for n in tensor_nodes(graph) if graph.nodes[n]["name"] is not None} | set(roots) | {node}
-    between = stops & (nx.descendants(_differentiable(graph), node) | {node}) & (_ancestors(graph, roots) | set(roots))
+    between = stops & (nx.descendants(differentiable(graph), node) | {node}) & (ancestors(graph, roots) | set(roots))
     return {u: _first_named(graph, u, stops, between) for u in between - set(roots)}
 
 
@@ -286,7 +192,7 @@ def _contributions(ex: Explanation, graph, trace, children, paths, roots) -> lis
     if factors is not None:
         ex.method = "the run's recorded flows"
         steps = [[factors[a, b] for a, b in zip(path, path[1:])] for path in paths]
-        found = [Path([_label(graph, n) for n in path], path, math.prod(f) * _grad(graph, path[-1], ex.pass_index), f)
+        found = [Path(_names(graph, path), path, math.prod(f) * pass_gradient(graph, path[-1], ex.pass_index), f)
                  for path, f in zip(paths, steps)]
     elif trace is None:
         ex.notes.append("the recorded flows do not separate these paths; the float64 re-run does: pass the Result "
@@ -308,7 +214,7 @@ def _flow_factors(graph, children, p: int) -> dict | None:
     for u, kids in children.items():
         for v, edges in kids.items():
             flows = [_flow(graph, u, op, key, p) for op, key, _ in edges]
-            upstream = _grad(graph, v, p)
+            upstream = pass_gradient(graph, v, p)
             if any(shared > 1 or not isinstance(f, float) for (_, _, shared), f in zip(edges, flows)) \
                     or not isinstance(upstream, float) or upstream == 0:
                 return None
@@ -331,15 +237,15 @@ def _replayed_paths(graph, trace, paths: list, roots: list, p: int) -> list:
         """d root/d suffix[0] along exactly this suffix of named variables."""
         if suffix not in cache:
             if len(suffix) == 1:
-                seed = _grad(graph, suffix[0], p)
+                seed = pass_gradient(graph, suffix[0], p)
                 if not isinstance(seed, (float, list)):
-                    raise ReplayError(f"the gradient backward() started from at {_label(graph, suffix[0])} was not "
-                                      "recorded exactly")
+                    raise ReplayError(f"the gradient backward() started from at {_names(graph, suffix[:1])[0]} was "
+                                      "not recorded exactly")
                 cache[suffix] = torch.tensor(seed, dtype=torch.float64)
             else:
                 after = gradient_at(suffix[1:])
                 if rec[suffix[0]] not in run.inputs:
-                    raise ReplayError(f"the re-run does not reach {_label(graph, suffix[0])}")
+                    raise ReplayError(f"the re-run does not reach {describe(graph, suffix[0], short=True)}")
                 out, leaf = run.values[rec[suffix[1]]], run.inputs[rec[suffix[0]]]
                 g, = torch.autograd.grad(out, leaf, after, retain_graph=True, allow_unused=True)
                 cache[suffix] = torch.zeros_like(leaf) if g is None else g.detach()
@@ -351,7 +257,7 @@ def _replayed_paths(graph, trace, paths: list, roots: list, p: int) -> list:
         return 0.0 if g is None else g.item()
 
     scalar = all(run.values[r].dim() == 0 for r in rec.values())
-    return [Path([_label(graph, n) for n in path], path, gradient_at(tuple(path)).tolist(),
+    return [Path(_names(graph, path), path, gradient_at(tuple(path)).tolist(),
                  [factor(u, v) for u, v in zip(path, path[1:])] if scalar else None) for path in paths]
 
 
@@ -366,70 +272,11 @@ def _terms(graph, node: str, children: dict, p: int, paths: list) -> list:
             if not through:
                 continue
             flows = through
-        upstream = _grad(graph, child, p)
-        contribution = _sum(flows)
+        upstream = pass_gradient(graph, child, p)
+        contribution = total(flows)
         local = contribution / upstream if isinstance(contribution, float) and isinstance(upstream, float) \
             and upstream else None
-        terms.append(Term(_label(graph, child), child, contribution, upstream, local))
+        terms.append(Term(describe(graph, child, short=True), child, contribution, upstream, local))
     return terms
 
 
-def _sum(values: list):
-    """Elementwise sum of numbers or equally nested lists."""
-    return _tensor(values).sum(0).tolist() if values else 0.0
-
-
-def _tensor(value) -> torch.Tensor:
-    """A number or nested list as a float64 tensor (complex128 for complex gradients)."""
-    t = torch.tensor(value)
-    return t.to(torch.complex128 if t.is_complex() else torch.float64)
-
-
-def _close(a, b) -> bool:
-    """Equal within float32 rounding (elementwise, scaled by the larger norm)."""
-    if not isinstance(a, (float, complex, list)) or not isinstance(b, (float, complex, list)):
-        return False
-    a, b = _tensor(a), _tensor(b)
-    return a.shape == b.shape and (a - b).norm().item() <= 1e-4 * max(a.norm().item(), b.norm().item()) + 1e-12
-
-
-def _real(value) -> bool:
-    """Whether a gradient is real numbers (a number, nested list or stats dict of them)."""
-    if isinstance(value, dict):
-        return "kind" not in value and value.get("of") != "abs"
-    return not any(isinstance(v, complex) for v in text.flatten(value))
-
-
-def _text(value) -> str:
-    if not _real(value):
-        return text.value_text(value, None)
-    if isinstance(value, list):
-        flat = _tensor(value).reshape(-1).tolist()
-        shown = text.value_text([float(f"{v:.6g}") for v in flat], None)
-        return f"{shown} ‖{text.number(text.norm(value))}‖"
-    if isinstance(value, dict):
-        return text.stats_text(value)
-    return "—" if value is None else text.number(float(f"{value:.6g}"))
-
-
-def _path_formula(path: Path) -> str:
-    """`∂z/∂y·∂y/∂x = 430·40 = 17200`, or the contribution alone for tensors."""
-    if not path.factors:
-        return f"= {_text(path.contribution)}"
-    if len(path.factors) == 1:
-        return f"∂{path.names[1]}/∂{path.names[0]} = {_text(path.contribution)}"
-    names = path.names
-    parts = [f"∂{b}/∂{a}" for a, b in zip(names, names[1:])][::-1]
-    numbers = [_factor(f) for f in path.factors][::-1]
-    return f"{'·'.join(parts)} = {' · '.join(numbers)} = {_text(path.contribution)}"
-
-
-def _term_text(term: Term) -> str:
-    if term.local is not None:
-        return f"{_factor(term.upstream)}·{_factor(term.local)}"
-    return f"{_text(term.contribution)}"
-
-
-def _factor(value: float) -> str:
-    """A number inside a product: negative ones in parentheses."""
-    return f"({_text(value)})" if value < 0 else _text(value)

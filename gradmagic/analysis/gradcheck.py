@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import text
-from .diagnose import hook_changes
+from ..text import error_summary
+from .hook_changes import hook_changes
 from ..graph import build_graph
 from .replay import REPLAY_RTOL, Replay, ReplayError, record_name, recorded_tensor, replay, run_op
 from ..record.trace import Trace
@@ -114,8 +115,7 @@ def check_gradients(result_or_trace, *, eps: float = 1e-6, tolerance: float = 1e
     except ReplayError:
         raise
     except Exception as error:  # an unexpected state of the record: one line, not a traceback
-        first = (str(error).strip().splitlines() or [""])[0]
-        raise ReplayError(f"cannot check backward pass {p + 1}: {type(error).__name__}: {first}") from error
+        raise ReplayError(f"cannot check backward pass {p + 1}: {error_summary(error)}") from error
 
 
 def _check_pass(trace: Trace, graph, p: int, eps: float, tolerance: float) -> GradCheck:

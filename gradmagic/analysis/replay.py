@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..record import summary
+from ..text import error_summary
 from ..record.trace import Trace
 
 __all__ = ["replay", "run_op", "same_value", "Replay", "ReplayError", "recorded_tensor", "record_name", "REPLAY_RTOL"]
@@ -56,9 +57,8 @@ def replay(trace: Trace, roots, *, values: dict | None = None, cut=(), check: bo
         try:
             made = run_op(trace, op, env)
         except Exception as error:  # a recorded call that does not run again in float64: say which, in one line
-            first = (str(error).strip().splitlines() or [""])[0]
             raise ReplayError(f"cannot re-run the computation: `{_op_text(trace, op)}` (line {trace.lines[op]}) "
-                              f"failed in float64 ({type(error).__name__}: {first})") from error
+                              f"failed in float64 ({error_summary(error)})") from error
         for rec, tensor in zip(trace.outputs[op], made):
             if check:
                 spread = differs.intersection(run.arguments[op])

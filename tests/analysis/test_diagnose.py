@@ -141,7 +141,7 @@ def test_a_check_that_fails_is_one_incomplete_line_and_the_others_still_run(monk
     def _cuts(graph, *args):  # a bug in one check
         raise KeyError("grad")
 
-    monkeypatch.setattr(diagnose_module, "_cuts", _cuts)
+    monkeypatch.setattr(diagnose_module, "cuts", _cuts)
     _, diagnostics = found("w = torch.tensor(3.0, requires_grad=True)\nx = torch.tensor(2.0, requires_grad=True)\n"
                            "y = x * 2\ny.backward()\n")
     assert [d.kind for d in diagnostics] == ["no_gradient", "incomplete"]
@@ -206,25 +206,3 @@ def test_a_nan_in_a_large_tensor_is_named_from_its_summary():
                          "z = y.sum()\nz.backward()\n")
     assert result.tensor("y")["value"] is None and result.tensor("y")["stats"]["nan"]  # 100 > SMALL_NUMEL
     assert d.kind == "nan_value" and d.message.startswith("the first NaN value appears at line 3: `log` made y = ")
-
-
-def test_a_hook_that_doubles_a_gradient_is_named_with_both_values():
-    from gradmagic.analysis.diagnose import hook_changes
-
-    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\ny = x * 3\ny.register_hook(lambda g: g * 2)\n"
-              "s = (y * y).sum()\ns.backward()\n")
-    graph = gradmagic.run(source).graph
-    assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]  # 3 · 2 · 2y
-    assert hook_changes(graph, 0) == ["y has a gradient hook (line 3) that changed its gradient: autograd's "
-                                      "[12.0, 24.0] vs chain rule [6.0, 12.0]"]
-
-
-def test_a_hook_on_an_unnamed_tensor_is_named_by_its_expression():
-    from gradmagic.analysis.diagnose import hook_changes
-
-    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\nys = [x * 3]\nys[0].register_hook(lambda g: g * 2)\n"
-              "s = (ys[0] * ys[0]).sum()\ns.backward()\n")
-    graph = gradmagic.run(source).graph
-    assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]
-    assert hook_changes(graph, 0) == ["ys[0] has a gradient hook (line 3) that changed its gradient: autograd's "
-                                      "[12.0, 24.0] vs chain rule [6.0, 12.0]"]
