@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "shown_grad", "pass_grad",
+__all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "has_grad", "shown_grad", "pass_grad",
            "tensor_caption", "shape_text", "flatten", "stats_text", "list_stats", "value_summary", "grad_summary",
            "norm", "norm_text", "shorten_middle", "error_summary"]
 
@@ -42,15 +42,13 @@ def stats_text(stats: dict, *, count: bool = True, integers: bool = False) -> st
     """`n=32768 ∈[-3.1, 3.4] μ=0.002 σ=1` (lovely-tensors style; `count=False` leaves out n=, `integers` writes the
     range as integers), with nan/inf counts when present. Complex tensors' stats are those of |z|; sparse, nested,
     meta tensors say what they are."""
-    kind = stats.get("kind")
-    head = "" if kind is None else f"{kind} nnz={stats['stored']}" if "stored" in stats else kind
+    head = " ".join(_kind_part(stats))
     if "min" not in stats:
         return head or (f"n={stats.get('numel', '?')}" if count else "")
     bound = (lambda x: number(int(x))) if integers and math.isfinite(stats["min"]) else number
     text = (f"{'n=' + str(stats['numel']) + ' ' if count else ''}{'|z|' if stats.get('of') == 'abs' else ''}"
             f"∈[{bound(stats['min'])}, {bound(stats['max'])}] μ={number(stats['mean'])} σ={number(stats['std'])}")
-    bad = [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
-    return (f"{head} " if head else "") + text + (" " + " ".join(bad) if bad else "")
+    return " ".join([*_kind_part(stats), text, *_bad_counts(stats)])
 
 
 def value_text(value, stats, *, limit: int = 6) -> str:
@@ -74,12 +72,17 @@ def grad_text(node: dict, *, limit: int = 6) -> str:
     """The tensor's `.grad` as text, else `∂ …` for the gradient that reached it in the last pass, '' for none."""
     value, stats = shown_grad(node)
     text = value_text(value, stats, limit=limit)
-    return text if not text or node.get("grad") is not None or node.get("grad_stats") is not None else f"∂ {text}"
+    return text if not text or has_grad(node) else f"∂ {text}"
+
+
+def has_grad(node: dict) -> bool:
+    """Whether a tensor node's `.grad` is set (as a value, or as stats for a large tensor)."""
+    return node.get("grad") is not None or node.get("grad_stats") is not None
 
 
 def shown_grad(node: dict) -> tuple:
     """(value, stats) of the gradient to show: `.grad` when set, else the last backward pass's gradient."""
-    if node.get("grad") is not None or node.get("grad_stats") is not None:
+    if has_grad(node):
         return node.get("grad"), node.get("grad_stats")
     passes = node.get("pass_grads") or {}
     return pass_grad(node, max(passes)) if passes else (None, None)
@@ -189,7 +192,7 @@ def norm_text(value, stats) -> str:
 def grad_summary(node: dict, *, width: int = 28) -> str:
     """The gradient in one line: every number up to FULL_NUMEL, else `‖0.43‖ μ=-0.01 σ=0.08` (μ, σ if they fit
     in `width`); `∂ …` for the gradient of the last pass when `.grad` is not set."""
-    mark = "" if _has_grad(node) else "∂ "
+    mark = "" if has_grad(node) else "∂ "
     full, stats = _numbers(*shown_grad(node))
     if full or stats is None:
         return mark + full if full else ""
@@ -198,10 +201,6 @@ def grad_summary(node: dict, *, width: int = 28) -> str:
     norm = f"{mark}‖{number(stats['norm'])}‖"
     moments = f"{norm} μ={number(stats['mean'])} σ={number(stats['std'])}" if "mean" in stats else norm
     return moments if len(moments) <= width else norm
-
-
-def _has_grad(node: dict) -> bool:
-    return node.get("grad") is not None or node.get("grad_stats") is not None
 
 
 def tensor_caption(node: dict, *, width: int = CAPTION_WIDTH) -> str:
@@ -227,7 +226,7 @@ def tensor_caption(node: dict, *, width: int = CAPTION_WIDTH) -> str:
 
 def _caption_grad(node: dict) -> str:
     """`∇ 17200`, `∇ [0.1, 0.2]`, `∇‖0.43‖` (`∂` for a pass's gradient), '' when there is none."""
-    mark = "∇" if _has_grad(node) else "∂"
+    mark = "∇" if has_grad(node) else "∂"
     full, stats = _numbers(*shown_grad(node))
     if full:
         return f"{mark} {full}"
@@ -253,15 +252,25 @@ def _moment_parts(stats: dict | None) -> list:
     """`sparse nnz=3`, `|z|`, `μ=-0.02`, `σ=0.31`, `2 nan`: the pieces of a summary, the least needed last."""
     if stats is None:
         return []
-    kind = stats.get("kind")
-    head = [f"{kind} nnz={stats['stored']}" if "stored" in stats else kind] if kind else []
+    head = _kind_part(stats)
     if "mean" not in stats:
         return head
     head += ["|z|"] if stats.get("of") == "abs" else []
-    bad = [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
+    bad = _bad_counts(stats)
     if not math.isfinite(stats["mean"]) and bad:  # μ and σ say nothing more than the count of nan or inf
         return [*head, *bad]
     return [*head, f"μ={number(stats['mean'])}", *bad, f"σ={number(stats['std'])}"]
+
+
+def _kind_part(stats: dict) -> list:
+    """`[sparse nnz=3]`, `[meta]` for a tensor that is not plain numbers, else []."""
+    kind = stats.get("kind")
+    return [f"{kind} nnz={stats['stored']}" if "stored" in stats else kind] if kind else []
+
+
+def _bad_counts(stats: dict) -> list:
+    """`2 nan`, `1 inf`: how many elements are not finite, when any are."""
+    return [f"{stats[k]} {k}" for k in ("nan", "inf") if stats.get(k)]
 
 
 def _fit_name(name: str, first: str, rest: list, width: int, shorten: bool) -> list | None:

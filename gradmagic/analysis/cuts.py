@@ -7,8 +7,9 @@ import math
 import networkx as nx
 
 from .diagnostic import Diagnostic
-from .tensors import ancestors, describe, ops_in_order
+from .reading import ancestors, describe, ops_in_order
 from ..graph import tensor_nodes
+from ..text import has_grad
 
 __all__ = ["rebuilt_links", "roots_reach", "missing_gradients", "cuts"]
 
@@ -117,7 +118,7 @@ def _chain_has_grad(graph, node: str) -> bool:
     """True when this tensor, or an earlier version of it (before an in-place update), got a gradient."""
     while node is not None:
         d = graph.nodes[node]
-        if d["grad"] is not None or d["grad_stats"] is not None or d["pass_grads"]:
+        if has_grad(d) or d["pass_grads"]:
             return True
         node = d["previous"]
     return False

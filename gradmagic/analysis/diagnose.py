@@ -9,10 +9,10 @@ import networkx as nx
 from .cuts import cuts, missing_gradients, rebuilt_links, roots_reach
 from .diagnostic import KINDS, Diagnostic
 from .nans import first_nan_gradient, first_nan_value
-from .tensors import describe, pass_gradient, value_words
+from .reading import describe, pass_gradient, value_words
 from .values import nonzero
 from ..graph import tensor_nodes
-from ..text import error_summary
+from ..text import error_summary, has_grad
 
 __all__ = ["diagnose", "Diagnostic", "KINDS"]
 
@@ -52,8 +52,7 @@ def accumulated(graph) -> list:
         if d["grad_before"] is None or not nonzero(d["grad_before"]):
             continue  # none, or zeroed with x.grad.zero_(): nothing was added to
         who = describe(graph, node)
-        has_grad = d["grad"] is not None or d["grad_stats"] is not None
-        now = f", and it is now {value_words(d['grad'], d['grad_stats'])}" if has_grad else ""
+        now = f", and it is now {value_words(d['grad'], d['grad_stats'])}" if has_grad(d) else ""
         message = (f"{who}.grad already held {value_words(d['grad_before'], None)} before this run, so backward() "
                    f"added this run's gradient to it{now}. Reset it before backward(): `{who}.grad = None` "
                    f"(or optimizer.zero_grad()).")

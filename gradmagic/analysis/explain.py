@@ -16,7 +16,7 @@ import torch
 from .explanation import Explanation, Path, Term, gradient_text
 from .hook_changes import hook_changes
 from .replay import ReplayError, replay
-from .tensors import ancestors, describe, differentiable, pass_gradient
+from .reading import ancestors, describe, differentiable, pass_asked, pass_gradient
 from .values import close, is_real, total
 from ..graph import first_reached, tensor_nodes
 from ..text import error_summary, norm
@@ -111,13 +111,9 @@ def _names(graph, nodes) -> list:
 def _pass_roots_node(graph, name: str, root: str | None, pass_index: int | None) -> tuple:
     """(pass index, its root nodes, the tensor node of `name`) for the pass asked for (see explain)."""
     passes = graph.graph.get("pass_roots", [])
-    if not passes:
-        raise ValueError("no backward pass ran, so there is no gradient to explain; call .backward() on a result")
+    last = pass_asked(len(passes), -1 if pass_index is None else pass_index, "explain")
     if pass_index is not None:
-        if not -len(passes) <= pass_index < len(passes):
-            raise ValueError(f"pass_index={pass_index}: the run had {len(passes)} backward pass(es); use 0 to "
-                             f"{len(passes) - 1}, or -1 for the last")
-        p = range(len(passes))[pass_index]
+        p = last
     elif root is not None:
         p, _ = _pass_and_roots(graph, root)
     else:

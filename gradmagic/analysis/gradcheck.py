@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import text
-from ..text import error_summary
 from .hook_changes import hook_changes
+from .reading import pass_asked
 from ..graph import build_graph
-from .replay import REPLAY_RTOL, Replay, ReplayError, record_name, recorded_tensor, replay, run_op
+from .replay import REPLAY_RTOL, Replay, ReplayError, custom_function, record_name, recorded_tensor, replay, run_op
 from ..record.trace import Trace
 
 _EPS64 = torch.finfo(torch.float64).eps
@@ -104,18 +104,13 @@ def check_gradients(result_or_trace, *, eps: float = 1e-6, tolerance: float = 1e
     accumulated `.grad`. What cannot be checked is a ValueError (ReplayError) with a one-line reason."""
     trace: Trace = getattr(result_or_trace, "trace", result_or_trace)
     graph = result_or_trace.graph if hasattr(result_or_trace, "graph") else build_graph(trace)
-    if not trace.passes:
-        raise ValueError("no backward pass ran, so there is no gradient to check; call .backward() on a result")
-    if not -len(trace.passes) <= pass_index < len(trace.passes):
-        raise ValueError(f"pass_index={pass_index}: the run had {len(trace.passes)} backward pass(es); use 0 to "
-                         f"{len(trace.passes) - 1}, or -1 for the last")
-    p = range(len(trace.passes))[pass_index]
+    p = pass_asked(len(trace.passes), pass_index, "check")
     try:
         return _check_pass(trace, graph, p, eps, tolerance)
     except ReplayError:
         raise
     except Exception as error:  # an unexpected state of the record: one line, not a traceback
-        raise ReplayError(f"cannot check backward pass {p + 1}: {error_summary(error)}") from error
+        raise ReplayError(f"cannot check backward pass {p + 1}: {text.error_summary(error)}") from error
 
 
 def _check_pass(trace: Trace, graph, p: int, eps: float, tolerance: float) -> GradCheck:
@@ -227,8 +222,7 @@ def _op_backward_ok(trace: Trace, op: int, values: dict, eps: float, tolerance: 
 
 def _op_name(trace: Trace, graph, op: int) -> str:
     """The op's label, `Square.apply` for a custom autograd.Function."""
-    owner = getattr(trace.funcs[op], "__self__", None)
-    return f"{owner.__name__}.apply" if isinstance(owner, type) else graph.nodes[f"op{op}"]["label"]
+    return custom_function(trace.funcs[op]) or graph.nodes[f"op{op}"]["label"]
 
 
 def _root_name(graph, roots) -> str:

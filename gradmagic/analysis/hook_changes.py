@@ -2,7 +2,7 @@
 sent it. Explain, diagnose's neighbours and the gradient check all name them when numbers do not add up."""
 from __future__ import annotations
 
-from .tensors import describe, pass_gradient, value_words
+from .reading import describe, pass_gradient, value_words
 from .values import same, total
 
 __all__ = ["hook_changes"]

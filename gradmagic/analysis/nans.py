@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .diagnostic import Diagnostic
-from .tensors import describe, ops_in_order, pass_gradient, value_words
+from .reading import describe, ops_in_order, pass_gradient, value_words
 from .values import nonfinite, nonfinite_kind
 
 __all__ = ["first_nan_value", "first_nan_gradient"]

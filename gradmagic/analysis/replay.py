@@ -15,7 +15,7 @@ from ..record import summary
 from ..text import error_summary
 from ..record.trace import Trace
 
-__all__ = ["replay", "run_op", "same_value", "Replay", "ReplayError", "recorded_tensor", "record_name", "REPLAY_RTOL"]
+__all__ = ["replay", "run_op", "custom_function", "same_value", "Replay", "ReplayError", "recorded_tensor", "record_name", "REPLAY_RTOL"]
 
 REPLAY_RTOL = 1e-3  # how far the run (often float32) may be from the float64 re-run
 
@@ -101,16 +101,21 @@ def _plan(trace: Trace, roots) -> tuple:
     return sorted(ops), sources
 
 
+def custom_function(func) -> str | None:
+    """`Square.apply` for a recorded call of a custom torch.autograd.Function, else None."""
+    owner = getattr(func, "__self__", None)
+    return f"{owner.__name__}.apply" if isinstance(owner, type) else None
+
+
 def _reentrant_checkpoint(func) -> bool:
     """Whether a recorded call is `CheckpointFunction.apply` (torch.utils.checkpoint, use_reentrant=True)."""
-    owner = getattr(func, "__self__", None)
-    return isinstance(owner, type) and owner.__name__ == "CheckpointFunction"
+    return custom_function(func) == "CheckpointFunction.apply"
 
 
 def _op_text(trace: Trace, op: int) -> str:
+    """A recorded call's name: `Square.apply`, `mul`."""
     func = trace.funcs[op]
-    owner = getattr(func, "__self__", None)
-    return f"{owner.__name__}.apply" if isinstance(owner, type) else getattr(func, "__name__", str(func))
+    return custom_function(func) or getattr(func, "__name__", str(func))
 
 
 def recorded_tensor(trace: Trace, rec: int) -> torch.Tensor:

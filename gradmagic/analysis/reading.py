@@ -1,12 +1,12 @@
-"""What analysis reads off the graph: a tensor in words, its gradient in a pass, the ops in record order, and the
-part of the graph that carries gradient."""
+"""What analysis reads off the graph: a tensor in words, the backward pass asked for and the gradient a tensor got
+in it, the ops in record order, and the part of the graph that carries gradient."""
 from __future__ import annotations
 
 import networkx as nx
 
 from .. import text
 
-__all__ = ["describe", "value_words", "pass_gradient", "ops_in_order", "differentiable", "ancestors"]
+__all__ = ["describe", "value_words", "pass_asked", "pass_gradient", "ops_in_order", "differentiable", "ancestors"]
 
 
 def describe(graph, node: str, *, short: bool = False) -> str:
@@ -25,6 +25,16 @@ def describe(graph, node: str, *, short: bool = False) -> str:
 def value_words(value, stats) -> str:
     """A value or gradient as text for a sentence (`?` when unknown)."""
     return text.value_text(value, stats) or "?"
+
+
+def pass_asked(count: int, pass_index: int, what: str) -> int:
+    """The index of pass `pass_index` (0 the first, -1 the last) of `count`; a ValueError saying what to do if none."""
+    if not count:
+        raise ValueError(f"no backward pass ran, so there is no gradient to {what}; call .backward() on a result")
+    if not -count <= pass_index < count:
+        raise ValueError(f"pass_index={pass_index}: the run had {count} backward pass(es); use 0 to {count - 1}, "
+                         "or -1 for the last")
+    return range(count)[pass_index]
 
 
 def pass_gradient(graph, node: str, p: int | None = None):
