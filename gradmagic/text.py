@@ -5,7 +5,7 @@ import math
 
 __all__ = ["CAPTION_WIDTH", "FULL_NUMEL", "number", "value_text", "grad_text", "has_grad", "shown_grad", "pass_grad",
            "tensor_caption", "shape_text", "flatten", "stats_text", "list_stats", "value_summary", "grad_summary",
-           "norm", "norm_text", "shorten_middle", "error_summary"]
+           "norm", "norm_mark", "norm_text", "shorten_middle", "error_summary"]
 
 #: The longest line of a tensor's caption: the picture draws every line whole.
 CAPTION_WIDTH = 44
@@ -56,7 +56,7 @@ def value_text(value, stats, *, limit: int = 6) -> str:
     if isinstance(value, dict):  # a gradient or flow kept as stats
         value, stats = None, value
     if stats is not None and "min" not in stats and "norm" in stats:  # a flow kept as its norm only
-        return f"‖{number(stats['norm'])}‖"
+        return norm_mark(stats["norm"])
     if stats is not None:
         return stats_text(stats)
     if value is None:
@@ -126,6 +126,11 @@ def norm(value) -> float | None:
     return math.nan if any(x != x for x in sizes) else math.hypot(*sizes)  # hypot scales: 1e200² would overflow
 
 
+def norm_mark(size: float) -> str:
+    """`‖0.436‖`: a norm as the picture, the tables and the explanations write it."""
+    return f"‖{number(size)}‖"
+
+
 def _is_number(x) -> bool:
     return isinstance(x, (int, float, complex)) and not isinstance(x, bool)
 
@@ -186,7 +191,7 @@ def norm_text(value, stats) -> str:
     full, stats = _numbers(value, stats)
     if full or stats is None:
         return full or ""
-    return f"‖{number(stats['norm'])}‖" if "norm" in stats else stats_text(stats, count=False)
+    return norm_mark(stats["norm"]) if "norm" in stats else stats_text(stats, count=False)
 
 
 def grad_summary(node: dict, *, width: int = 28) -> str:
@@ -198,9 +203,9 @@ def grad_summary(node: dict, *, width: int = 28) -> str:
         return mark + full if full else ""
     if "norm" not in stats:
         return mark + (stats.get("kind") or "?")
-    norm = f"{mark}‖{number(stats['norm'])}‖"
-    moments = f"{norm} μ={number(stats['mean'])} σ={number(stats['std'])}" if "mean" in stats else norm
-    return moments if len(moments) <= width else norm
+    size = mark + norm_mark(stats["norm"])
+    moments = f"{size} μ={number(stats['mean'])} σ={number(stats['std'])}" if "mean" in stats else size
+    return moments if len(moments) <= width else size
 
 
 def tensor_caption(node: dict, *, width: int = CAPTION_WIDTH) -> str:
@@ -232,7 +237,7 @@ def _caption_grad(node: dict) -> str:
         return f"{mark} {full}"
     if stats is None:
         return ""
-    return f"{mark}‖{number(stats['norm'])}‖" if "norm" in stats else f"{mark} {stats.get('kind') or '?'}"
+    return mark + norm_mark(stats["norm"]) if "norm" in stats else f"{mark} {stats.get('kind') or '?'}"
 
 
 def _small_layouts(full: str, grad: str) -> list:

@@ -106,7 +106,7 @@ def gradient_text(value) -> str:
         return text.value_text(value, None)
     if isinstance(value, list):
         shown = text.value_text([float(f"{v:.6g}") for v in text.flatten(value)], None)
-        return f"{shown} ‖{text.number(text.norm(value))}‖"
+        return f"{shown} {text.norm_mark(text.norm(value))}"
     if isinstance(value, dict):
         return text.stats_text(value)
     return "—" if value is None else text.number(float(f"{value:.6g}"))

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import networkx as nx
 import numpy as np
 
-from ..text import norm, number
+from ..text import norm, norm_mark, number
 
 __all__ = ["Flow", "edge_flow", "edge_flows", "combine_flows", "edge_texts", "flow_note"]
 
@@ -54,9 +54,9 @@ def combine_flows(parts) -> Flow | None:
     arrays = _arrays(parts)
     if arrays is not None and all(a.shape == arrays[0].shape for a in arrays):
         size = norm(np.sum(arrays, axis=0).tolist())
-        return Flow(size, f"‖{number(size)}‖")
+        return Flow(size, norm_mark(size))
     size = math.fsum(norm(p) for p in parts)
-    return Flow(size, f"‖{number(size)}‖" if len(parts) == 1 else f"≈‖{number(size)}‖")
+    return Flow(size, norm_mark(size) if len(parts) == 1 else "≈" + norm_mark(size))
 
 
 def edge_texts(view: nx.DiGraph, found: list) -> list:
