@@ -16,7 +16,7 @@ import torch
 from .explanation import Explanation, Path, Term, gradient_text
 from .hook_changes import hook_changes
 from .replay import ReplayError, replay
-from .reading import ancestors, describe, differentiable, pass_asked, pass_gradient
+from .reading import ancestors, describe, differentiable, pass_asked, pass_flow, pass_gradient
 from .values import close, is_real, total
 from ..graph import first_reached, tensor_nodes
 from ..text import error_summary, norm
@@ -219,7 +219,8 @@ def _flow_factors(graph, children, p: int) -> dict | None:
 
 
 def _flow(graph, u: str, op: str, key, p: int):
-    value = (graph.edges[u, op, key].get("pass_flows") or {}).get(p)
+    """The flow along one edge in pass p, a number as a float."""
+    value = pass_flow(graph.edges[u, op, key], p)
     return float(value) if isinstance(value, (int, float)) else value
 
 

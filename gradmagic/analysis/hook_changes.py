@@ -2,7 +2,7 @@
 sent it. Explain, diagnose's neighbours and the gradient check all name them when numbers do not add up."""
 from __future__ import annotations
 
-from .reading import describe, pass_gradient, value_words
+from .reading import describe, pass_flow, pass_gradient, value_words
 from .values import same, total
 
 __all__ = ["hook_changes"]
@@ -30,7 +30,7 @@ def hook_changes(graph, p: int, nodes=None) -> list:
 
 def _arriving(graph, node: str, p: int):
     """Σ of the gradients that flowed into `node` along its edges in pass p (before any hook on it), or None."""
-    flows = [(d.get("pass_flows") or {}).get(p) for _, _, d in graph.out_edges(node, data=True)
+    flows = [pass_flow(d, p) for _, _, d in graph.out_edges(node, data=True)
              if d.get("differentiable")]
     flows = [f for f in flows if f is not None]
     if not flows:

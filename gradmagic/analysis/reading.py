@@ -6,7 +6,7 @@ import networkx as nx
 
 from .. import text
 
-__all__ = ["describe", "value_words", "pass_asked", "pass_gradient", "ops_in_order", "differentiable", "ancestors"]
+__all__ = ["describe", "value_words", "pass_asked", "pass_gradient", "pass_flow", "ops_in_order", "differentiable", "ancestors"]
 
 
 def describe(graph, node: str, *, short: bool = False) -> str:
@@ -44,6 +44,11 @@ def pass_gradient(graph, node: str, p: int | None = None):
     if p is None:
         return grads[max(grads)] if grads else None
     return grads.get(p)
+
+
+def pass_flow(edge: dict, p: int):
+    """The gradient that flowed back along a tensor->op edge (its data) in pass p: a value, stats dict or None."""
+    return (edge.get("pass_flows") or {}).get(p)
 
 
 def ops_in_order(graph) -> list:
