@@ -132,6 +132,7 @@ def norm_mark(size: float) -> str:
 
 
 def _is_number(x) -> bool:
+    """A real or complex number, not a bool."""
     return isinstance(x, (int, float, complex)) and not isinstance(x, bool)
 
 

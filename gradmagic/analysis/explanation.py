@@ -74,6 +74,7 @@ class Explanation:
         return out + [f"note: {n}" for n in self.notes]
 
     def _d(self, wrt: str) -> str:
+        """`dz/dx`: the derivative of the root with respect to `wrt`."""
         return f"d{self.root}/d{wrt}"
 
     def _chain_rule(self) -> tuple:

@@ -114,6 +114,7 @@ def check_gradients(result_or_trace, *, eps: float = 1e-6, tolerance: float = 1e
 
 
 def _check_pass(trace: Trace, graph, p: int, eps: float, tolerance: float) -> GradCheck:
+    """The check of pass p: each input three ways, then the ops whose own backward disagrees when it fails."""
     roots = trace.passes[p][1]
     base = replay(trace, roots, check=True)
     seeds = [_seed(trace, root, p) for root in roots]
@@ -226,4 +227,5 @@ def _op_name(trace: Trace, graph, op: int) -> str:
 
 
 def _root_name(graph, roots) -> str:
+    """The roots of the pass by their labels (`t5` for an unnamed one)."""
     return ", ".join(graph.nodes[f"t{r}"]["label"] or f"t{r}" for r in roots)

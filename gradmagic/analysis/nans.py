@@ -44,8 +44,10 @@ def first_nan_gradient(graph) -> list:
 
 
 def _nonfinite_value(node: dict) -> bool:
+    """Whether a tensor node's value holds NaN or inf."""
     return nonfinite(node["value"], node["stats"])
 
 
 def _value_of(node: dict) -> str:
+    """A tensor node's value in words."""
     return value_words(node["value"], node["stats"])

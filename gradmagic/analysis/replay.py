@@ -137,6 +137,7 @@ def recorded_tensor(trace: Trace, rec: int) -> torch.Tensor:
 
 
 def _bind(run: Replay, env: dict, rec: int, tensor: torch.Tensor, cut: bool) -> None:
+    """Keep a re-run value; a cut or a leaf that requires grad becomes an input the later ops see a clone of."""
     run.values[rec] = tensor
     if cut or (tensor.is_leaf and tensor.requires_grad):
         leaf = tensor if tensor.is_leaf else tensor.detach().requires_grad_()
@@ -198,6 +199,7 @@ class _TensorList(list):
 
 
 def record_name(trace: Trace, rec: int) -> str:
+    """`w (3×4)`, or `tensor t7 (scalar)` for an unnamed record."""
     names = trace.names.get(rec)
     name = trace.params.get(rec) or (names[0][0] if names else None)
     shape = "×".join(map(str, trace.shapes[rec])) or "scalar"

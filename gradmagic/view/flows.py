@@ -131,4 +131,5 @@ def _same(part, other) -> bool:
 
 
 def _is_real(part) -> bool:
+    """A real number, not a bool."""
     return isinstance(part, (int, float)) and not isinstance(part, bool)

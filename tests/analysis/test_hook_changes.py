@@ -21,3 +21,9 @@ def test_a_hook_on_an_unnamed_tensor_is_named_by_its_expression():
     assert plain_namespace(source)["x"].grad.tolist() == [36.0, 72.0]
     assert hook_changes(graph, 0) == ["ys[0] has a gradient hook (line 3) that changed its gradient: autograd's "
                                       "[12.0, 24.0] vs chain rule [6.0, 12.0]"]
+
+
+def test_a_hook_that_keeps_the_gradient_is_not_named():
+    source = ("x = torch.tensor([1.0, 2.0], requires_grad=True)\ny = x * 3\ny.register_hook(lambda g: g + 0)\n"
+              "s = (y * y).sum()\ns.backward()\n")
+    assert hook_changes(gradmagic.run(source).graph, 0) == []
