@@ -50,13 +50,13 @@ MUTANTS = [
     ("magic-backward-twice", "gradmagic/magic.py",
      "if options.backward and not session.recorder.passes:", "if options.backward:",
      ["tests/test_magic.py", "-k", "does_not_run_again"]),
-    ("nan-origin-last", "gradmagic/analysis/diagnose.py",
-     "    for op in _ops(graph):\n        inputs, outputs",
-     "    for op in reversed(_ops(graph)):\n        inputs, outputs", ["tests/analysis/test_diagnose.py", "-k", "nan_origin"]),
-    ("nan-origin-text-order", "gradmagic/analysis/diagnose.py",
+    ("nan-origin-last", "gradmagic/analysis/nans.py",
+     "    for op in ops_in_order(graph):\n        inputs, outputs",
+     "    for op in reversed(ops_in_order(graph)):\n        inputs, outputs", ["tests/analysis/test_diagnose.py", "-k", "nan_origin"]),
+    ("nan-origin-text-order", "gradmagic/analysis/reading.py",
      "key=lambda n: int(n[2:]))", "key=lambda n: n)", ["tests/analysis/test_diagnose.py", "-k", "nan_origin"]),
-    ("leaf-after-backward-flagged", "gradmagic/analysis/diagnose.py",
-     "or int(node[1:]) > last_root or", "or", ["tests/analysis/test_diagnose.py", "-k", "after_backward"]),
+    ("leaf-after-backward-flagged", "gradmagic/analysis/cuts.py",
+     "and int(node[1:]) <= last_root and", "and", ["tests/analysis/test_diagnose.py", "-k", "after_backward"]),
 ]
 
 

@@ -28,7 +28,12 @@ MODULES = {
     "graph": ["tests/test_graph.py", "tests/test_contract.py"],
     "gradcheck": ["tests/analysis/test_gradcheck.py"],
     "diagnose": ["tests/analysis/test_diagnose.py"],
+    "cuts": ["tests/analysis/test_diagnose.py"],
+    "nans": ["tests/analysis/test_diagnose.py"],
+    "hook_changes": ["tests/analysis/test_hook_changes.py"],
+    "reading": ["tests/analysis/test_diagnose.py", "tests/analysis/test_explain.py"],
     "explain": ["tests/analysis/test_explain.py"],
+    "explanation": ["tests/analysis/test_explain.py"],
     "export": ["tests/view/test_export.py"],
 }
 SKIPPED_TESTS = ("realworld", "browser", "faults", "__pycache__")
