@@ -8,10 +8,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from .view import export
-from .record.budget import as_budget
 from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
 from .options import check_run_options
+from .record.budget import as_budget
+from .view import export
+from .view.layout import RANKDIRS
 
 __all__ = ["main"]
 
@@ -108,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="check gradients against finite differences")
     parser.add_argument("--lean", action="store_true",
                         help="record only torch's autograd graph (fast; named values only, no --explain/--check)")
-    parser.add_argument("--rankdir", choices=["LR", "TB"], default=None,
+    parser.add_argument("--rankdir", choices=RANKDIRS, default=None,
                         help="inputs on top (TB) or left (LR); default: TB, or LR when only that fits 9 inches")
     parser.add_argument("--budget", metavar="SPEC",
                         help="what the capture may spend, e.g. ops=20000,memory=1GB,seconds=5 (default "

@@ -12,6 +12,7 @@ from IPython.display import display
 
 from .record.budget import Budget, as_budget
 from .record.naming import label_assignments
+from .view.layout import RANKDIRS
 from .options import backward_problem, check_run_options, explain_problem, out_problem
 from .runner import gc_frozen, recording
 from .tracebacks import user_traceback
@@ -51,7 +52,7 @@ class AutogradMagics(Magics):
     @argument("--budget", metavar="SPEC",
               help="what the capture may spend: ops recorded in detail, memory, seconds after the cell, e.g. "
                    "ops=20000,memory=1GB,seconds=5 (default ops=9000,memory=500MB,seconds=3); past it ops are counted")
-    @argument("--rankdir", choices=["LR", "TB"], default=None,
+    @argument("--rankdir", choices=RANKDIRS, default=None,
               help="graph direction: inputs on top (TB) or left (LR); default: top to bottom, or left to right "
                    "when only that fits the notebook's width")
     @cell_magic

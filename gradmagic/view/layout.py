@@ -8,10 +8,14 @@ from .crossings import crossing_count, order_layers, spread_in_order
 from ..text import shown_grad, tensor_caption
 
 __all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_in_order", "LayeredPositions",
-           "RANKDIRS"]
+           "RANKDIRS", "DEFAULT_RANKDIR", "PICTURE_RANKDIRS", "check_rankdir"]
 
 #: Directions a layered picture can run: inputs left ("LR") or inputs on top ("TB").
 RANKDIRS = ("LR", "TB")
+#: The direction of layered_layout and draw_graph when none is given: x is the layer.
+DEFAULT_RANKDIR = "LR"
+#: A picture given no direction (render_figure, %%autograd, the CLI) takes the first of these that fits.
+PICTURE_RANKDIRS = ("TB", "LR")
 
 _DUMMY_SLOT = 0.5  # a long edge passing through a layer takes half a node's room there
 _COMPONENT_GAP = 0.5  # extra room between unconnected parts of a picture
@@ -98,10 +102,17 @@ def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
     return view
 
 
-def layered_layout(view: nx.DiGraph, *, rankdir: str = "LR") -> LayeredPositions:
+def check_rankdir(rankdir, *, choosing: bool = False) -> None:
+    """ValueError unless `rankdir` is one of RANKDIRS (or None, where the picture `choosing` may choose)."""
+    if rankdir in RANKDIRS or (choosing and rankdir is None):
+        return
+    raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)"
+                     + (", or None to choose what fits" if choosing else ""))
+
+
+def layered_layout(view: nx.DiGraph, *, rankdir: str = DEFAULT_RANKDIR) -> LayeredPositions:
     """Deterministic layered positions: x = layer (inputs left), y = place across the layer ("LR"), or turned ("TB")."""
-    if rankdir not in RANKDIRS:
-        raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)")
+    check_rankdir(rankdir)
     nodes = list(view)
     index = {node: i for i, node in enumerate(nodes)}
     edges = [(index[u], index[v]) for u, v in view.edges()]

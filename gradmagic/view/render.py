@@ -21,7 +21,7 @@ from .blocks import BLOCK_KINDS
 from .edges import EDGE_COLOUR, FLOW_FONT, MARK_COLOUR, draw_edges, edge_flows, edge_texts, flow_note
 from .fonts import missing_note, use_fallback
 from ..graph import ROLES
-from .layout import RANKDIRS, drawing_view, layered_layout, view_marks
+from .layout import DEFAULT_RANKDIR, PICTURE_RANKDIRS, check_rankdir, drawing_view, layered_layout, view_marks
 from .nodes import (BLOCK_BORDER, BLOCK_COLOURS, DETAILS, FONT, MARK_BORDER, OP_COLOURS, ROLE_COLOURS, TEXT_GREY,
                     box_size, draw_nodes, node_lines)
 from .placement import LAYER_GAP, Placement, text_width, wrap
@@ -81,14 +81,13 @@ def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: st
                   flows: bool = True, marks: dict | None = None) -> Figure:
     """The picture of a captured graph: drawing_view -> layered_layout -> drawn, fitted to MAX_WIDTH unless show_all.
 
-    `rankdir` None chooses: top to bottom ("TB"), or left to right ("LR") when only that fits. show_all draws
+    `rankdir` None chooses (PICTURE_RANKDIRS): top to bottom, or left to right when only that fits. show_all draws
     everything at full size (up to 40 inches, a scrolling frame's job to show).
     """
     _check_marks(graph, marks)
-    if rankdir is not None and rankdir not in RANKDIRS:
-        raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right), 'TB' (inputs top) or None")
+    check_rankdir(rankdir, choosing=True)
     room = (_MAX_INCHES if show_all else MAX_WIDTH) - 2 * _MARGIN
-    directions = (rankdir,) if rankdir else ("TB", "LR")
+    directions = (rankdir,) if rankdir else PICTURE_RANKDIRS
     for view, note in _views(graph, show_all=show_all, depth=depth, max_nodes=max_nodes):
         content, layouts = _Content(view, flows, marks), {}
         for detail in DETAILS[:-1]:
@@ -105,7 +104,7 @@ def render_figure(graph: nx.MultiDiGraph, *, show_all: bool = False, rankdir: st
     return _figure(_arrange(content, layouts[directions[0]], directions[0], 0, room, note), directions[0], title)
 
 
-def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, rankdir: str = "LR",
+def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, rankdir: str = DEFAULT_RANKDIR,
                flows: bool = True, marks: dict | None = None) -> Figure:
     """A Figure of `view` with nodes at layered `positions` (layer units), inputs left ("LR") or top ("TB").
 
@@ -113,8 +112,7 @@ def draw_graph(view: nx.DiGraph, positions: dict, *, title: str | None = None, r
     (see gradmagic.view.edges). `marks`: {"nodes": graph nodes, "edges": (u, v, key) graph edges, "notes": {node: text}}
     drawn red on whatever stands for them in the view, a ⚠ before the node's first line and its note under it.
     """
-    if rankdir not in RANKDIRS:
-        raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)")
+    check_rankdir(rankdir)
     missing = [n for n in view if n not in positions]
     if missing:
         raise ValueError(f"positions has no entry for {len(missing)} node(s), e.g. {missing[0]!r}; "

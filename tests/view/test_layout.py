@@ -128,6 +128,16 @@ def test_bad_rankdir_is_a_value_error(seed_graph):
         layered_layout(drawing_view(seed_graph), rankdir="RL")
 
 
+def test_only_a_picture_may_leave_the_direction_to_choose(seed_graph):
+    from gradmagic.view.render import draw_graph, render_figure
+
+    view, both = drawing_view(seed_graph), r"rankdir=.*: use 'LR' \(inputs left, outputs right\) or 'TB' \(inputs top\)"
+    with pytest.raises(ValueError, match=both + "$"):
+        draw_graph(view, layered_layout(view), rankdir=None)
+    with pytest.raises(ValueError, match=both + ", or None to choose what fits$"):
+        render_figure(seed_graph, rankdir="RL")
+
+
 def test_empty_single_and_disconnected_graphs():
     assert layered_layout(nx.DiGraph()) == {}
     assert layered_layout(nx.empty_graph(["a"], nx.DiGraph)) == {"a": (0.0, 0.0)}
