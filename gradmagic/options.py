@@ -6,26 +6,22 @@ import re
 import torch
 
 from .view import export
-from .view.collapse import check_options
-from .result import Result
+from .view.collapse import check_collapse_options
+from .result import Result, full_capture_only
 from .record.torchstate import check_device, check_dtype
 
-__all__ = ["check_run_options", "out_problem", "explain_problem", "backward_problem", "FULL_CAPTURE_ONLY"]
+__all__ = ["check_run_options", "out_problem", "explain_problem", "backward_problem"]
 
-#: What only the full capture can do: it needs every op, constant and gradient flow.
-FULL_CAPTURE_ONLY = "needs the full capture (every op, constant and gradient flow); drop --lean"
 _SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"  # h₂: the second binding of h
 
 
 def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, save=(), lean=False, explain=(),
                       check=False):
     """(torch.device or None, torch.dtype or None), or a ValueError saying in one line what is wrong."""
-    if lean and explain:
-        raise ValueError(f"--explain {FULL_CAPTURE_ONLY}")
-    if lean and check:
-        raise ValueError(f"--check {FULL_CAPTURE_ONLY}")
+    if lean and (explain or check):
+        raise ValueError(full_capture_only("--explain" if explain else "--check", "drop --lean"))
     target, floating = check_device(device, option=f"--device {device}"), check_dtype(dtype)
-    check_options(depth, max_nodes)
+    check_collapse_options(depth, max_nodes)
     for path in save:
         export.check_save_path(path)
     return target, floating

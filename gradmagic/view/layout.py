@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .collapse import check_options, collapse_view
+from .collapse import check_collapse_options, collapse_view
 from .crossings import crossing_count, order_layers, spread_in_order
 from ..text import shown_grad, tensor_caption
 
@@ -39,7 +39,7 @@ def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int |
     its tensor->op graph edges in the last pass, unknown ones left out) and `grads` (the gradients of the tensors its
     op->tensor graph edges made); `graph["stand_in"]` maps each graph node not drawn itself to the node drawn for it.
     """
-    check_options(depth, max_nodes)
+    check_collapse_options(depth, max_nodes)
     view = _folded_view(graph, show_all=show_all)
     if show_all:
         view.graph["hidden_note"] = None
