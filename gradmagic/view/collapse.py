@@ -41,13 +41,11 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
 def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
     """The view less what no gradient and no name depends on: unused results of ops that carry no gradient (the
     copies `copy.deepcopy` makes of a module's parameters) and the parameters of modules never called."""
-    roots = set(view.graph.get("roots") or ())
     dead, stack = set(), [n for n in view if view.out_degree(n) == 0]
     while stack:
         node = stack.pop()
         data = view.nodes[node]
         if node in dead or data.get("kind") != "op" or data.get("module") or data.get("optimizer") is not None \
-                or roots.intersection(data.get("folded_nodes", ())) \
                 or any(s not in dead for s in view.successors(node)) \
                 or any(d.get("differentiable", True) for _, _, d in view.in_edges(node, data=True)):
             continue
@@ -149,10 +147,9 @@ def _module_calls(view: nx.DiGraph, depth: int | None) -> dict:
 
 def _absorb_internals(view: nx.DiGraph, owner: dict) -> None:
     """Add to each call the tensors it made and uses alone, and the parameters (and their set-up ops) it alone uses."""
-    kept = set(view.graph.get("roots") or ())
     for node in reversed(_topological(view)):
         data = view.nodes[node]
-        if node in owner or node in kept or data.get("role") == "output":
+        if node in owner or data.get("role") == "output":  # the roots of backward passes are outputs
             continue
         after = {owner.get(s) for s in view.successors(node) if view.nodes[s].get("kind") != STEP_KIND}
         if None in after or len(after) > 1:
