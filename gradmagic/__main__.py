@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
-from .options import check_run_options
+from .options import apply_view_options, check_run_options
 from .record.budget import as_budget
 from .view import export
 from .view.layout import RANKDIRS
@@ -128,8 +128,7 @@ def _split_at_dashes(argv: list) -> tuple:
 def _report(result, args, outputs: list, status: int) -> int:
     """Print the table (and explanations), write the files; the exit status. gradmagic's own problems come last,
     one line each on stderr, and make the status non-zero."""
-    result.show_all, result.rankdir = args.all, args.rankdir
-    result.depth, result.max_nodes = args.depth, args.max_nodes
+    apply_view_options(result, args)
     problems = []
     try:
         result.explained = [result.explain(name) for name in args.explain]

@@ -13,7 +13,7 @@ from IPython.display import display
 from .record.budget import Budget, as_budget
 from .record.naming import label_assignments
 from .view.layout import RANKDIRS
-from .options import backward_problem, check_run_options, explain_problem, out_problem
+from .options import apply_view_options, backward_problem, check_run_options, explain_problem, out_problem
 from .runner import gc_frozen, recording
 from .tracebacks import user_traceback
 
@@ -150,8 +150,7 @@ class AutogradMagics(Magics):
         the others end the cell in one UsageError."""
         result.image_format = options.format
         result.show_graph, result.show_table = not options.no_graph, not options.no_table
-        result.show_all, result.rankdir = options.all, options.rankdir
-        result.depth, result.max_nodes = options.depth, options.max_nodes
+        apply_view_options(result, options)
         self.shell.user_ns[options.out] = result
         stopped = result.error is not None and not isinstance(result.error, UsageError)  # the cell's own
         refused, unsaved = _late_problems(options, bound, self.shell.user_ns, stopped=stopped), []

@@ -7,12 +7,11 @@ import torch
 
 from .view import export
 from .view.collapse import check_collapse_options
+from .graph import label_name
 from .result import Result, full_capture_only
 from .record.torchstate import check_device, check_dtype
 
-__all__ = ["check_run_options", "out_problem", "explain_problem", "backward_problem"]
-
-_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"  # h₂: the second binding of h
+__all__ = ["check_run_options", "apply_view_options", "out_problem", "explain_problem", "backward_problem"]
 
 
 def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, save=(), lean=False, explain=(),
@@ -25,6 +24,12 @@ def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, sa
     for path in save:
         export.check_save_path(path)
     return target, floating
+
+
+def apply_view_options(result: Result, options) -> None:
+    """Set the picture's options (--all, --rankdir, --depth, --max-nodes) of either front end on `result`."""
+    result.show_all, result.rankdir = options.all, options.rankdir
+    result.depth, result.max_nodes = options.depth, options.max_nodes
 
 
 def out_problem(name: str, bound: dict, namespace: dict) -> str | None:
@@ -42,7 +47,7 @@ def out_problem(name: str, bound: dict, namespace: dict) -> str | None:
 
 def explain_problem(name: str, bound: dict, namespace: dict) -> str | None:
     """Why --explain NAME names nothing the cell assigned or left as a tensor (model.0.weight, xs[0]: their head)."""
-    head = re.split(r"[.\[]", name, maxsplit=1)[0].rstrip(_SUBSCRIPTS)  # h₂ is the 2nd binding of h
+    head = label_name(re.split(r"[.\[]", name, maxsplit=1)[0])
     value = namespace.get(head)
     if head in bound or isinstance(value, torch.Tensor) or (head != name and value is not None):
         return None
