@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from .blocks import view_edge
 from .collapse import check_collapse_options, collapse_view
 from .crossings import crossing_count, order_layers, spread_in_order
 from ..text import shown_grad, tensor_caption
@@ -90,7 +91,7 @@ def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
         a, b = stand_in.get(u, u), stand_in.get(v, v)
         if a == b or a not in view or b not in view:
             continue
-        edge = edges.setdefault((a, b), {"count": 0, "differentiable": False, "flows": [], "grads": []})
+        edge = edges.setdefault((a, b), view_edge())
         edge["count"] += 1
         edge["differentiable"] = edge["differentiable"] or _edge_differentiable(graph, u, v, data)
         if data.get("flow") is not None:

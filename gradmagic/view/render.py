@@ -22,8 +22,8 @@ from .edges import EDGE_COLOUR, FLOW_FONT, MARK_COLOUR, draw_edges, edge_flows, 
 from .fonts import missing_note, use_fallback
 from ..graph import ROLES
 from .layout import DEFAULT_RANKDIR, PICTURE_RANKDIRS, check_rankdir, drawing_view, layered_layout, view_marks
-from .nodes import (BLOCK_BORDER, BLOCK_COLOURS, DETAILS, FONT, MARK_BORDER, OP_COLOURS, ROLE_COLOURS, TEXT_GREY,
-                    box_size, draw_nodes, node_lines)
+from .nodes import (BIG_VIEW, BLOCK_BORDER, BLOCK_COLOURS, DETAILS, FONT, MARK_BORDER, OP_COLOURS, ROLE_COLOURS,
+                    TEXT_GREY, box_size, draw_nodes, node_lines)
 from .placement import LAYER_GAP, Placement, text_width, wrap
 
 __all__ = ["draw_graph", "render_figure", "ROLE_COLOURS", "OP_COLOURS", "BLOCK_COLOURS", "MAX_WIDTH", "MIN_POINTS"]
@@ -37,7 +37,6 @@ _NO_GRAD = "#a8a8a8"
 _NOTE_FONT = 8.0
 _FLOW_GAP, _MAX_FLOW_GAP = 0.6, 1.0  # inches between layers with flow labels between them
 _MAX_INCHES, _MARGIN, _MIN_WIDTH = 40.0, 0.15, 3.0
-_BIG = 300  # nodes; above this, edges are one LineCollection without arrowheads and unlabelled
 _MARK_KEYS = ("nodes", "edges", "notes")
 _NOTE_LINE = 0.17  # inches per line of the note under the picture
 _BACKING = {"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.92}  # light under any theme
@@ -64,7 +63,7 @@ class _Content:
         self.marked, self.marked_edges, self.notes = view_marks(view, marks)
         passes = flows and view.graph.get("passes")
         self.found = edge_flows(view) if passes else [None] * view.number_of_edges()
-        self.texts = edge_texts(view, self.found) if len(view) <= _BIG else [None] * len(self.found)
+        self.texts = edge_texts(view, self.found) if len(view) <= BIG_VIEW else [None] * len(self.found)
         self.flow_labels = [t for t, f in zip(self.texts, self.found) if t and f and f.text]
         self._lines = {}
 
@@ -200,7 +199,7 @@ def _figure(drawing: _Drawing, rankdir: str, title: str | None) -> Figure:
                 fontsize=FONT["tensor"], color=TEXT_GREY, bbox=_BACKING)
     boxes = {node: place.box(node) for node in view}
     draw_edges(ax, view, place, boxes, scale, found=content.found, texts=content.texts if drawing.detail else None,
-               plain=len(view) > _BIG, marked=content.marked_edges, measure=text_width)
+               plain=len(view) > BIG_VIEW, marked=content.marked_edges, measure=text_width)
     draw_nodes(ax, view, place, drawing.lines, scale, content.marked)
     _draw_legend(figure, items, title)
     _draw_notes(figure, notes)
