@@ -6,7 +6,7 @@ from functools import lru_cache
 import numpy as np
 
 from .fonts import advance
-from .layout import spread_in_order
+from .crossings import spread_in_order
 
 __all__ = ["Placement", "text_width", "wrap", "LAYER_GAP", "CROSS_GAP"]
 

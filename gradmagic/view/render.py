@@ -21,7 +21,8 @@ from .blocks import BLOCK_KINDS
 from .edges import EDGE_COLOUR, FLOW_FONT, MARK_COLOUR, draw_edges, edge_flows, edge_texts, flow_note
 from .fonts import missing_note, use_fallback
 from ..graph import ROLES
-from .layout import DEFAULT_RANKDIR, PICTURE_RANKDIRS, check_rankdir, drawing_view, layered_layout, view_marks
+from .folding import drawing_view, view_marks
+from .layout import DEFAULT_RANKDIR, PICTURE_RANKDIRS, check_rankdir, layered_layout
 from .nodes import (BIG_VIEW, BLOCK_BORDER, BLOCK_COLOURS, DETAILS, FONT, MARK_BORDER, OP_COLOURS, ROLE_COLOURS,
                     TEXT_GREY, box_size, draw_nodes, node_lines)
 from .placement import LAYER_GAP, Placement, text_width, wrap
