@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
-from .options import apply_view_options, check_run_options
+from .options import apply_view_options, check_parsed_options
 from .record.budget import as_budget
 from .view import export
 from .view.layout import RANKDIRS
@@ -43,9 +43,7 @@ def main(argv: list | None = None) -> int:
     outputs = [Path(p).absolute() for p in args.output]  # as typed from here: the script may chdir
     try:
         _make_folders(args.output, outputs)
-        device, dtype = check_run_options(device=args.device, dtype=args.dtype, depth=args.depth,
-                                          max_nodes=args.max_nodes, save=outputs, lean=args.lean,
-                                          explain=args.explain, check=args.check)
+        device, dtype = check_parsed_options(args, save=outputs)
         budget = as_budget(args.budget)
     except ValueError as error:
         parser.error(str(error))

@@ -13,7 +13,7 @@ from IPython.display import display
 from .record.budget import Budget, as_budget
 from .record.naming import label_assignments
 from .view.layout import RANKDIRS
-from .options import apply_view_options, backward_problem, check_run_options, explain_problem, out_problem
+from .options import apply_view_options, backward_problem, check_parsed_options, explain_problem, out_problem
 from .runner import gc_frozen, recording
 from .tracebacks import user_traceback
 
@@ -244,9 +244,7 @@ def _checked(options):
     if not options.out.isidentifier():
         raise UsageError(f"--out {options.out}: not a Python name")
     try:
-        device, dtype = check_run_options(device=options.device, dtype=options.dtype, depth=options.depth,
-                                          max_nodes=options.max_nodes, save=options.save, lean=options.lean,
-                                          explain=options.explain, check=options.check)
+        device, dtype = check_parsed_options(options, save=options.save)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if options.backward and not options.backward.isidentifier():

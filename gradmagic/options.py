@@ -11,7 +11,7 @@ from .graph import label_name
 from .result import Result, full_capture_only
 from .record.torchstate import check_device, check_dtype
 
-__all__ = ["check_run_options", "apply_view_options", "out_problem", "explain_problem", "backward_problem"]
+__all__ = ["check_run_options", "check_parsed_options", "apply_view_options", "out_problem", "explain_problem", "backward_problem"]
 
 
 def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, save=(), lean=False, explain=(),
@@ -24,6 +24,13 @@ def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, sa
     for path in save:
         export.check_save_path(path)
     return target, floating
+
+
+def check_parsed_options(options, *, save) -> tuple:
+    """check_run_options for either front end's parsed options (they share the names) and the files to `save`."""
+    return check_run_options(device=options.device, dtype=options.dtype, depth=options.depth,
+                             max_nodes=options.max_nodes, save=save, lean=options.lean, explain=options.explain,
+                             check=options.check)
 
 
 def apply_view_options(result: Result, options) -> None:
