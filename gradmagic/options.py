@@ -11,7 +11,8 @@ from .graph import label_name
 from .result import Result, full_capture_only
 from .record.torchstate import check_device, check_dtype
 
-__all__ = ["check_run_options", "check_parsed_options", "apply_view_options", "out_problem", "explain_problem", "backward_problem"]
+__all__ = ["check_run_options", "check_parsed_options", "apply_view_options", "out_problem", "explain_problem",
+           "backward_problem"]
 
 
 def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, save=(), lean=False, explain=(),
