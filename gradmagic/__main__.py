@@ -8,10 +8,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from .view import export
-from .record.budget import as_budget
 from .cli_run import INTERRUPTED, Ending, as_main, compiled_script, run_script
-from .options import check_run_options
+from .options import apply_view_options, check_parsed_options
+from .record.budget import as_budget
+from .view import export
+from .view.layout import RANKDIRS
 
 __all__ = ["main"]
 
@@ -42,9 +43,7 @@ def main(argv: list | None = None) -> int:
     outputs = [Path(p).absolute() for p in args.output]  # as typed from here: the script may chdir
     try:
         _make_folders(args.output, outputs)
-        device, dtype = check_run_options(device=args.device, dtype=args.dtype, depth=args.depth,
-                                          max_nodes=args.max_nodes, save=outputs, lean=args.lean,
-                                          explain=args.explain, check=args.check)
+        device, dtype = check_parsed_options(args, save=outputs)
         budget = as_budget(args.budget)
     except ValueError as error:
         parser.error(str(error))
@@ -108,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="check gradients against finite differences")
     parser.add_argument("--lean", action="store_true",
                         help="record only torch's autograd graph (fast; named values only, no --explain/--check)")
-    parser.add_argument("--rankdir", choices=["LR", "TB"], default=None,
+    parser.add_argument("--rankdir", choices=RANKDIRS, default=None,
                         help="inputs on top (TB) or left (LR); default: TB, or LR when only that fits 9 inches")
     parser.add_argument("--budget", metavar="SPEC",
                         help="what the capture may spend, e.g. ops=20000,memory=1GB,seconds=5 (default "
@@ -127,8 +126,7 @@ def _split_at_dashes(argv: list) -> tuple:
 def _report(result, args, outputs: list, status: int) -> int:
     """Print the table (and explanations), write the files; the exit status. gradmagic's own problems come last,
     one line each on stderr, and make the status non-zero."""
-    result.show_all, result.rankdir = args.all, args.rankdir
-    result.depth, result.max_nodes = args.depth, args.max_nodes
+    apply_view_options(result, args)
     problems = []
     try:
         result.explained = [result.explain(name) for name in args.explain]

@@ -7,12 +7,13 @@ import networkx as nx
 
 from .record.trace import Trace
 
-__all__ = ["build_graph", "named_graph", "first_reached", "tensor_nodes", "op_label", "ROLES"]
+__all__ = ["build_graph", "named_graph", "first_reached", "tensor_nodes", "op_label", "label_name", "ROLES"]
 
 #: Tensor roles, in the order a legend lists them.
 ROLES = ("leaf", "named", "intermediate", "output", "constant")
 
-_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_SUBSCRIPT_DIGITS = "₀₁₂₃₄₅₆₇₈₉"
+_SUBSCRIPTS = str.maketrans("0123456789", _SUBSCRIPT_DIGITS)
 
 # Operator methods reach the recorder under these names.
 _OP_NAMES = {
@@ -110,6 +111,11 @@ def op_label(op: str, consts: list) -> str:
         return op
     args = ", ".join(text if slot.isdigit() else f"{slot}={text}" for slot, text in consts)
     return f"{op}({args})"
+
+
+def label_name(label: str) -> str:
+    """The name a label numbers: `h₂` (the second tensor bound to h) -> `h`."""
+    return label.rstrip(_SUBSCRIPT_DIGITS)
 
 
 def _tensor_attrs(trace: Trace, rec: int, labels: dict, outputs: set) -> dict:

@@ -12,7 +12,8 @@ from IPython.display import display
 
 from .record.budget import Budget, as_budget
 from .record.naming import label_assignments
-from .options import backward_problem, check_run_options, explain_problem, out_problem
+from .view.layout import RANKDIRS
+from .options import apply_view_options, backward_problem, check_parsed_options, explain_problem, out_problem
 from .runner import gc_frozen, recording
 from .tracebacks import user_traceback
 
@@ -51,7 +52,7 @@ class AutogradMagics(Magics):
     @argument("--budget", metavar="SPEC",
               help="what the capture may spend: ops recorded in detail, memory, seconds after the cell, e.g. "
                    "ops=20000,memory=1GB,seconds=5 (default ops=9000,memory=500MB,seconds=3); past it ops are counted")
-    @argument("--rankdir", choices=["LR", "TB"], default=None,
+    @argument("--rankdir", choices=RANKDIRS, default=None,
               help="graph direction: inputs on top (TB) or left (LR); default: top to bottom, or left to right "
                    "when only that fits the notebook's width")
     @cell_magic
@@ -149,8 +150,7 @@ class AutogradMagics(Magics):
         the others end the cell in one UsageError."""
         result.image_format = options.format
         result.show_graph, result.show_table = not options.no_graph, not options.no_table
-        result.show_all, result.rankdir = options.all, options.rankdir
-        result.depth, result.max_nodes = options.depth, options.max_nodes
+        apply_view_options(result, options)
         self.shell.user_ns[options.out] = result
         stopped = result.error is not None and not isinstance(result.error, UsageError)  # the cell's own
         refused, unsaved = _late_problems(options, bound, self.shell.user_ns, stopped=stopped), []
@@ -244,9 +244,7 @@ def _checked(options):
     if not options.out.isidentifier():
         raise UsageError(f"--out {options.out}: not a Python name")
     try:
-        device, dtype = check_run_options(device=options.device, dtype=options.dtype, depth=options.depth,
-                                          max_nodes=options.max_nodes, save=options.save, lean=options.lean,
-                                          explain=options.explain, check=options.check)
+        device, dtype = check_parsed_options(options, save=options.save)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if options.backward and not options.backward.isidentifier():

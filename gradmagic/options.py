@@ -6,29 +6,38 @@ import re
 import torch
 
 from .view import export
-from .view.collapse import check_options
-from .result import Result
+from .view.collapse import check_collapse_options
+from .graph import label_name
+from .result import Result, full_capture_only
 from .record.torchstate import check_device, check_dtype
 
-__all__ = ["check_run_options", "out_problem", "explain_problem", "backward_problem", "FULL_CAPTURE_ONLY"]
-
-#: What only the full capture can do: it needs every op, constant and gradient flow.
-FULL_CAPTURE_ONLY = "needs the full capture (every op, constant and gradient flow); drop --lean"
-_SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"  # h₂: the second binding of h
+__all__ = ["check_run_options", "check_parsed_options", "apply_view_options", "out_problem", "explain_problem",
+           "backward_problem"]
 
 
 def check_run_options(*, device=None, dtype=None, depth=None, max_nodes=None, save=(), lean=False, explain=(),
                       check=False):
     """(torch.device or None, torch.dtype or None), or a ValueError saying in one line what is wrong."""
-    if lean and explain:
-        raise ValueError(f"--explain {FULL_CAPTURE_ONLY}")
-    if lean and check:
-        raise ValueError(f"--check {FULL_CAPTURE_ONLY}")
+    if lean and (explain or check):
+        raise ValueError(full_capture_only("--explain" if explain else "--check", "drop --lean"))
     target, floating = check_device(device, option=f"--device {device}"), check_dtype(dtype)
-    check_options(depth, max_nodes)
+    check_collapse_options(depth, max_nodes)
     for path in save:
         export.check_save_path(path)
     return target, floating
+
+
+def check_parsed_options(options, *, save) -> tuple:
+    """check_run_options for either front end's parsed options (they share the names) and the files to `save`."""
+    return check_run_options(device=options.device, dtype=options.dtype, depth=options.depth,
+                             max_nodes=options.max_nodes, save=save, lean=options.lean, explain=options.explain,
+                             check=options.check)
+
+
+def apply_view_options(result: Result, options) -> None:
+    """Set the picture's options (--all, --rankdir, --depth, --max-nodes) of either front end on `result`."""
+    result.show_all, result.rankdir = options.all, options.rankdir
+    result.depth, result.max_nodes = options.depth, options.max_nodes
 
 
 def out_problem(name: str, bound: dict, namespace: dict) -> str | None:
@@ -46,7 +55,7 @@ def out_problem(name: str, bound: dict, namespace: dict) -> str | None:
 
 def explain_problem(name: str, bound: dict, namespace: dict) -> str | None:
     """Why --explain NAME names nothing the cell assigned or left as a tensor (model.0.weight, xs[0]: their head)."""
-    head = re.split(r"[.\[]", name, maxsplit=1)[0].rstrip(_SUBSCRIPTS)  # h₂ is the 2nd binding of h
+    head = label_name(re.split(r"[.\[]", name, maxsplit=1)[0])
     value = namespace.get(head)
     if head in bound or isinstance(value, torch.Tensor) or (head != name and value is not None):
         return None

@@ -17,9 +17,7 @@ from .view import export, report
 from .graph import build_graph, named_graph, tensor_nodes
 from .record.trace import Trace
 
-__all__ = ["Result"]
-
-IMAGE_FORMATS = ("png", "svg")
+__all__ = ["Result", "full_capture_only"]
 
 #: Pictures wider than this (CSS px) are shown at 1:1 in a scrolling frame instead of shrinking to the page.
 SCROLL_ABOVE_PX = 900
@@ -32,8 +30,8 @@ WARNING_STYLE = "background:#fff3cd;color:#4d3800;border-left:4px solid #d39e00;
 class Result:
     """What one captured run did to tensors: `.graph` (networkx), `.figure`, `.table`, `.save(path)`."""
 
-    def __init__(self, trace, *, error: BaseException | None = None):
-        self._trace = trace
+    def __init__(self, trace: Trace, *, error: BaseException | None = None):
+        self.trace = trace  # what the run did to tensors, as plain Python columns
         self.error = error
         self.image_format = "png"
         self.show_graph = True
@@ -51,11 +49,6 @@ class Result:
     def __del__(self):
         if getattr(self, "_graph", None) is not None:
             _drop_cached_views(self._graph)
-
-    @property
-    def trace(self) -> Trace:
-        """What the run did to tensors, as plain Python columns."""
-        return self._trace
 
     @property
     def graph(self) -> nx.MultiDiGraph:
@@ -108,8 +101,7 @@ class Result:
 
     def _needs_full_capture(self, what: str) -> None:
         if self.trace.lean:
-            raise ValueError(f"{what} needs the full capture (every op, constant and gradient flow); "
-                             f"this result is from a lean one: run it again without lean")
+            raise ValueError(full_capture_only(what, "this result is from a lean one: run it again without lean"))
 
     @property
     def table(self) -> str:
@@ -211,6 +203,11 @@ class Result:
         return element
 
 
+def full_capture_only(what: str, remedy: str) -> str:
+    """Why `what` cannot be had from a lean capture, and `remedy`: one message for every front end."""
+    return f"{what} needs the full capture (every op, constant and gradient flow); {remedy}"
+
+
 def _picture_bytes(figure, suffix: str, **options) -> bytes:
     """export.figure_bytes, leaving no pixels behind (a later draw makes them again)."""
     try:
@@ -239,8 +236,9 @@ def _return_freed_memory() -> None:
         trim(0)
 
 
-@functools.cache
+@functools.cache  # no arguments: one entry
 def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none."""
     try:
         return getattr(ctypes.CDLL(None), "malloc_trim", None)
     except OSError:  # no C library to load symbols from
@@ -251,10 +249,15 @@ def _drop_cached_views(graph: nx.Graph) -> None:
     """Let reference counting free a graph no longer used: networkx caches its views (`.nodes`, `.edges`, ...) on
     the graph and each view holds the graph, a cycle that only a full collection frees (~9 MB for the 5,000 ops of
     a 300-step RNN; one per re-run until then). A view dropped here is made again on its next use."""
-    cached = {name for cls in type(graph).__mro__ for name, attr in vars(cls).items()
-              if isinstance(attr, functools.cached_property)}
-    for name in cached & vars(graph).keys():
+    for name in _cached_views(type(graph)) & vars(graph).keys():
         del vars(graph)[name]
+
+
+@functools.cache  # one entry per graph class (results hold MultiDiGraphs only)
+def _cached_views(graph_class: type) -> frozenset:
+    """The names of the views networkx caches on graphs of `graph_class` (its cached properties)."""
+    return frozenset(name for cls in graph_class.__mro__ for name, attr in vars(cls).items()
+                     if isinstance(attr, functools.cached_property))
 
 
 def _inline_svg(svg: str, attributes: str) -> str:

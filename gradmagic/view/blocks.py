@@ -7,8 +7,8 @@ import networkx as nx
 
 from ..text import flatten, number, shape_text, shown_grad
 
-__all__ = ["BLOCK_KINDS", "OP_LIKE", "contract", "op_count", "lines_text", "module_caption", "shapes_line",
-           "record_number"]
+__all__ = ["BLOCK_KINDS", "OP_LIKE", "contract", "view_edge", "op_count", "lines_text", "runs", "module_caption",
+           "shapes_line", "record_number"]
 
 #: Node kinds that stand for many ops: a module call ("cluster"), folded loop iterations ("loop") and an
 #: optimizer step ("optimizer", steps.py).
@@ -39,13 +39,18 @@ def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
         a = ids[owner[u]] if u in owner else u
         b = ids[owner[v]] if v in owner else v
         if a != b:
-            edge = edges.setdefault((a, b), {"count": 0, "differentiable": False, "flows": [], "grads": []})
+            edge = edges.setdefault((a, b), view_edge())
             edge["count"] += data.get("count", 1)
             edge["differentiable"] = edge["differentiable"] or data.get("differentiable", True)
             edge["flows"] += data.get("flows", ())
             edge["grads"] += data.get("grads", ())
     out.add_edges_from((a, b, data) for (a, b), data in edges.items())
     return out
+
+
+def view_edge(count: int = 0, **extra) -> dict:
+    """The attributes of a drawing view's edge (see drawing_view), standing for `count` graph edges, no gradient."""
+    return {"count": count, "differentiable": False, "flows": [], "grads": [], **extra}
 
 
 def op_count(data: dict) -> int:
@@ -61,6 +66,17 @@ def record_number(node) -> int:
 def lines_text(first: int, last: int) -> str:
     """` (line 8)` or ` (lines 3–4)`."""
     return f" (line {first})" if first == last else f" (lines {first}–{last})"
+
+
+def runs(items) -> list:
+    """Consecutive equal items counted: `matmul, matmul, add` -> [["matmul", 2], ["add", 1]]."""
+    counted = []
+    for item in items:
+        if counted and counted[-1][0] == item:
+            counted[-1][1] += 1
+        else:
+            counted.append([item, 1])
+    return counted
 
 
 # ---- what a module box says ------------------------------------------------------------------------------
@@ -84,14 +100,9 @@ def module_caption(call: dict | None, params: list, prefix: str, ops: Counter) -
 
 def shapes_line(call: dict) -> str:
     """`[16×4] → [16×8]`: a module call's input and output shapes."""
-    def shapes(items):
-        runs = []  # q, k, v of the same shape: `[4×6×16] ×3`
-        for shape in items:
-            if runs and runs[-1][0] == list(shape):
-                runs[-1][1] += 1
-            else:
-                runs.append([list(shape), 1])
-        return ", ".join((f"[{shape_text(s)}]" if s else "scalar") + (f" ×{k}" if k > 1 else "") for s, k in runs)
+    def shapes(items):  # q, k, v of the same shape: `[4×6×16] ×3`
+        return ", ".join((f"[{shape_text(s)}]" if s else "scalar") + (f" ×{k}" if k > 1 else "")
+                         for s, k in runs(list(shape) for shape in items))
     return f"{shapes(call.get('inputs', ()))} → {shapes(call.get('outputs', ()))}" if call.get("outputs") else ""
 
 

@@ -13,7 +13,7 @@ from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption, 
 from .loops import fold_loops, fold_training_loops
 from .steps import STEP_KIND, fold_optimizer_calls, link_backward
 
-__all__ = ["collapse_view", "check_options", "group_modules", "DEFAULT_MAX_NODES"]
+__all__ = ["collapse_view", "check_collapse_options", "group_modules", "DEFAULT_MAX_NODES"]
 
 #: Automatic mode collapses a drawing until it has at most this many nodes.
 DEFAULT_MAX_NODES = 100
@@ -24,8 +24,7 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
                   total: int | None = None) -> nx.DiGraph:
     """Optimizer steps as one node each, one box per module call (leaf modules, or `depth`), training loops folded
     (unless a `max_nodes` the unfolded view fits was given); shallower modules and any loop folded while over
-    `max_nodes`. Says what it hid, and when the limit was missed."""
-    check_options(depth, max_nodes)
+    `max_nodes` (both checked by drawing_view). Says what it hid, and when the limit was missed."""
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
     stepped = fold_optimizer_calls(_without_unused_copies(view))
     levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
@@ -42,13 +41,11 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
 def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
     """The view less what no gradient and no name depends on: unused results of ops that carry no gradient (the
     copies `copy.deepcopy` makes of a module's parameters) and the parameters of modules never called."""
-    roots = set(view.graph.get("roots") or ())
     dead, stack = set(), [n for n in view if view.out_degree(n) == 0]
     while stack:
         node = stack.pop()
         data = view.nodes[node]
         if node in dead or data.get("kind") != "op" or data.get("module") or data.get("optimizer") is not None \
-                or roots.intersection(data.get("folded_nodes", ())) \
                 or any(s not in dead for s in view.successors(node)) \
                 or any(d.get("differentiable", True) for _, _, d in view.in_edges(node, data=True)):
             continue
@@ -92,8 +89,10 @@ def group_modules(view: nx.DiGraph, depth: int | None) -> nx.DiGraph:
     return grouped
 
 
-def check_options(depth, max_nodes) -> None:
-    """ValueError unless depth is None or a whole number >= 0 and max_nodes None or >= 1."""
+def check_collapse_options(depth, max_nodes) -> None:
+    """ValueError unless depth is None or a whole number >= 0 and max_nodes None or >= 1.
+
+    Checked where they enter: drawing_view (the view stage) and the front ends' options (before the code runs)."""
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise ValueError(f"depth={depth!r}: use 0 (one box per top-level module), a larger whole number "
                          "to open more levels, or None to choose automatically")
@@ -148,10 +147,9 @@ def _module_calls(view: nx.DiGraph, depth: int | None) -> dict:
 
 def _absorb_internals(view: nx.DiGraph, owner: dict) -> None:
     """Add to each call the tensors it made and uses alone, and the parameters (and their set-up ops) it alone uses."""
-    kept = set(view.graph.get("roots") or ())
     for node in reversed(_topological(view)):
         data = view.nodes[node]
-        if node in owner or node in kept or data.get("role") == "output":
+        if node in owner or data.get("role") == "output":  # the roots of backward passes are outputs
             continue
         after = {owner.get(s) for s in view.successors(node) if view.nodes[s].get("kind") != STEP_KIND}
         if None in after or len(after) > 1:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import networkx as nx
 
+from .layout import DEFAULT_RANKDIR
+
 __all__ = ["GRAPH_SUFFIXES", "IMAGE_SUFFIXES", "SUFFIXES", "PNG_DPI", "CSS_PX_PER_INCH", "graph_bytes", "figure_bytes",
            "check_save_path", "plain_graph", "png_dpi", "display_size", "smallest_text_pt"]
 
@@ -161,7 +163,7 @@ def _dot_text(graph: nx.MultiDiGraph) -> str:
     def quote(text) -> str:
         return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
-    lines = ["digraph autograd {", "  rankdir=LR;"]
+    lines = ["digraph autograd {", f"  rankdir={DEFAULT_RANKDIR};"]
     for node, data in graph.nodes(data=True):
         if data["kind"] == "op":
             lines.append(f"  {quote(node)} [shape=ellipse, label={quote(data['label'])}];")

@@ -29,9 +29,10 @@ _FALLBACKS = (
     "Apple SD Gothic Neo", "Microsoft YaHei", "SimHei", "Yu Gothic", "Malgun Gothic", "Arial Unicode MS",
     "Noto Sans", "Noto Sans Math", "Segoe UI", "Segoe UI Symbol", "DejaVu Sans", "STIXGeneral", "FreeSans",
 )
+_CHARS = 4096  # characters whose glyph facts stay cached: more than pictures use, far fewer than Unicode has
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # no arguments: one entry (as for _paths and _charmaps)
 def families() -> tuple:
     """The default font's family, then every installed family of _FALLBACKS, in the order matplotlib tries them."""
     default = get_font(findfont(FontProperties())).family_name
@@ -51,7 +52,7 @@ def _charmaps() -> tuple:
     return tuple(frozenset(get_font(path).get_charmap()) for path in _paths())
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=_CHARS)
 def drawable(char: str) -> bool:
     """Whether some installed font of the fallback list has a glyph for `char`."""
     return any(ord(char) in charmap for charmap in _charmaps())
@@ -66,7 +67,7 @@ def _escape(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=_CHARS)
 def advance(char: str) -> float:
     """Unhinted advance width of one character as drawn (its escape when no font has it), in points per point."""
     if not drawable(char):

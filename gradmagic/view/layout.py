@@ -1,17 +1,18 @@
-"""Layout stage: the graph to draw (anonymous tensors folded into their ops, big graphs collapsed) and its positions."""
+"""Layout stage: deterministic layered positions of a drawing view (Sugiyama style), in either direction."""
 from __future__ import annotations
 
 import networkx as nx
 
-from .collapse import check_options, collapse_view
-from .crossings import crossing_count, order_layers, spread_in_order
-from ..text import shown_grad, tensor_caption
+from .crossings import crossing_count, order_layers
 
-__all__ = ["drawing_view", "view_node", "view_marks", "layered_layout", "spread_in_order", "LayeredPositions",
-           "RANKDIRS"]
+__all__ = ["layered_layout", "LayeredPositions", "RANKDIRS", "DEFAULT_RANKDIR", "PICTURE_RANKDIRS", "check_rankdir"]
 
 #: Directions a layered picture can run: inputs left ("LR") or inputs on top ("TB").
 RANKDIRS = ("LR", "TB")
+#: The direction of layered_layout and draw_graph when none is given: x is the layer.
+DEFAULT_RANKDIR = "LR"
+#: A picture given no direction (render_figure, %%autograd, the CLI) takes the first of these that fits.
+PICTURE_RANKDIRS = ("TB", "LR")
 
 _DUMMY_SLOT = 0.5  # a long edge passing through a layer takes half a node's room there
 _COMPONENT_GAP = 0.5  # extra room between unconnected parts of a picture
@@ -27,81 +28,17 @@ class LayeredPositions(dict):
         self.routes = routes or {}
 
 
-def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int | None = None,
-                 max_nodes: int | None = None) -> nx.DiGraph:
-    """The DiGraph to draw: anonymous tensors folded, then modules and loops collapsed (show_all: everything).
-
-    Each edge keeps `count` (graph edges it stands for), `differentiable`, `flows` (the gradients that arrived along
-    its tensor->op graph edges in the last pass, unknown ones left out) and `grads` (the gradients of the tensors its
-    op->tensor graph edges made); `graph["stand_in"]` maps each graph node not drawn itself to the node drawn for it.
-    """
-    check_options(depth, max_nodes)
-    view = _folded_view(graph, show_all=show_all)
-    if show_all:
-        view.graph["hidden_note"] = None
-    else:
-        view = collapse_view(view, depth=depth, max_nodes=max_nodes, total=len(graph))
-    _caption_folds(view, graph)  # only for the ops still drawn: captions cost more than folding
-    return view
+def check_rankdir(rankdir, *, choosing: bool = False) -> None:
+    """ValueError unless `rankdir` is one of RANKDIRS (or None, where the picture `choosing` may choose)."""
+    if rankdir in RANKDIRS or (choosing and rankdir is None):
+        return
+    raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)"
+                     + (", or None to choose what fits" if choosing else ""))
 
 
-def view_node(view: nx.DiGraph, node):
-    """The node of a drawing view that stands for graph node `node` (itself, its op, its box), or None if none does."""
-    return node if node in view else view.graph.get("stand_in", {}).get(node)
-
-
-def view_marks(view: nx.DiGraph, marks: dict | None) -> tuple:
-    """(view nodes, view edges, view node -> note) standing for `marks` {"nodes", "edges", "notes"} of the graph."""
-    marks = marks or {}
-    nodes = {view_node(view, node) for node in [*marks.get("nodes", ()), *marks.get("notes", {})]}
-    edges, notes = set(), {}
-    for u, v, *_ in marks.get("edges", ()):
-        a, b = view_node(view, u), view_node(view, v)
-        if a is not None and a == b:  # an edge hidden inside a fold or a box marks the node drawn for both ends
-            nodes.add(a)
-        elif view.has_edge(a, b):
-            edges.add((a, b))
-    for node, text in marks.get("notes", {}).items():
-        at = view_node(view, node)
-        if at is not None and text:
-            notes[at] = f"{notes[at]}; {text}" if at in notes else str(text)
-    nodes.discard(None)
-    return nodes, edges, notes
-
-
-def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
-    """Anonymous tensors folded into their ops, creation ops dropped (unless show_all)."""
-    unused = set() if show_all else _unused_creations(graph)
-    stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph).items() if t not in unused}
-    dropped = set() if show_all else _dropped_creation_ops(graph, stand_in) | unused
-    view = nx.DiGraph(**{**graph.graph, "show_all": show_all})
-    view.add_nodes_from((n, dict(d)) for n, d in graph.nodes(data=True) if n not in stand_in and n not in dropped)
-    for tensor, op in stand_in.items():
-        view.nodes[op].setdefault("folded_nodes", []).append(tensor)
-    made = {op: next((t for t in graph.successors(op) if t in view), None)
-            for op in graph if op in dropped and op not in unused}  # graph order: sets of str are hash-ordered
-    view.graph["stand_in"] = {**stand_in, **{op: t for op, t in made.items() if t is not None}}
-    edges = {}
-    for u, v, data in graph.edges(data=True):
-        a, b = stand_in.get(u, u), stand_in.get(v, v)
-        if a == b or a not in view or b not in view:
-            continue
-        edge = edges.setdefault((a, b), {"count": 0, "differentiable": False, "flows": [], "grads": []})
-        edge["count"] += 1
-        edge["differentiable"] = edge["differentiable"] or _edge_differentiable(graph, u, v, data)
-        if data.get("flow") is not None:
-            edge["flows"].append(data["flow"])
-        elif graph.nodes[u].get("kind") == "op" and not graph.nodes[v].get("is_leaf") \
-                and _gradient(graph.nodes[v]) is not None:  # a leaf keeps its gradient: none goes back to its op
-            edge["grads"].append(_gradient(graph.nodes[v]))
-    view.add_edges_from((u, v, data) for (u, v), data in edges.items())
-    return view
-
-
-def layered_layout(view: nx.DiGraph, *, rankdir: str = "LR") -> LayeredPositions:
+def layered_layout(view: nx.DiGraph, *, rankdir: str = DEFAULT_RANKDIR) -> LayeredPositions:
     """Deterministic layered positions: x = layer (inputs left), y = place across the layer ("LR"), or turned ("TB")."""
-    if rankdir not in RANKDIRS:
-        raise ValueError(f"rankdir={rankdir!r}: use 'LR' (inputs left, outputs right) or 'TB' (inputs top)")
+    check_rankdir(rankdir)
     nodes = list(view)
     index = {node: i for i, node in enumerate(nodes)}
     edges = [(index[u], index[v]) for u, v in view.edges()]
@@ -116,60 +53,6 @@ def layered_layout(view: nx.DiGraph, *, rankdir: str = "LR") -> LayeredPositions
     for (i, j), chain in chains.items():
         positions.routes[nodes[i], nodes[j]] = [turn(rank[i] + k + 1, place[d]) for k, d in enumerate(chain)]
     return positions
-
-
-def _folded_tensors(graph: nx.MultiDiGraph) -> dict:
-    """Anonymous tensor (not a leaf, not an output) -> the op that made it, which will stand for it."""
-    folded = {}
-    for node, data in graph.nodes(data=True):
-        if data["kind"] != "tensor" or data.get("name") is not None or data.get("role") in ("leaf", "output"):
-            continue
-        producers = [p for p in graph.predecessors(node) if graph.nodes[p]["kind"] == "op"]
-        if producers:
-            folded[node] = producers[0]
-    return folded
-
-
-def _dropped_creation_ops(graph: nx.MultiDiGraph, stand_in: dict) -> set:
-    """Ops with no tensor inputs whose every output is drawn on its own (`torch.tensor(5.0)` before `a`)."""
-    return {node for node, data in graph.nodes(data=True)
-            if data["kind"] == "op" and graph.in_degree(node) == 0
-            and not any(out in stand_in for out in graph.successors(node))}
-
-
-def _unused_creations(graph: nx.MultiDiGraph) -> set:
-    """Anonymous tensors made from nothing and never used (`torch.empty` inside `nn.Linear()`), with their ops."""
-    unused = set()
-    for node, data in graph.nodes(data=True):
-        if data["kind"] == "op" and graph.in_degree(node) == 0:
-            outputs = list(graph.successors(node))
-            if outputs and all(graph.nodes[t]["name"] is None and graph.out_degree(t) == 0
-                               and graph.nodes[t]["role"] != "output" for t in outputs):
-                unused.update([node, *outputs])
-    return unused
-
-
-def _caption_folds(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
-    """Keep each folded tensor's caption and role on the op that now stands for it."""
-    for _, op in view.nodes(data=True):
-        if op.get("folded_nodes"):
-            tensors = [graph.nodes[t] for t in op["folded_nodes"]]
-            op["folded"] = "\n".join(tensor_caption(t) for t in tensors)
-            op["folded_role"] = tensors[0].get("role")
-
-
-def _gradient(tensor: dict):
-    """A tensor's gradient as shown: the exact value, the stats of a large one (with its "norm"), or None."""
-    value, stats = shown_grad(tensor)
-    return value if value is not None else stats
-
-
-def _edge_differentiable(graph: nx.MultiDiGraph, u, v, data: dict) -> bool:
-    """Tensor->op edges say so themselves; op->tensor edges carry gradient when the output can take one."""
-    if "differentiable" in data:
-        return bool(data["differentiable"])
-    op, out = graph.nodes[u], graph.nodes[v]
-    return bool(op.get("grad_enabled", True) and op.get("op_kind") != "exit" and out.get("requires_grad", True))
 
 
 def _topological_order(view: nx.DiGraph, index: dict) -> list:

@@ -10,7 +10,7 @@ import bisect
 
 import networkx as nx
 
-from .blocks import OP_LIKE, contract, lines_text, op_count, record_number
+from .blocks import OP_LIKE, contract, lines_text, op_count, record_number, runs
 
 __all__ = ["fold_loops", "fold_training_loops", "MIN_REPEATS"]
 
@@ -152,20 +152,10 @@ def _loop_attrs(view: nx.DiGraph, hidden: list, body: list, iterations: int) -> 
     """The block for a folded loop: `loop ×999 more (line 8)` and the ops of one iteration."""
     lines = sorted({s[2] for s in body if s[0] == "op" and isinstance(s[2], int)})
     where = lines_text(lines[0], lines[-1]) if lines else ""
-    steps = " → ".join(f"{name} ×{k}" if k > 1 else name for name, k in _runs(
+    steps = " → ".join(f"{name} ×{k}" if k > 1 else name for name, k in runs(
         str(s[1]) if s[0] != "loop" else f"loop ×{s[1]}" for s in body))
     count = sum(op_count(view.nodes[n]) for n in hidden)
     return {"kind": "loop", "label": f"loop ×{iterations - 1:,} more{where}", "caption": f"each: {steps}",
             "iterations": iterations, "ops": count, "lines": (lines[0], lines[-1]) if lines else None,
             "signature": tuple(body), "members": hidden}
 
-
-def _runs(names) -> list:
-    """Consecutive equal names counted: `matmul, matmul, add` -> [("matmul", 2), ("add", 1)]."""
-    runs = []
-    for name in names:
-        if runs and runs[-1][0] == name:
-            runs[-1][1] += 1
-        else:
-            runs.append([name, 1])
-    return runs

@@ -12,7 +12,7 @@ from .placement import Placement, text_width
 from ..text import tensor_caption
 
 __all__ = ["node_lines", "box_size", "draw_nodes", "node_colours", "FONT", "ROLE_COLOURS", "OP_COLOURS",
-           "BLOCK_COLOURS", "BLOCK_BORDER", "MARK_BORDER", "TEXT_GREY", "MARK_TEXT", "DETAILS"]
+           "BLOCK_COLOURS", "BLOCK_BORDER", "MARK_BORDER", "TEXT_GREY", "MARK_TEXT", "DETAILS", "BIG_VIEW"]
 
 #: Tensor role -> (fill, border) colours.
 ROLE_COLOURS = {"leaf": ("#c7e9c0", "#31a354"), "named": ("#c6dbef", "#3182bd"),
@@ -32,10 +32,11 @@ BLOCK_BORDER, MARK_BORDER = 2.2, 2.6
 TEXT_GREY = "#5a5a5a"
 #: Levels of detail, most first: every line, without folded values, long lines wrapped, names only, dots.
 DETAILS = (4, 3, 2, 1, 0)
+#: Nodes: a larger view is drawn plainly (dots as rectangles in one collection; edges as one, unlabelled).
+BIG_VIEW = 300
 
 _PAD = (0.08, 0.045)  # inches inside a box: across the text, above and below it
 _DOT = 0.14  # inches: a node's size when labels would be unreadable
-_BIG = 300  # nodes; above this, dots are plain rectangles in one collection
 _MAX_CHARS = {"tensor": 44, "summary": 44, "op": 32, "block": 44, "folded": 44, "caption": 56, "mark": 44}
 _UNCUT = ("tensor", "summary")  # tensor captions: text.py keeps their lines short, and the gradient is last
 #: Dark red of a diagnostic's text: 5.5:1 on the palest fill, where the marks' own red would be 3.5:1.
@@ -109,7 +110,7 @@ def box_size(lines: list, data: dict) -> tuple:
 
 def draw_nodes(ax, view: nx.DiGraph, place: Placement, lines: dict, scale: float, marked: set) -> None:
     """Rounded boxes for tensors, pills for ops, thick boxes for blocks (one collection), and their text lines."""
-    if len(view) > _BIG and not any(lines.values()):  # thousands of dots: rounded patches cost seconds
+    if len(view) > BIG_VIEW and not any(lines.values()):  # thousands of dots: rounded patches cost seconds
         ax.add_collection(_plain_boxes(view, place, marked))
     else:
         patches = [_node_patch(data, *place.box(node), marked=node in marked) for node, data in view.nodes(data=True)]

@@ -6,12 +6,14 @@ from functools import lru_cache
 import numpy as np
 
 from .fonts import advance
-from .layout import spread_in_order
+from .crossings import spread_in_order
 
-__all__ = ["Placement", "text_width", "wrap", "LAYER_GAP", "CROSS_GAP"]
+__all__ = ["Placement", "text_width", "wrap", "LAYER_GAP", "CROSS_GAP", "MARGIN"]
 
 #: Inches between layers, between neighbours within a layer.
 LAYER_GAP, CROSS_GAP = 0.36, 0.14
+#: Inches of empty border around a picture.
+MARGIN = 0.15
 
 
 @lru_cache(maxsize=4096)

@@ -6,7 +6,7 @@ import bisect
 
 import networkx as nx
 
-from .blocks import contract, record_number
+from .blocks import contract, record_number, view_edge
 
 __all__ = ["fold_optimizer_calls", "link_backward", "STEP_KIND"]
 
@@ -47,7 +47,7 @@ def link_backward(view: nx.DiGraph) -> None:
         boxes = [u for u, _, d in view.in_edges(node, data=True)
                  if view.nodes[u].get("kind") == "cluster" and not d.get("differentiable")]
         view.remove_edges_from((u, node) for u in boxes)
-        view.add_edge(root, node, count=1, differentiable=False, flows=[], grads=[], backward=True)
+        view.add_edge(root, node, **view_edge(1, backward=True))
         if boxes:
             data["caption"] += f" of {len(boxes)} module{'s' if len(boxes) != 1 else ''}"
 
@@ -130,8 +130,8 @@ def _with_lean_steps(view: nx.DiGraph, calls: list) -> nx.DiGraph:
         for node in (n for n in calls[index]["updated"] if n in view):
             before = view.nodes[node].get("previous")
             if before in view:
-                out.add_edge(before, op, count=1, differentiable=False, flows=[], grads=[])
-            out.add_edge(op, node, count=1, differentiable=False, flows=[], grads=[])
+                out.add_edge(before, op, **view_edge(1))
+            out.add_edge(op, node, **view_edge(1))
     return out
 
 

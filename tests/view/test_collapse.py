@@ -8,7 +8,8 @@ import pytest
 import gradmagic
 from gradmagic.view.collapse import DEFAULT_MAX_NODES, group_modules
 from gradmagic.view.loops import fold_loops
-from gradmagic.view.layout import drawing_view, layered_layout, view_node
+from gradmagic.view.folding import drawing_view, view_node
+from gradmagic.view.layout import layered_layout
 from gradmagic.view.render import draw_graph
 from programs import LOOP_50, SEED_3
 from helpers import labels_of, nodes_of_kind

@@ -61,3 +61,8 @@ def test_an_escaped_character_is_measured_as_its_escape():
     assert fonts.readable("a张") == "a\\u5f20"
     assert text_width("张", 10) == pytest.approx(text_width("\\u5f20", 10))
     assert fonts.readable("𝟘") == "\\U0001d7d8" or fonts.drawable("𝟘")
+
+
+def test_the_measuring_caches_are_bounded():
+    caches = (fonts.drawable, fonts.advance, text_width)
+    assert all(0 < cache.cache_info().maxsize <= 4096 for cache in caches)

@@ -3,7 +3,7 @@ import networkx as nx
 import pytest
 
 import gradmagic
-from gradmagic.view.layout import drawing_view, view_node
+from gradmagic.view.folding import drawing_view, view_node
 from helpers import labels_of, nodes_of_kind
 from programs import LOOP_50
 

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.path import Path
 
 import gradmagic
-from gradmagic.view.layout import drawing_view, layered_layout, view_node
+from gradmagic.view.folding import drawing_view, view_node
+from gradmagic.view.layout import layered_layout
 from gradmagic.view.render import draw_graph, render_figure
 from programs import DETACH, MODULE_STEP, SEED_3
 

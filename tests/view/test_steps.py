@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import gradmagic
-from gradmagic.view.layout import drawing_view, layered_layout, view_node
+from gradmagic.view.folding import drawing_view, view_node
+from gradmagic.view.layout import layered_layout
 from gradmagic.text import number
 from helpers import labels_of, nodes_of_kind
 
