@@ -5,7 +5,7 @@ from collections import Counter
 
 import networkx as nx
 
-from ..text import flatten, number, shape_text, shown_grad
+from ..text import norm, norm_mark, shape_text, shown_grad
 
 __all__ = ["BLOCK_KINDS", "OP_LIKE", "contract", "view_edge", "op_count", "lines_text", "runs", "module_caption",
            "shapes_line", "record_number"]
@@ -110,7 +110,5 @@ def _param_line(param: dict, prefix: str) -> str:
     """`weight [8×4] ∇‖0.436‖`: a parameter by its name inside the module, its shape and its gradient's norm."""
     name = (param.get("param") or param.get("label") or "").removeprefix(prefix + ".")
     value, stats = shown_grad(param)
-    norm = stats.get("norm") if isinstance(stats, dict) else None
-    if norm is None and value is not None:
-        norm = sum(abs(v) ** 2 for v in flatten(value)) ** 0.5
-    return f"{name} [{shape_text(param.get('shape'))}]" + (f" ∇‖{number(norm)}‖" if norm is not None else "")
+    size = norm(stats if isinstance(stats, dict) else value)
+    return f"{name} [{shape_text(param.get('shape'))}]" + (f" ∇{norm_mark(size)}" if size is not None else "")

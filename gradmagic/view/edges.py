@@ -13,16 +13,16 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
-from .flows import Flow, edge_flows, edge_texts, flow_note  # noqa: F401  (render.py still imports them from here)
+from .flows import Flow
 from .labels import FLOW_FONT, place_labels
 
-__all__ = ["draw_edges", "flow_widths", "EDGE_COLOUR", "MARK_COLOUR", "FLOW_FONT"]
+__all__ = ["draw_edges", "flow_widths", "EDGE_COLOUR", "MARK_COLOUR", "NO_GRAD_COLOUR", "FLOW_FONT"]
 
 #: Edges that carry gradient; diagnostic marks (the nodes and edges a finding points at).
 EDGE_COLOUR, MARK_COLOUR = "#6b6b6b", "#d62728"  # grey: 5.3:1 on white, 3.5:1 on #111
 
-_NO_GRAD, _FLOW_TEXT = "#a8a8a8", "#2b5797"
-_LABEL_TEXT = {EDGE_COLOUR: "#505050", _NO_GRAD: "#5a5a5a", MARK_COLOUR: "#a50f15"}  # >= 4.5:1 on white backings
+NO_GRAD_COLOUR, _FLOW_TEXT = "#a8a8a8", "#2b5797"
+_LABEL_TEXT = {EDGE_COLOUR: "#505050", NO_GRAD_COLOUR: "#5a5a5a", MARK_COLOUR: "#a50f15"}  # >= 4.5:1 on white backings
 _WIDTH, _THIN = 1.0, 0.7  # points: edges of a picture without flows, edges with no or a zero flow
 _LEAST, _THICK = 0.9, 3.0  # points: the smallest flow of a picture (or one _DECADES smaller), the largest
 _MARKED = 1.6  # points: a marked edge is at least this wide, so that its red shows
@@ -82,7 +82,7 @@ def _strokes(edges: list, found: list, marked: set) -> tuple:
     colours, styles = [], []
     for i, (u, v, data) in enumerate(edges):
         grad = data.get("differentiable", True)
-        colours.append(MARK_COLOUR if (u, v) in marked else EDGE_COLOUR if grad else _NO_GRAD)
+        colours.append(MARK_COLOUR if (u, v) in marked else EDGE_COLOUR if grad else NO_GRAD_COLOUR)
         styles.append("-" if grad else "--")
         if (u, v) in marked:
             widths[i] = max(widths[i], _MARKED)

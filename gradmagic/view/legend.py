@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .blocks import BLOCK_KINDS
-from .edges import EDGE_COLOUR, MARK_COLOUR
+from .edges import EDGE_COLOUR, MARK_COLOUR, NO_GRAD_COLOUR
 from ..graph import ROLES
 from .nodes import BLOCK_BORDER, BLOCK_COLOURS, MARK_BORDER, OP_COLOURS, ROLE_COLOURS, TEXT_GREY
 from .placement import MARGIN, text_width, wrap
@@ -22,7 +22,6 @@ __all__ = ["legend_items", "legend_height", "draw_legend", "caption_note", "note
 #: A light backing under text, so it reads under any notebook theme.
 BACKING = {"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.92}
 
-_NO_GRAD = "#a8a8a8"  # as edges.py draws edges that carry no gradient
 _NOTE_FONT = 8.0
 _NOTE_LINE = 0.17  # inches per line of the note under the picture
 
@@ -39,7 +38,7 @@ def legend_items(view: nx.DiGraph, *, flowing: bool, marked: bool) -> list:
     if flowing:
         items.append(Line2D([], [], color=EDGE_COLOUR, linewidth=2.5, label="∇ flow"))
     if not all(d.get("differentiable", True) for _, _, d in view.edges(data=True)):
-        items.append(Line2D([], [], color=_NO_GRAD, linestyle="--", label="no gradient"))
+        items.append(Line2D([], [], color=NO_GRAD_COLOUR, linestyle="--", label="no gradient"))
     if marked:
         items.append(Patch(facecolor="white", edgecolor=MARK_COLOUR, linewidth=MARK_BORDER, label="⚠ diagnostic"))
     return items

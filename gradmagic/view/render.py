@@ -13,7 +13,8 @@ import networkx as nx
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .edges import FLOW_FONT, draw_edges, edge_flows, edge_texts, flow_note
+from .edges import FLOW_FONT, draw_edges
+from .flows import edge_flows, edge_texts, flow_note
 from .folding import drawing_view, view_marks
 from .fonts import missing_note, use_fallback
 from .layout import DEFAULT_RANKDIR, PICTURE_RANKDIRS, check_rankdir, layered_layout
