@@ -11,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from .record.budget import Budget, as_budget
-from .record.naming import label_assignments
+from .record.naming import label_assignments, remove_label_hook
 from .options import backward_problem, check_run_options, explain_problem, out_problem
 from .runner import gc_frozen, recording
 from .tracebacks import user_traceback
@@ -275,6 +275,8 @@ def load(ipython) -> None:
 
 
 def unload(ipython) -> None:
-    """Remove %%autograd."""
+    """Remove %%autograd and the label builtin instrumented code calls: torch and builtins as before %load_ext
+    (every hook and patch of a capture is gone when its cell ends)."""
     ipython.magics_manager.magics["cell"].pop("autograd", None)
     ipython.magics_manager.registry.pop("AutogradMagics", None)
+    remove_label_hook()

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from . import summary
+from .namespace import module_tensors, public_names
 from .records import held
 from .torchstate import torch_function_disabled, version_of
 
-__all__ = ["Final", "snapshot", "bound_ids", "named_tensors", "module_paths", "parameter_paths", "grad_names", "MAX_ITEMS"]
+__all__ = ["Final", "snapshot", "bound_ids", "named_tensors", "grad_names", "MAX_ITEMS"]
 
 #: Items of one bound list, tuple or dict that get names of their own (`xs[0]` … `xs[63]`).
 MAX_ITEMS = 64
@@ -18,57 +19,21 @@ _TENSOR = torch.Tensor
 _MODULE = torch.nn.Module
 
 
-_IPYTHON_HISTORY = frozenset({"In", "Out"})  # IPython's input and output history, not the cell's variables
-
-
-def _public(namespace: dict):
-    """(name, value) for the names a user bound (not `_`-prefixed: IPython's `_`, `_i1`, `__builtins__`)."""
-    return [(name, value) for name, value in list(namespace.items())
-            if not name.startswith("_") and name not in _IPYTHON_HISTORY]
-
-
 def named_tensors(namespace: dict) -> list:
     """[(name, tensor)] for every tensor the namespace names, top-level names first, then module parameters and
     buffers (`model.0.weight`), then items (`xs[0]`, `d['k']`); a tensor reached twice keeps every name."""
     top, params, items = [], [], []
-    for name, value in _public(namespace):
+    for name, value in public_names(namespace):
         if isinstance(value, _TENSOR):
             top.append((name, value))
         elif isinstance(value, _MODULE):
-            params += [(f"{name}.{path}", t) for path, t in _module_tensors(value)]
+            params += [(f"{name}.{path}", t) for path, t in module_tensors(value)]
         elif isinstance(value, (list, tuple)):
             items += [(f"{name}[{i}]", v) for i, v in enumerate(value[:MAX_ITEMS]) if isinstance(v, _TENSOR)]
         elif isinstance(value, dict):
             items += [(f"{name}[{k!r}]", v) for k, v in list(value.items())[:MAX_ITEMS]
                       if isinstance(v, _TENSOR) and isinstance(k, (str, int))]
     return top + params + items
-
-
-def _module_tensors(module) -> list:
-    try:
-        return [*module.named_parameters(), *module.named_buffers()]
-    except Exception:  # a half-built module (the code raised in its __init__)
-        return []
-
-
-def module_paths(namespace: dict) -> dict:
-    """id(module) -> its dotted path from a namespace name (`model.0`)."""
-    paths = {}
-    for name, value in _public(namespace):
-        if isinstance(value, _MODULE):
-            for path, module in value.named_modules():
-                paths.setdefault(id(module), f"{name}.{path}" if path else name)
-    return paths
-
-
-def parameter_paths(namespace: dict) -> dict:
-    """id(parameter or buffer) -> `model.fc1.weight`, for every nn.Module bound to a name."""
-    paths = {}
-    for name, value in _public(namespace):
-        if isinstance(value, _MODULE):
-            for path, tensor in _module_tensors(value):
-                paths.setdefault(id(tensor), f"{name}.{path}")
-    return paths
 
 
 def grad_names(tensors: list) -> dict:
@@ -139,7 +104,7 @@ def _final(name: str, t, rebound: bool) -> Final:
 
 
 def _kept(grad) -> tuple:
-    """(copy or summary, None, numel): as hooks.kept_gradient keeps one, but a copy (`.grad` may change later)."""
+    """(copy or summary, None, numel): as backward_calls.kept_gradient keeps one, but a copy (`.grad` may change later)."""
     if summary.is_small(grad):
         return (grad.detach().clone(), None, grad.numel())
     return (summary.stats_vector(grad), None, grad.numel())

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .depths import DEEP_NOTE, MAX_NODE_DEPTH, Looked
-from .hooks import UNREAD
+from .depths import DEEP_NOTE, MAX_NODE_DEPTH, UNREAD, Looked
 from .records import Records, add_note, deref, held, passes_below
 from .summary import shape_of, tensor_kind
 from .torchstate import version_of
