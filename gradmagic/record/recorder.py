@@ -1,29 +1,26 @@
-"""Capture stage: a TorchFunctionMode that records every tensor op, and backward hooks that see every gradient.
+"""Capture stage, full: a TorchFunctionMode that records every tensor op, and backward hooks that see every gradient.
 
-Recording is the hot path: it appends to flat column lists (few objects the garbage collector must track)
-and defers every conversion to `trace.resolve`, which runs once after the code.
+The Recorder decides what each torch call is (kinds in calls.py) and what of it to record; its record book
+(book.py) keeps the records, and its GradientHooks (hooks.py) run each backward pass.
 """
 from __future__ import annotations
 
 import types
 import warnings
-import weakref
 from contextlib import ExitStack
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .backward_calls import kept_gradient
+from .book import RecordBook
 from .budget import Meter, as_budget, coarse_note
 from .calls import EXIT, EXIT_NAMES, GRAD, HOOK, INPLACE, KINDS, OP, PASS, call_kind
-from .depths import DEEP_NOTE, UNREAD, Looked
 from .frames import caller_line, inside_nn_init
 from .hooks import GradientHooks
 from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
 from .patches import hook_module_calls, route_function_apply
-from .records import Records, call_shapes, deref, held
-from .summary import shape_of, tensor_kind
+from .records import Records, call_shapes
 from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active, \
     unseen_reads, version_of
 
@@ -31,37 +28,24 @@ __all__ = ["Recorder", "EXIT_NAMES"]
 
 _TENSOR = torch.Tensor
 _WRAPPER = types.MethodWrapperType
-_REF = weakref.ref
 _SEQUENCES = (list, tuple)
 _GRAD_ATTRIBUTE = torch.Tensor.grad
-_STRIDED = torch.strided
 _TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
                                if hasattr(torch.Tensor, name))
 
 
-class Recorder(TorchFunctionMode):
+class Recorder(RecordBook, TorchFunctionMode):
     """Records every torch call while pushed; `records` holds what it saw, its `gradients` the backward passes."""
 
     lean = False
 
     def __init__(self, filename: str = "<gradmagic>", budget=None):
-        super().__init__()
-        self.filename = filename
+        RecordBook.__init__(self, filename)
+        TorchFunctionMode.__init__(self)
         self.meter = Meter(as_budget(budget))
         self._coarse = False  # past the budget: ops are counted per line, not recorded
-        self.records = Records()
         self.gradients = GradientHooks(self.records, self)
-        self._latest: dict = {}  # id(tensor) -> newest record of it
-        self._module_stack: list = []
-        self._looked: Looked | None = None
         self._undo = ExitStack()  # what start() installed in torch
-
-    @property
-    def looked(self) -> Looked:
-        """The autograd nodes this capture looked at (depths.py), counted from its first one."""
-        if self._looked is None:
-            self._looked = Looked()
-        return self._looked
 
     @property
     def passes(self) -> int:
@@ -169,60 +153,6 @@ class Recorder(TorchFunctionMode):
         elif arg is not None or type(slot) is int:  # `w[None]` needs its None; `dim=None` does not
             consts += (slot, arg)
 
-    def record_of(self, t) -> int | None:
-        """The record of `t` at its current version, or None (new tensor, or changed by an unseen op)."""
-        rec = self._latest.get(id(t))
-        return rec if rec is not None and self.records.holds(rec, t) else None
-
-    def resolve(self, t) -> int:
-        """The record of `t`, recording it as an outside input if it is new."""
-        rec = self.record_of(t)
-        return self._record(t, None) if rec is None else rec
-
-    def newest_record(self, t) -> int | None:
-        """The newest record of `t`, whatever its version."""
-        return self._latest.get(id(t))
-
-    def record_again(self, t) -> int:
-        """A new record for `t`, changed where the capture could not see it (inside a backward pass)."""
-        return self._record(t, None)
-
-    def add_grad_op(self, func, inputs: list, produced: list) -> None:
-        """Record an autograd.grad call as an op: its roots and inputs in, the gradients it returned out."""
-        self._add_op(func, inputs, (), self._outputs(produced, ()), None)
-
-    def _record(self, t, producer, depth: int = 0) -> int:
-        r = self.records
-        rec = len(r.versions)
-        try:
-            shape = tuple(t.shape) if t.layout is _STRIDED else None
-        except RuntimeError:  # a strided nested tensor has no single shape
-            shape = None
-        if shape is None:
-            shape = self._unusual(t)
-        grad_fn = self._grad_fn(t, depth)
-        r.objs.append(held(t))
-        r.versions.append(version_of(t))
-        r.shapes.append(shape)
-        r.dtypes.append(t.dtype)
-        r.devices.append(t.device)
-        r.requires_grad.append(t.requires_grad)
-        r.grad_fns.append(grad_fn)
-        r.output_nrs.append(0 if grad_fn is None or grad_fn is UNREAD else t.output_nr)
-        r.producers.append(producer)
-        r.depths.append(depth)
-        self._latest[id(t)] = rec
-        if producer is None and grad_fn is None and t.grad is not None:  # a leaf from before the run
-            r.grads_before[rec] = kept_gradient(t.grad)  # a copy: .grad may accumulate in place
-        return rec
-
-    def _unusual(self, t) -> tuple:
-        """The shape of a sparse or nested tensor (ragged dimensions as -1), noting what the values will show."""
-        kind = tensor_kind(t)
-        if kind is not None:
-            self.records.note(kind)
-        return shape_of(t)
-
     def _note_hook(self, func, args, kwargs):
         """`t.register_hook(fn)`: noted with its line (explain and check name hooks that change gradients)."""
         if args and isinstance(args[0], _TENSOR) and not self._coarse:
@@ -240,62 +170,6 @@ class Recorder(TorchFunctionMode):
         for warning in caught:
             warnings.warn(warning.message, warning.category, stacklevel=3)
         return value
-
-    def _grad_fn(self, t, depth: int):
-        """`t.grad_fn`, marked as looked at, unless that would put a chain past the node budget (depths.py)."""
-        try:
-            if t.is_leaf:
-                return None
-        except RuntimeError:  # a no_grad view whose base changed in place: torch forbids reading its history
-            return UNREAD
-        looked = self.looked
-        if depth <= looked.allowance:
-            grad_fn = t.grad_fn
-            looked.mark(grad_fn)
-            looked.reach(depth)
-            return grad_fn
-        self.too_deep()
-        return UNREAD
-
-    def too_deep(self) -> None:
-        """Say once that gradients deeper than the node budget are not recorded."""
-        if DEEP_NOTE not in self.records.notes:
-            self.records.notes.append(DEEP_NOTE)
-
-    def _outputs(self, produced, mutated, depth: int = 0) -> tuple:
-        r = self.records
-        op = len(r.funcs)
-        outputs = []
-        for t in (*produced, *mutated):
-            rec = self.record_of(t)
-            if rec is None:
-                before = self._latest.get(id(t))
-                outputs.append(self._record(t, op, depth))
-                if before is not None and deref(r.objs[before]) is t:  # a new version of the same tensor
-                    r.previous[outputs[-1]] = before
-            elif r.requires_grad[rec] != t.requires_grad:  # requires_grad_() hands back the same version
-                r.requires_grad[rec] = t.requires_grad
-        return tuple(outputs)
-
-    def _snapshot(self, inputs) -> None:
-        """Copy small inputs an in-place op may overwrite, so their earlier version keeps its value."""
-        r = self.records
-        for rec in inputs[1::2]:
-            obj = r.objs[rec]
-            if type(obj) is not _REF and rec not in r.snapshots:
-                r.snapshots[rec] = obj.detach().clone()
-
-    def _add_op(self, func, inputs, consts, outputs, result) -> None:
-        r = self.records
-        r.funcs.append(func)
-        r.inputs.append(tuple(inputs))
-        r.consts.append(tuple(consts))
-        r.outputs.append(outputs)
-        r.grad_enabled.append(torch.is_grad_enabled())
-        r.modules.append(self._module_stack[-1] if self._module_stack else None)
-        r.lines.append(caller_line(self.filename))
-        r.results.append(result)
-        r.records_at.append(len(r.versions))
 
     # ---- names --------------------------------------------------------------------------------
 
@@ -318,11 +192,6 @@ class Recorder(TorchFunctionMode):
             for item, item_info in item_labels(value, info):
                 self.label(item, item_info)
 
-    def lookup(self, t) -> int | None:
-        """The record of a tensor at its current version, if recorded (for naming after the run)."""
-        with torch_function_disabled():
-            return self.record_of(t)
-
     # ---- modules ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -342,12 +211,8 @@ class Recorder(TorchFunctionMode):
             self.records.note("meta")
         self._undo.close()
 
-    def _enter_module(self, module, args):
-        self._module_stack.append(module)
-
     def _exit_module(self, module, args, output):
-        if self._module_stack and self._module_stack[-1] is module:
-            self._module_stack.pop()
+        self._leave_module(module)
         if self._coarse:
             return
         with torch_function_disabled():
@@ -363,8 +228,7 @@ class Recorder(TorchFunctionMode):
         if dropped:
             self.meter.counts.update(dropped)
             self.meter.over = reason
-        kept = len(self.records.versions)
-        self._latest = {key: rec for key, rec in self._latest.items() if rec < kept}
+        self._keep_records_below(len(self.records.versions))
         note = coarse_note(len(self.records.funcs), self.meter.counts, self.meter.over)
         if note:
             self.records.notes.append(note)
@@ -375,6 +239,5 @@ class Recorder(TorchFunctionMode):
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
-        self.records = Records()
+        RecordBook.release(self)
         self.gradients = GradientHooks(self.records, self)
-        self._latest, self._module_stack = {}, []
