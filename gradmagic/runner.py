@@ -87,10 +87,10 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
     recorder = LeanRecorder(filename, budget, names()) if lean else Recorder(filename, budget)
     session = Capture(recorder)
     before = bound_ids(names())
-    error = None
+    error, mode = None, contextlib.nullcontext() if lean else pushed_mode(recorder)
     with gc_frozen():
         try:
-            with _started(recorder), defaults(device, dtype), contextlib.nullcontext() if lean else pushed_mode(recorder):
+            with _started(recorder), defaults(device, dtype), mode:
                 yield session
         except BaseException as exc:
             error = exc

@@ -29,7 +29,8 @@ CELLS = [
 
 def _torch_and_builtins() -> dict:
     """Everything a capture installs while a cell runs, and the builtins, as they are now."""
-    modules, optimizers = (importlib.import_module(f"torch.{name}") for name in ("nn.modules.module", "optim.optimizer"))
+    modules = importlib.import_module("torch.nn.modules.module")
+    optimizers = importlib.import_module("torch.optim.optimizer")
     hook_dicts = {name: dict(getattr(modules, name)) for name in dir(modules) if name.startswith("_global_")
                   and isinstance(getattr(modules, name), dict)}
     return {

@@ -9,7 +9,7 @@ import torch
 from . import summary
 from .torchstate import functorch_wrapped
 
-__all__ = ["kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "hook_error"]
+__all__ = ["kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "frees_graph", "hook_error"]
 
 _TENSOR = torch.Tensor
 
@@ -47,6 +47,14 @@ def batched_backward(is_grad: bool, args, kwargs) -> bool:
         return True
     arguments = [*args, *kwargs.values()]
     return any(functorch_wrapped(t) for t in _tensors_in_all(arguments))
+
+
+def frees_graph(is_grad: bool, args, kwargs) -> bool:
+    """Whether a backward()/autograd.grad call frees the graph it ran through (no retain_graph or create_graph)."""
+    first = 3 if is_grad else 2  # (tensors, grad_tensors, retain_graph, create_graph); grad: (outputs, inputs, ...)
+    retain = kwargs.get("retain_graph", args[first] if len(args) > first else None)
+    create = kwargs.get("create_graph", args[first + 1] if len(args) > first + 1 else False)
+    return not (retain or create)
 
 
 def hook_error(error: BaseException) -> str:

@@ -104,7 +104,7 @@ def _final(name: str, t, rebound: bool) -> Final:
 
 
 def _kept(grad) -> tuple:
-    """(copy or summary, None, numel): as backward_calls.kept_gradient keeps one, but a copy (`.grad` may change later)."""
+    """(copy or summary, None, numel): as backward_calls.kept_gradient, but a copy (`.grad` may change later)."""
     if summary.is_small(grad):
         return (grad.detach().clone(), None, grad.numel())
     return (summary.stats_vector(grad), None, grad.numel())

@@ -15,18 +15,19 @@ from functools import partial, wraps
 import torch
 
 from . import summary
-from .backward_calls import backward_tensors, batched_backward, hook_error, iterators_as_tuples, kept_gradient
+from .backward_calls import backward_tensors, batched_backward, frees_graph, hook_error, iterators_as_tuples, \
+    kept_gradient
+from .bindings import Bindings, Seen
 from .budget import Meter, as_budget, coarse_note
 from .depths import MAX_NODE_DEPTH, UNREAD, looked_elsewhere
 from .frames import caller_line
-from .namespace import leaves_requiring_grad
+from .namespace import leaves_requiring_grad, leaves_with_grad
 from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
 from .patches import hook_module_calls, patch
-from .records import Records, add_note, call_shapes, deref
-from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, \
-    unseen_by_modes, version_of
-from .walk import Bindings, GraphReader, Seen
+from .records import Records, add_note, call_shapes
+from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, unseen_by_modes
+from .walk import GraphReader
 
 __all__ = ["LeanRecorder"]
 
@@ -191,7 +192,7 @@ class LeanRecorder:
             for handle in self._pass_handles:
                 handle.remove()
             self._pass_handles = []
-        if _frees_graph(is_grad, args, kwargs):
+        if frees_graph(is_grad, args, kwargs):
             self._looked_at = 0
         if is_grad:  # autograd.grad hands the inputs' gradients back instead of accumulating them
             self._grads.extend((self._pass, index, *unseen_by_modes(kept_gradient, g))
@@ -236,7 +237,7 @@ class LeanRecorder:
     def start(self) -> None:
         """Note each nn.Module call, optimizer call and backward pass, and the leaves' .grad before (undone by stop(),
         also when start() itself fails halfway)."""
-        for t in unseen_by_modes(_leaves_with_grad, self._namespace):
+        for t in unseen_by_modes(leaves_with_grad, self._namespace):
             self._grads_before[id(t)] = (t, None)
         with ExitStack() as undo:
             hook_module_calls(undo, self._enter_module, self._exit_module)
@@ -291,15 +292,8 @@ class LeanRecorder:
 
     def lookup(self, t) -> int | None:
         """The record of a tensor at its current version, if recorded (for naming after the run)."""
-        records, reader = self.read(), self._reader
-        index = self._by_id.get(id(t))
-        if index is not None and index < len(reader.record_of) and self._seen[index].holds(t):
-            return reader.record_of[index]
-        if t.is_leaf or reader.stopped:
-            rec = reader.leaves.get(id(t))
-            return rec if rec is not None and deref(records.objs[rec]) is t else None
-        rec = reader.outputs.get((t.grad_fn, t.output_nr))
-        return rec if rec is not None and records.versions[rec] == version_of(t) else None
+        self.read()
+        return self._reader.lookup(t, self._by_id.get(id(t)))
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
@@ -311,16 +305,3 @@ class LeanRecorder:
 def _no_ops() -> int:
     """The lean capture records no ops while the code runs: an optimizer call spans none."""
     return 0
-
-
-def _frees_graph(is_grad: bool, args, kwargs) -> bool:
-    """Whether a backward()/autograd.grad call frees the graph it ran through (no retain_graph or create_graph)."""
-    first = 3 if is_grad else 2  # (tensors, grad_tensors, retain_graph, create_graph); grad: (outputs, inputs, ...)
-    retain = kwargs.get("retain_graph", args[first] if len(args) > first else None)
-    create = kwargs.get("create_graph", args[first + 1] if len(args) > first + 1 else False)
-    return not (retain or create)
-
-
-def _leaves_with_grad(namespace: dict) -> list:
-    """The leaves (module parameters included) bound in `namespace` whose .grad is set."""
-    return [t for t in leaves_requiring_grad(namespace) if t.grad is not None]

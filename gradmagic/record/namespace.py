@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["public_names", "module_tensors", "NamespaceIndex", "leaves_requiring_grad"]
+__all__ = ["public_names", "module_tensors", "NamespaceIndex", "leaves_requiring_grad", "leaves_with_grad"]
 
 _TENSOR = torch.Tensor
 _MODULE = torch.nn.Module
@@ -59,3 +59,8 @@ def leaves_requiring_grad(namespace: dict) -> list:
         elif isinstance(value, _TENSOR) and value.is_leaf and value.requires_grad:
             leaves.append(value)
     return leaves
+
+
+def leaves_with_grad(namespace: dict) -> list:
+    """The leaves (module parameters included) bound in `namespace` whose .grad is set."""
+    return [t for t in leaves_requiring_grad(namespace) if t.grad is not None]
