@@ -9,7 +9,7 @@ import torch
 from . import summary
 from .calls import EXIT_NAMES
 from .depths import Unread
-from .finals import Final, grad_names
+from .finals import bind_finals, grad_names
 from .namespace import NamespaceIndex
 from .records import deref
 from .recorder import Recorder
@@ -82,7 +82,7 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
     with torch_function_disabled():  # the lean capture reads torch's graph here: no mode of the user's sees it
         r = recorder.read()
         index = NamespaceIndex(namespace)
-        bound = _bind_finals(recorder, r, finals)
+        bound = bind_finals(recorder, r, finals)
         trace = Trace(
             source=source,
             lean=recorder.lean,
@@ -179,51 +179,6 @@ def _leaf_grad(r, rec):
 
 
 # ---- what the names hold when the run ended -------------------------------------------------------------
-
-
-def _bind_finals(recorder, r, finals: list) -> dict:
-    """Final -> its record: the recorded version when it is the one the names hold, else a new record
-    (an update the capture did not see), linked to the earlier version of the same tensor. Tensors the run
-    neither touched nor bound to a name (an earlier cell's, untouched) are left out."""
-    bound, latest = {}, None
-    for final in finals:
-        t = deref(final.obj)
-        rec = recorder.lookup(t) if t is not None else None
-        if rec is not None and deref(r.objs[rec]) is None:  # an anonymous node output of the lean capture
-            r.hold(rec, t)
-        if rec is None or not _holds(r, rec, final):
-            if latest is None:
-                latest = _latest_records(r, {id(deref(f.obj)) for f in finals})
-            previous = latest.get(id(t)) if t is not None else None
-            if previous is None and not final.rebound:
-                continue
-            rec = _add_record(r, final, previous)
-        r.requires_grad[rec] = final.meta[3]  # `x.requires_grad = True` keeps the version
-        bound[id(final)] = (final, rec)
-    return bound
-
-
-def _holds(r, rec: int, final: Final) -> bool:
-    shape, dtype, device, _ = final.meta
-    return (deref(r.objs[rec]) is deref(final.obj) and r.versions[rec] == final.version
-            and tuple(r.shapes[rec]) == shape and r.dtypes[rec] == dtype and r.devices[rec] == device)
-
-
-def _latest_records(r, ids: set) -> dict:
-    """id(tensor) -> its newest record, for the tensors in `ids` (one pass over the records)."""
-    latest = {}
-    for rec, obj in enumerate(r.objs):
-        t = deref(obj)
-        if t is not None and id(t) in ids:
-            latest[id(t)] = rec
-    return latest
-
-
-def _add_record(r, final: Final, previous: int | None) -> int:
-    rec = r.add(final.obj, final.version, *final.meta, final.grad_fn, final.output_nr, None, 0)
-    if previous is not None:
-        r.previous[rec] = previous
-    return rec
 
 
 def _attach_finals(trace: Trace, bound: dict) -> None:
