@@ -14,7 +14,7 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
-    """`%unload_ext gradmagic`: remove the %%autograd magic."""
+    """`%unload_ext gradmagic`: remove the %%autograd magic and the label builtin (torch and builtins as before)."""
     from .magic import unload
 
     unload(ipython)

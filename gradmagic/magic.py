@@ -11,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from .record.budget import Budget, as_budget
-from .record.naming import label_assignments
+from .record.naming import label_assignments, remove_label_hook
 from .view.layout import RANKDIRS
 from .options import apply_view_options, backward_problem, check_parsed_options, explain_problem, out_problem
 from .runner import gc_frozen, recording
@@ -273,6 +273,8 @@ def load(ipython) -> None:
 
 
 def unload(ipython) -> None:
-    """Remove %%autograd."""
+    """Remove %%autograd and the label builtin instrumented code calls: torch and builtins as before %load_ext
+    (every hook and patch of a capture is gone when its cell ends)."""
     ipython.magics_manager.magics["cell"].pop("autograd", None)
     ipython.magics_manager.registry.pop("AutogradMagics", None)
+    remove_label_hook()

@@ -12,12 +12,13 @@ import torch
 
 from .record.budget import INTERRUPT_SECONDS, as_budget
 from .record.finals import bound_ids, snapshot
+from .record.frames import CONTEXTLIB, outside_frame
 from .record.lean import LeanRecorder
-from .record.recorder import Recorder
 from .record.naming import install_label_hook, label_assignments
-from .result import Result
-from .record.trace import Trace, resolve
+from .record.recorder import Recorder
 from .record.torchstate import check_device, check_dtype, defaults, pushed_mode
+from .record.trace import Trace, resolve
+from .result import Result
 
 __all__ = ["run", "capture", "last", "recording", "Capture"]
 
@@ -82,33 +83,46 @@ def recording(namespace: dict, source: str, filename: str, *, device=None, dtype
     """Record everything the block does to tensors; on exit (also by exception) restore state and build the Result."""
     __tracebackhide__ = True
     budget = as_budget(budget)
-    recorder = LeanRecorder(filename, budget) if lean else Recorder(filename, budget)
+    names = names_from or (lambda: namespace)
+    recorder = LeanRecorder(filename, budget, names()) if lean else Recorder(filename, budget)
     session = Capture(recorder)
-    _active.append(recorder)
-    install_label_hook(recorder.label)  # called once per assignment: no dispatch through _label
-    before = bound_ids(names_from() if names_from else namespace)
-    recorder.start(names_from() if names_from else namespace)
-    error = None
+    before = bound_ids(names())
+    error, mode = None, contextlib.nullcontext() if lean else pushed_mode(recorder)
     with gc_frozen():
         try:
-            with defaults(device, dtype), contextlib.nullcontext() if lean else pushed_mode(recorder):
+            with _started(recorder), defaults(device, dtype), mode:
                 yield session
         except BaseException as exc:
             error = exc
             raise
         finally:
-            recorder.stop()
-            _active.remove(recorder)
-            install_label_hook(_active[-1].label if _active else _label)
-            names = names_from() if names_from else namespace
-            try:
-                session.result = _result(recorder, names, before, source, error, budget)
-            except KeyboardInterrupt:  # a second Ctrl-C: the user's first one is the exception to see
-                recorder.release()
-                session.result = Result(Trace(source=source, notes=[INTERRUPTED]), error=error)
-                session.interrupted = True
-                print(INTERRUPTED, file=sys.stderr)
+            session.result = _final_result(session, names(), before, source, error, budget)
             _last[0] = session.result
+
+
+@contextlib.contextmanager
+def _started(recorder):
+    """The recorder started and its labels routed to it; on exit (also when starting failed) all of it undone."""
+    _active.append(recorder)
+    install_label_hook(recorder.label)  # called once per assignment: no dispatch through _label
+    try:
+        recorder.start()
+        yield
+    finally:
+        recorder.stop()
+        _active.remove(recorder)
+        install_label_hook(_active[-1].label if _active else _label)
+
+
+def _final_result(session: Capture, names: dict, before, source: str, error, budget) -> Result:
+    """The run's Result, or after a second Ctrl-C the result so far: nothing but a note."""
+    try:
+        return _result(session.recorder, names, before, source, error, budget)
+    except KeyboardInterrupt:  # a second Ctrl-C: the user's first one is the exception to see
+        session.recorder.release()
+        session.interrupted = True
+        print(INTERRUPTED, file=sys.stderr)
+        return Result(Trace(source=source, notes=[INTERRUPTED]), error=error)
 
 
 #: What a second Ctrl-C, while gradmagic works after the cell, prints (instead of a traceback of gradmagic's).
@@ -168,7 +182,7 @@ def gc_frozen():
 @contextlib.contextmanager
 def capture(*, device=None, dtype=None, lean: bool = False, budget=None):
     """Capture a block of ordinary code; tensors are named from the caller's variables when the block ends."""
-    frame = sys._getframe(2)
+    frame = outside_frame(CONTEXTLIB)  # the caller's, entered directly or through an ExitStack
     target, floating = check_device(device), check_dtype(dtype)
 
     def caller_names() -> dict:

@@ -1,3 +1,4 @@
+import contextlib
 import gc
 import linecache
 import weakref
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradmagic
+from gradmagic import runner
 from gradmagic.record.budget import INTERRUPT_SECONDS, Budget
 from helpers import assert_same, captured_namespace, plain_namespace, reached
 from programs import SEED_1, SEED_2, SEED_3, TRANSPARENCY_SUITE
@@ -96,11 +98,11 @@ def test_state_restored_after_keyboard_interrupt():
 
 
 def test_gradient_hooks_removed_after_backward_raises(monkeypatch):
-    from gradmagic.record.recorder import Recorder
+    from gradmagic.record.hooks import GradientHooks
 
     calls = []
-    original = Recorder._on_grad
-    monkeypatch.setattr(Recorder, "_on_grad", lambda self, *a: calls.append(1) or original(self, *a))
+    original = GradientHooks._on_grad
+    monkeypatch.setattr(GradientHooks, "_on_grad", lambda self, *a: calls.append(1) or original(self, *a))
     source = (
         "x = torch.ones(3, requires_grad=True)\n"
         "y = (x * 2).sum()\n"
@@ -143,6 +145,36 @@ def test_capture_names_tensors_from_caller_locals():
         y.backward()
     assert cap.result.tensor("y")["value"] == 4.0
     assert cap.tensor("x")["grad"] == 4.0 == x.grad.item()
+
+
+def test_capture_entered_through_an_exit_stack_names_tensors_from_the_caller():
+    x = torch.tensor(3.0, requires_grad=True)
+    with contextlib.ExitStack() as stack:
+        cap = stack.enter_context(gradmagic.capture())
+        y = x * 2
+        y.backward()
+    assert cap.result.tensor("y")["value"] == 6.0
+    assert cap.tensor("x")["grad"] == 2.0
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_start_that_fails_halfway_is_undone(lean, monkeypatch):
+    from gradmagic.record import optimizer_hooks
+
+    apply, backward = torch.autograd.Function.__dict__["apply"], torch.autograd.backward
+    zero_grad = torch.optim.Optimizer.__dict__["zero_grad"]
+    hooks = dict(torch.nn.modules.module._global_forward_hooks)
+
+    def broken(*args):
+        raise RuntimeError("no optimizer hooks today")
+
+    monkeypatch.setattr(optimizer_hooks, "register_optimizer_step_post_hook", broken)
+    with pytest.raises(RuntimeError, match="no optimizer hooks today"):
+        gradmagic.run("x = torch.ones(1)", lean=lean)
+    assert torch.autograd.Function.__dict__["apply"] is apply and torch.autograd.backward is backward
+    assert dict(torch.nn.modules.module._global_forward_hooks) == hooks
+    assert torch.optim.Optimizer.__dict__["zero_grad"] is zero_grad
+    assert not runner._active and torch._C._len_torch_function_stack() == 0
 
 
 @pytest.mark.cuda

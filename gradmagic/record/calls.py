@@ -1,13 +1,9 @@
 """What kind of torch call the recorder sees: passed through, recorded, in place, leaving torch, or a backward pass."""
 from __future__ import annotations
 
-import functools
-import sys
-
 import torch
-from torch.overrides import handle_torch_function, has_torch_function
 
-__all__ = ["call_kind", "inside_nn_init", "routed_apply", "KINDS", "EXIT_NAMES",
+__all__ = ["call_kind", "KINDS", "MAX_KINDS", "EXIT_NAMES",
            "PASS", "OP", "INPLACE", "EXIT", "HOOK", "BACKWARD", "GRAD"]
 
 PASS, OP, INPLACE, EXIT, HOOK, BACKWARD, GRAD = range(1, 8)
@@ -27,7 +23,10 @@ _INPLACE_DUNDERS = frozenset(
     "__iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ __imatmul__ __iand__ __ior__ "
     "__ixor__ __ilshift__ __irshift__ __setitem__".split()
 )
-KINDS: dict = {}  # func -> kind, filled as calls are first seen
+KINDS: dict = {}  # func -> kind, filled as calls are first seen (emptied when full: see call_kind)
+#: Entries KINDS holds at most. torch's functions and methods are a few thousand, but a cell's own autograd.Function
+#: arrives as a new bound `apply` each time the cell defines its class again, and user code may route any callable.
+MAX_KINDS = 8_192
 # The legacy vmap of torch.autograd.functional (vectorize=True) wraps and unwraps its batches with these.
 _BATCHING_NAMES = frozenset(("_add_batch_dim", "_remove_batch_dim"))
 
@@ -49,32 +48,7 @@ def call_kind(func) -> int:
         kind = INPLACE
     else:
         kind = OP
+    if len(KINDS) >= MAX_KINDS:
+        KINDS.clear()
     KINDS[func] = kind
     return kind
-
-
-_NN_INIT_FILE = torch.nn.init.__file__
-
-
-def inside_nn_init() -> bool:
-    """True when the in-place op being recorded was called from torch.nn.init (a parameter's initialisation)."""
-    frame = sys._getframe(3)
-    for _ in range(3):
-        if frame is None:
-            return False
-        if frame.f_code.co_filename == _NN_INIT_FILE:
-            return True
-        frame = frame.f_back
-    return False
-
-
-def routed_apply(apply):
-    """Function.apply that goes through the function modes like torch's own ops (torch does not route it)."""
-    @functools.wraps(apply)
-    def routed(cls, *args, **kwargs):
-        tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
-        if tensors and has_torch_function(tensors):
-            return handle_torch_function(getattr(cls, "apply"), tensors, *args, **kwargs)
-        return apply(cls, *args, **kwargs)
-
-    return routed

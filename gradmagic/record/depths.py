@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import weakref
 
-__all__ = ["MAX_NODE_DEPTH", "Looked", "Token", "looked_elsewhere", "DEEP_NOTE"]
+__all__ = ["MAX_NODE_DEPTH", "Looked", "Token", "looked_elsewhere", "DEEP_NOTE", "UNREAD", "Unread"]
 
 MAX_NODE_DEPTH = 20_000
 _KEY = "gradmagic.looked"
@@ -23,6 +23,18 @@ _live: weakref.WeakSet = weakref.WeakSet()  # the Tokens some live autograd node
 DEEP_NOTE = (f"gradmagic looks at most {MAX_NODE_DEPTH:,} autograd nodes deep along a chain (this cell's, plus "
              f"those of earlier captures still alive); gradients beyond are not shown (torch 2.13 can crash freeing "
              f"a deeper chain once its nodes were looked at from Python).")
+
+
+class Unread:
+    """Stands for the grad_fn of a non-leaf past the node budget: known to exist, not looked at (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNREAD"
+
+
+UNREAD = Unread()
 
 
 class Token:

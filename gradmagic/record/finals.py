@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from . import summary
-from .records import held
+from .namespace import module_tensors, public_names
+from .records import deref, held
 from .torchstate import torch_function_disabled, version_of
 
-__all__ = ["Final", "snapshot", "bound_ids", "named_tensors", "module_paths", "parameter_paths", "grad_names", "MAX_ITEMS"]
+__all__ = ["Final", "snapshot", "bound_ids", "named_tensors", "grad_names", "bind_finals", "MAX_ITEMS"]
 
 #: Items of one bound list, tuple or dict that get names of their own (`xs[0]` … `xs[63]`).
 MAX_ITEMS = 64
@@ -18,57 +19,21 @@ _TENSOR = torch.Tensor
 _MODULE = torch.nn.Module
 
 
-_IPYTHON_HISTORY = frozenset({"In", "Out"})  # IPython's input and output history, not the cell's variables
-
-
-def _public(namespace: dict):
-    """(name, value) for the names a user bound (not `_`-prefixed: IPython's `_`, `_i1`, `__builtins__`)."""
-    return [(name, value) for name, value in list(namespace.items())
-            if not name.startswith("_") and name not in _IPYTHON_HISTORY]
-
-
 def named_tensors(namespace: dict) -> list:
     """[(name, tensor)] for every tensor the namespace names, top-level names first, then module parameters and
     buffers (`model.0.weight`), then items (`xs[0]`, `d['k']`); a tensor reached twice keeps every name."""
     top, params, items = [], [], []
-    for name, value in _public(namespace):
+    for name, value in public_names(namespace):
         if isinstance(value, _TENSOR):
             top.append((name, value))
         elif isinstance(value, _MODULE):
-            params += [(f"{name}.{path}", t) for path, t in _module_tensors(value)]
+            params += [(f"{name}.{path}", t) for path, t in module_tensors(value)]
         elif isinstance(value, (list, tuple)):
             items += [(f"{name}[{i}]", v) for i, v in enumerate(value[:MAX_ITEMS]) if isinstance(v, _TENSOR)]
         elif isinstance(value, dict):
             items += [(f"{name}[{k!r}]", v) for k, v in list(value.items())[:MAX_ITEMS]
                       if isinstance(v, _TENSOR) and isinstance(k, (str, int))]
     return top + params + items
-
-
-def _module_tensors(module) -> list:
-    try:
-        return [*module.named_parameters(), *module.named_buffers()]
-    except Exception:  # a half-built module (the code raised in its __init__)
-        return []
-
-
-def module_paths(namespace: dict) -> dict:
-    """id(module) -> its dotted path from a namespace name (`model.0`)."""
-    paths = {}
-    for name, value in _public(namespace):
-        if isinstance(value, _MODULE):
-            for path, module in value.named_modules():
-                paths.setdefault(id(module), f"{name}.{path}" if path else name)
-    return paths
-
-
-def parameter_paths(namespace: dict) -> dict:
-    """id(parameter or buffer) -> `model.fc1.weight`, for every nn.Module bound to a name."""
-    paths = {}
-    for name, value in _public(namespace):
-        if isinstance(value, _MODULE):
-            for path, tensor in _module_tensors(value):
-                paths.setdefault(id(tensor), f"{name}.{path}")
-    return paths
 
 
 def grad_names(tensors: list) -> dict:
@@ -139,7 +104,55 @@ def _final(name: str, t, rebound: bool) -> Final:
 
 
 def _kept(grad) -> tuple:
-    """(copy or summary, None, numel): as hooks.kept_gradient keeps one, but a copy (`.grad` may change later)."""
+    """(copy or summary, None, numel): as backward_calls.kept_gradient, but a copy (`.grad` may change later)."""
     if summary.is_small(grad):
         return (grad.detach().clone(), None, grad.numel())
     return (summary.stats_vector(grad), None, grad.numel())
+
+
+# ---- the records they are, after the run ------------------------------------------------------------------
+
+
+def bind_finals(recorder, r, finals: list) -> dict:
+    """Final -> its record: the recorded version when it is the one the names hold, else a new record
+    (an update the capture did not see), linked to the earlier version of the same tensor. Tensors the run
+    neither touched nor bound to a name (an earlier cell's, untouched) are left out."""
+    bound, latest = {}, None
+    for final in finals:
+        t = deref(final.obj)
+        rec = recorder.lookup(t) if t is not None else None
+        if rec is not None and deref(r.objs[rec]) is None:  # an anonymous node output of the lean capture
+            r.hold(rec, t)
+        if rec is None or not _holds(r, rec, final):
+            if latest is None:
+                latest = _latest_records(r, {id(deref(f.obj)) for f in finals})
+            previous = latest.get(id(t)) if t is not None else None
+            if previous is None and not final.rebound:
+                continue
+            rec = _add_record(r, final, previous)
+        r.requires_grad[rec] = final.meta[3]  # `x.requires_grad = True` keeps the version
+        bound[id(final)] = (final, rec)
+    return bound
+
+
+def _holds(r, rec: int, final: Final) -> bool:
+    shape, dtype, device, _ = final.meta
+    return (deref(r.objs[rec]) is deref(final.obj) and r.versions[rec] == final.version
+            and tuple(r.shapes[rec]) == shape and r.dtypes[rec] == dtype and r.devices[rec] == device)
+
+
+def _latest_records(r, ids: set) -> dict:
+    """id(tensor) -> its newest record, for the tensors in `ids` (one pass over the records)."""
+    latest = {}
+    for rec, obj in enumerate(r.objs):
+        t = deref(obj)
+        if t is not None and id(t) in ids:
+            latest[id(t)] = rec
+    return latest
+
+
+def _add_record(r, final: Final, previous: int | None) -> int:
+    rec = r.add(final.obj, final.version, *final.meta, final.grad_fn, final.output_nr, None, 0)
+    if previous is not None:
+        r.previous[rec] = previous
+    return rec

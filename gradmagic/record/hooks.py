@@ -1,23 +1,24 @@
 """Capture stage, gradients: hooks on the autograd nodes a backward pass runs, removed right after it.
 
 One post-hook per node sees both the gradient that reached its outputs (the recorded tensors', non-leaves included,
-with no `retain_grad`) and the gradient it sends to each input: the flow along each tensor->op edge.
+with no `retain_grad`) and the gradient it sends to each input: the flow along each tensor->op edge. The full
+recorder composes one `GradientHooks` and offers it the narrow `RecordedTensors` interface below.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
+from typing import Protocol
 
 import torch
 
 from . import summary
-from .depths import MAX_NODE_DEPTH, Looked
-from .records import deref
-from .torchstate import functorch_wrapped, inside_backward, torch_function_disabled, transform_active, \
-    unseen_by_modes, unseen_reads, version_of
+from .backward_calls import backward_tensors, batched_backward, hook_error, kept_gradient
+from .depths import UNREAD, Looked
+from .records import Records, deref
+from .torchstate import inside_backward, torch_function_disabled, transform_active, unseen_by_modes, unseen_reads, \
+    version_of
 
-__all__ = ["GradientHooks", "kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "hook_error",
-           "UNREAD", "MAX_INNER_NODES", "MAX_NODE_DEPTH"]
+__all__ = ["GradientHooks", "RecordedTensors", "MAX_INNER_NODES", "MAX_UNKNOWN_RUN"]
 
 MAX_INNER_NODES = 8  # autograd nodes one recorded op may expand to (`1/x`: reciprocal and mul)
 # Unrecorded nodes in a row the hook walk goes through (one op's inner nodes, an LSTM's steps) before it stops.
@@ -25,26 +26,41 @@ MAX_UNKNOWN_RUN = 1_000
 _TENSOR = torch.Tensor
 
 
-class _Unread:
-    """Stands for the grad_fn of a non-leaf past the node budget: known to exist, not looked at."""
+class RecordedTensors(Protocol):
+    """What the backward side asks of the recorder that owns the records."""
 
+    looked: Looked  # the autograd nodes this capture looked at (depths.py)
 
-UNREAD = _Unread()
+    def resolve(self, t) -> int:
+        """The record of `t`, recording it as an outside input if it is new."""
+
+    def record_of(self, t) -> int | None:
+        """The record of `t` at its current version, or None."""
+
+    def newest_record(self, t) -> int | None:
+        """The newest record of `t`, whatever its version."""
+
+    def record_again(self, t) -> int:
+        """A new record for `t`, changed where the capture could not see it."""
+
+    def add_grad_op(self, func, inputs: list, produced: list) -> None:
+        """Record an autograd.grad call as an op: its roots and inputs in, the gradients it returned out."""
+
+    def too_deep(self) -> None:
+        """Note that gradients deeper than the node budget are not recorded."""
 
 
 class GradientHooks:
-    """The Recorder's backward side: it needs `records`, `_lookup`, `_resolve`, `_outputs`, `_add_op`."""
+    """The full capture's backward side: runs each pass with hooks on its nodes and notes what they see."""
 
-    _looked: Looked | None = None
+    def __init__(self, records: Records, tensors: RecordedTensors):
+        self.records = records
+        self.tensors = tensors
+        self._node_entries: dict = {}  # autograd node -> [(output_nr, record)]
+        self._indexed_upto = 0  # records indexed into _node_entries so far
+        self._pass_leaves: list = []  # (record, leaf, copy or None): leaves the running backward pass reaches
 
-    @property
-    def looked(self) -> Looked:
-        """The autograd nodes this capture looked at (depths.py), counted from its first one."""
-        if self._looked is None:
-            self._looked = Looked()
-        return self._looked
-
-    def _backward(self, func, is_grad: bool, args, kwargs):
+    def run_pass(self, func, is_grad: bool, args, kwargs):
         """Run `backward()` / `autograd.grad` with hooks on its nodes; note the pass and its roots.
 
         Whatever goes wrong in gradmagic's own part becomes a note: the user's backward pass runs regardless.
@@ -76,14 +92,14 @@ class GradientHooks:
     def _pass_start(self, is_grad: bool, args, kwargs, handles: list) -> tuple:
         """(records of the roots, of the inputs, pass index) of a pass about to run, its nodes hooked into `handles`."""
         roots, wrt = backward_tensors(is_grad, args, kwargs)
-        root_recs = [self._resolve(t) for t in roots]
-        input_recs = [self._resolve(t) for t in wrt]
+        root_recs = [self.tensors.resolve(t) for t in roots]
+        input_recs = [self.tensors.resolve(t) for t in wrt]
         pass_index = len(self.records.passes)
         self.records.passes.append(("grad" if is_grad else "backward", root_recs, input_recs))
         try:
-            looked = self.looked
+            looked = self.tensors.looked
             if any(not looked.fits(self.records.depths[rec]) for rec in root_recs):
-                self.too_deep()
+                self.tensors.too_deep()
             else:
                 self._hook_graph(roots, pass_index, handles)
         except Exception as error:  # noqa: BLE001 - the pass is noted all the same
@@ -105,21 +121,19 @@ class GradientHooks:
         try:
             self._on_grad(pass_index, list(enumerate(input_recs)), out)
             inputs = [item for pair in enumerate(root_recs + input_recs) for item in pair]
-            self._add_op(func, inputs, (), self._outputs([g for g in out if g is not None], ()), None)
+            self.tensors.add_grad_op(func, inputs, [g for g in out if g is not None])
         except Exception as error:  # noqa: BLE001
             self.records.note("hook", hook_error(error))
 
     def _hook_graph(self, roots, pass_index, handles: list) -> None:
         """Hooks (into `handles`) on every autograd node reachable from the roots that produced a recorded tensor.
 
-        One post-hook per node sees both the gradient that reached its outputs (the recorded tensors')
-        and the gradient it sends to each input: the flow along each tensor->op edge. Ops built from several
-        autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too. The walk stops at the
-        cell's frontier (the node of a tensor from before the run is hooked, not gone past), after a long run of
-        unrecorded nodes, and where a chain would pass the node budget (depths.py): each node it looks at is marked.
-        """
+        Ops built from several autograd nodes (`1/x` is reciprocal then mul) get hooks on their inner nodes too.
+        The walk stops at the cell's frontier (the node of a tensor from before the run is hooked, not gone past),
+        after a long run of unrecorded nodes, and where a chain would pass the node budget (depths.py): each node
+        it looks at is marked."""
         self._index_nodes()
-        looked, depths, producers = self.looked, self.records.depths, self.records.producers
+        looked, depths = self.tensors.looked, self.records.depths
         seen = set()
         stack = [(t.grad_fn, 0, 0) for t in roots if t.grad_fn is not None]  # (node, its depth, unrecorded in a row)
         while stack:
@@ -130,24 +144,28 @@ class GradientHooks:
             if entries:
                 depth, run = max(depths[rec] for _, rec in entries), 0
             elif not looked.fits(depth) or run > MAX_UNKNOWN_RUN:
-                self.too_deep()
+                self.tensors.too_deep()
                 continue
             seen.add(node)
             looked.mark(node)
             looked.reach(depth)
-            if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
-                self._hook_leaf(node, pass_index, handles)
-                continue
-            if entries:
-                self._hook_op(node, entries, pass_index, handles)
-                if all(producers[rec] is None for _, rec in entries):  # from before the run: the cell's frontier
-                    continue
-            for next_node, _ in node.next_functions:
-                if next_node is not None and next_node not in seen:
-                    stack.append((next_node, depth + 1, run + 1))
+            if self._hook_node(node, entries, pass_index, handles):
+                stack += [(next_node, depth + 1, run + 1) for next_node, _ in node.next_functions
+                          if next_node is not None and next_node not in seen]
+
+    def _hook_node(self, node, entries, pass_index, handles: list) -> bool:
+        """Hook one node the walk reached; whether the walk goes on below it."""
+        if entries is None and hasattr(node, "variable"):  # AccumulateGrad: the gradient of a leaf
+            self._hook_leaf(node, pass_index, handles)
+            return False
+        if entries:
+            self._hook_op(node, entries, pass_index, handles)
+            producers = self.records.producers
+            return not all(producers[rec] is None for _, rec in entries)  # from before the run: the cell's frontier
+        return True
 
     def _hook_leaf(self, node, pass_index, handles: list) -> None:
-        rec = self._lookup(node.variable)
+        rec = self.tensors.record_of(node.variable)
         if rec is not None:
             self._pass_leaves.append((rec, node.variable, self._small_copy(rec)))
             self._note_earlier_hook(rec, node.variable)
@@ -166,10 +184,10 @@ class GradientHooks:
         record for their new version, linked to the old one, and a note that the ops that did it are not recorded."""
         r, changed = self.records, []
         for rec, t, before in self._pass_leaves:
-            if self._latest.get(id(t)) == rec and (version_of(t) != r.versions[rec] or _differs(before, t)):
+            if self.tensors.newest_record(t) == rec and (version_of(t) != r.versions[rec] or _differs(before, t)):
                 if before is not None:
                     r.snapshots.setdefault(rec, before)  # the value the pass's forward computation used
-                new = self._record(t, None)
+                new = self.tensors.record_again(t)
                 r.previous[new] = rec
                 r.grads_before.pop(new, None)  # its .grad is this pass's, not one from before the run
                 changed.append(rec)
@@ -222,7 +240,7 @@ class GradientHooks:
                 elif next_node not in self._node_entries and not hasattr(next_node, "variable") \
                         and next_node not in inner_seen:
                     inner_seen.add(next_node)  # an inner node of the same op
-                    self.looked.mark(next_node)
+                    self.tensors.looked.mark(next_node)
                     stack.append(next_node)
         return edges
 
@@ -272,64 +290,3 @@ def _differs(before, t) -> bool:
         return False
     with torch_function_disabled():
         return not torch.allclose(before, t.detach(), rtol=0, atol=0, equal_nan=True)
-
-
-def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
-    """(value, None, numel): a copy when small (read after the run, all at once), a device-side summary vector
-    when large. Never the gradient itself: autograd accumulates into a gradient no one else holds, in place, so
-    holding one would change the strides and versions of the user's `.grad` tensors."""
-    numel = grad.numel()
-    if numel > summary.SMALL_NUMEL:
-        return summarise(grad), None, numel
-    return grad.detach().clone(), None, numel
-
-
-def backward_tensors(is_grad: bool, args, kwargs) -> tuple[list, list]:
-    """The tensors a backward()/autograd.grad call starts from, and those autograd.grad differentiates by."""
-    roots = _tensors_in(args[0] if args else kwargs.get("tensors", kwargs.get("outputs")))
-    wrt = _tensors_in(args[1] if len(args) > 1 else kwargs.get("inputs")) if is_grad else []
-    return roots, wrt
-
-
-def iterators_as_tuples(args, kwargs) -> tuple:
-    """The call's arguments with iterators (a generator such as `model.parameters()`) read into tuples, so that
-    both gradmagic and torch can go through them."""
-    def read(value):
-        return tuple(value) if isinstance(value, Iterator) and not isinstance(value, _TENSOR) else value
-
-    return tuple(read(a) for a in args), {k: read(v) for k, v in kwargs.items()}
-
-
-def batched_backward(is_grad: bool, args, kwargs) -> bool:
-    """Whether a backward call runs batched (`is_grads_batched`, or vmap wrappers among its tensors): its gradients
-    are functorch wrappers, not values gradmagic can keep."""
-    if is_grad and (kwargs.get("is_grads_batched") or (len(args) > 7 and args[7])):
-        return True
-    arguments = [*args, *kwargs.values()]
-    return any(functorch_wrapped(t) for t in _tensors_in_all(arguments))
-
-
-def hook_error(error: BaseException) -> str:
-    """`RuntimeError: what went wrong`, on one short line."""
-    text = f"{type(error).__name__}: {error}".splitlines()[0]
-    return text if len(text) <= 160 else text[:159] + "…"
-
-
-def _tensors_in_all(arguments) -> list:
-    """The tensors among call arguments, one level of sequences deep."""
-    out = []
-    for arg in arguments:
-        if isinstance(arg, _TENSOR):
-            out.append(arg)
-        elif isinstance(arg, (list, tuple)):
-            out += [t for t in arg if isinstance(t, _TENSOR)]
-    return out
-
-
-def _tensors_in(tensors) -> list:
-    """The tensors among a backward call's `tensors`/`inputs` argument (one tensor or a sequence)."""
-    if tensors is None:
-        return []
-    if isinstance(tensors, _TENSOR):
-        return [tensors]
-    return [t for t in tensors if isinstance(t, _TENSOR)]

@@ -2,29 +2,32 @@
 
 While the code runs, each assignment keeps the tensor it bound (its `grad_fn` keeps the graph below it alive), a
 hook on its autograd node sees its gradient, and `backward()`/`autograd.grad` note their passes. walk.py reads the
-autograd graph once, after the run, when `records` is first asked for: the same `Records` as `recorder.Recorder`
-fills, so every later stage works unchanged. What it cannot see: ops off the gradient's path (constants, `.item()`,
+autograd graph once, after the run, when `read()` is called: the same `Records` as `recorder.Recorder` fills, so
+every later stage works unchanged. What it cannot see: ops off the gradient's path (constants, `.item()`,
 `detach`, no_grad code), values of anonymous intermediates, and the gradient flowing along each edge.
 """
 from __future__ import annotations
 
 import weakref
+from contextlib import ExitStack
 from functools import partial, wraps
 
 import torch
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import summary
-from .budget import Meter, as_budget, coarse_note
-from .depths import MAX_NODE_DEPTH, looked_elsewhere
-from .hooks import UNREAD, backward_tensors, batched_backward, hook_error, iterators_as_tuples, \
+from .backward_calls import backward_tensors, batched_backward, frees_graph, hook_error, iterators_as_tuples, \
     kept_gradient
-from .naming import item_labels, on_this_thread
+from .bindings import Bindings, Seen
+from .budget import Meter, as_budget, coarse_note
+from .depths import MAX_NODE_DEPTH, UNREAD, looked_elsewhere
+from .frames import caller_line
+from .namespace import leaves_requiring_grad, leaves_with_grad
+from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
-from .records import Records, add_note, call_shapes, caller_line, deref
-from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, \
-    unseen_by_modes, version_of
-from .walk import Bindings, GraphReader, Seen
+from .patches import hook_module_calls, patch
+from .records import Records, add_note, call_shapes
+from .torchstate import forward_ad_active, gradient_accumulator, inside_backward, transform_active, unseen_by_modes
+from .walk import GraphReader
 
 __all__ = ["LeanRecorder"]
 
@@ -38,6 +41,8 @@ _LOOK_BUDGET = MAX_NODE_DEPTH // 2
 # optimizer steps, more edges a node): after a 60-s MLP training loop the lean capture took 3.7 s in a kernel
 # where the full one took 2.3 s for as many nodes (the reading included).
 _NODE_COST = 1.8
+# Frames outside gradmagic from a backward call to the code's line: Tensor.backward, the code's line (and slack).
+_BACKWARD_FRAMES = 4
 
 
 class LeanRecorder:
@@ -45,10 +50,17 @@ class LeanRecorder:
 
     lean = True
 
-    def __init__(self, filename: str = "<gradmagic>", budget=None):
+    def __init__(self, filename: str = "<gradmagic>", budget=None, namespace: dict | None = None):
         self.filename = filename
         self.meter = Meter(as_budget(budget))  # its ops: the tensors bound and kept
+        self._namespace = namespace if namespace is not None else {}  # its leaves get gradient hooks each pass
         self._coarse = False  # past the budget: bindings are counted per line, not kept
+        self._forget()
+        self._room = (int(self.meter.budget.detail_nodes() / _NODE_COST), "seconds")  # graph nodes to read, and why
+        self._undo = ExitStack()  # what start() installed in torch
+
+    def _forget(self) -> None:
+        """Empty bindings: nothing the code bound is kept."""
         self.bindings = Bindings()
         b = self.bindings  # its lists, by short names for the hot path
         self._seen, self._labels, self._grads, self._passes, self._grads_before = \
@@ -57,17 +69,12 @@ class LeanRecorder:
         self._pass: int | None = None
         self._looked_at = 0  # autograd nodes looked at since a backward pass last freed a graph
         self._look_budget: int | None = None  # _LOOK_BUDGET less what earlier live captures looked at (once)
-        self._handles: list = []
+        self._handles: list = []  # pre-hooks on the bound tensors' nodes, removed by stop()
         self._open: list = []  # indices in bindings.spans of the module calls under way
-        self._patched: dict = {}
         self._new_leaves: list = []  # weak references to the leaves bound since the last pass
-        self._namespace: dict = {}
         self._pass_handles: list = []  # hooks on leaves' gradient accumulators, for the running pass only
         self._records: Records | None = None
         self._reader: GraphReader | None = None
-        self._room = (int(self.meter.budget.detail_nodes() / _NODE_COST), "seconds")  # graph nodes to read, and why
-        self._optimizers = OptimizerCalls(filename, _no_ops)
-        self.bindings.optimizer_calls = self._optimizers.calls
 
     @property
     def passes(self) -> int:
@@ -138,7 +145,7 @@ class LeanRecorder:
         the namespace's leaves and module parameters: each one's own gradient (not the accumulated .grad).
         Removed after the pass: an accumulator holds its leaf, so keeping one would keep every leaf alive."""
         seen = set()
-        for t in (*(ref() for ref in self._new_leaves), *_namespace_leaves(self._namespace)):
+        for t in (*(ref() for ref in self._new_leaves), *leaves_requiring_grad(self._namespace)):
             accumulator = None if t is None or id(t) in seen else gradient_accumulator(t)
             if accumulator is not None:
                 seen.add(id(t))
@@ -168,7 +175,7 @@ class LeanRecorder:
         if inside_backward():
             return func(*args, **kwargs)
         if self._coarse:  # past the budget: a plain pass (the .grad of the names is read as the run ends)
-            self.meter.count(caller_line(self.filename, 2), func.__name__)
+            self.meter.count(caller_line(self.filename, _BACKWARD_FRAMES), func.__name__)
             return func(*args, **kwargs)
         args, kwargs = iterators_as_tuples(args, kwargs)  # `inputs=model.parameters()` is read once
         if transform_active() or batched_backward(is_grad, args, kwargs):  # torch.func / vmap: wrapper tensors
@@ -185,7 +192,7 @@ class LeanRecorder:
             for handle in self._pass_handles:
                 handle.remove()
             self._pass_handles = []
-        if _frees_graph(is_grad, args, kwargs):
+        if frees_graph(is_grad, args, kwargs):
             self._looked_at = 0
         if is_grad:  # autograd.grad hands the inputs' gradients back instead of accumulating them
             self._grads.extend((self._pass, index, *unseen_by_modes(kept_gradient, g))
@@ -195,7 +202,7 @@ class LeanRecorder:
     def _start_pass(self, is_grad: bool, args, kwargs) -> None:
         """Note a pass, its roots and (autograd.grad) inputs; hook the parameters of modules bound since."""
         roots, wrt = backward_tensors(is_grad, args, kwargs)
-        line = caller_line(self.filename, 3)
+        line = caller_line(self.filename, _BACKWARD_FRAMES)
         if not self._passes:
             unseen_by_modes(self._note_grads_before)
         unseen_by_modes(self._hook_leaves)
@@ -227,26 +234,24 @@ class LeanRecorder:
 
     # ---- start and stop -----------------------------------------------------------------------
 
-    def start(self, namespace: dict | None = None) -> None:
-        """Note each nn.Module call and each backward pass (undone by stop()), and the leaves' .grad before."""
-        self._namespace = namespace if namespace is not None else {}
-        for t in unseen_by_modes(_leaves_with_grad, self._namespace):
+    def start(self) -> None:
+        """Note each nn.Module call, optimizer call and backward pass, and the leaves' .grad before (undone by stop(),
+        also when start() itself fails halfway)."""
+        for t in unseen_by_modes(leaves_with_grad, self._namespace):
             self._grads_before[id(t)] = (t, None)
-        self._handles += [register_module_forward_pre_hook(on_this_thread(self._enter_module)),
-                          register_module_forward_hook(on_this_thread(self._exit_module), always_call=True)]
-        for name, is_grad in (("backward", False), ("grad", True)):
-            original = getattr(torch.autograd, name)
-            self._patched[name] = original
-            noting = partial(self._backward, original, is_grad)
-            setattr(torch.autograd, name, wraps(original)(noting))
-        self._optimizers.start()
+        with ExitStack() as undo:
+            hook_module_calls(undo, self._enter_module, self._exit_module)
+            for name, is_grad in (("backward", False), ("grad", True)):
+                original = getattr(torch.autograd, name)
+                patch(undo, torch.autograd, name, wraps(original)(partial(self._backward, original, is_grad)))
+            optimizers = OptimizerCalls(self.filename, _no_ops)
+            self.bindings.optimizer_calls = optimizers.calls
+            optimizers.start(undo)
+            self._undo = undo.pop_all()
 
     def stop(self) -> None:
-        """Remove every hook and give torch.autograd and torch.optim their own functions back."""
-        self._optimizers.stop()
-        for name, original in self._patched.items():
-            setattr(torch.autograd, name, original)
-        self._patched = {}
+        """Remove everything start() installed and the hooks on bound tensors' nodes; forget the namespace."""
+        self._undo.close()
         for handle in self._handles:
             handle.remove()
         self._handles, self._namespace, self._new_leaves = [], {}, []
@@ -255,7 +260,7 @@ class LeanRecorder:
 
     def fit(self, seconds: float, reason: str = "seconds") -> None:
         """Keep the bindings, and below them the graph nodes, post-processing gets through in `seconds` (the graph
-        is read when `records` is first used); the rest are counted per line."""
+        is read by `read()`, after this); the rest are counted per line."""
         budget = self.meter.budget
         self._room = (int(budget.detail_nodes(seconds) / _NODE_COST), reason)
         keep = min(budget.ops, self._room[0])
@@ -268,9 +273,8 @@ class LeanRecorder:
         self.meter.counts.update(self.bindings.keep_first(n))
         self._by_id = {key: index for key, index in self._by_id.items() if index < n}
 
-    @property
-    def records(self) -> Records:
-        """The autograd graph below everything the code bound, read once into the recorder's columns."""
+    def read(self) -> Records:
+        """The autograd graph below everything the code bound, read into the recorder's columns (once, after fit)."""
         if self._records is None:
             self._reader = GraphReader(self.bindings, self._room[0])
             self._records = self._reader.read()
@@ -288,46 +292,16 @@ class LeanRecorder:
 
     def lookup(self, t) -> int | None:
         """The record of a tensor at its current version, if recorded (for naming after the run)."""
-        records, reader = self.records, self._reader
-        index = self._by_id.get(id(t))
-        if index is not None and index < len(reader.record_of) and self._seen[index].holds(t):
-            return reader.record_of[index]
-        if t.is_leaf or reader.stopped:
-            rec = reader.leaves.get(id(t))
-            return rec if rec is not None and deref(records.objs[rec]) is t else None
-        rec = reader.outputs.get((t.grad_fn, t.output_nr))
-        return rec if rec is not None and records.versions[rec] == version_of(t) else None
+        self.read()
+        return self._reader.lookup(t, self._by_id.get(id(t)))
 
     def release(self) -> None:
         """Forget every tensor, autograd node and module, so the capture keeps nothing alive."""
-        self.__init__(self.filename, self.meter.budget)
+        self._forget()
+        self._namespace = {}
         self._records = Records()
 
 
 def _no_ops() -> int:
     """The lean capture records no ops while the code runs: an optimizer call spans none."""
     return 0
-
-
-def _frees_graph(is_grad: bool, args, kwargs) -> bool:
-    """Whether a backward()/autograd.grad call frees the graph it ran through (no retain_graph or create_graph)."""
-    first = 3 if is_grad else 2  # (tensors, grad_tensors, retain_graph, create_graph); grad: (outputs, inputs, ...)
-    retain = kwargs.get("retain_graph", args[first] if len(args) > first else None)
-    create = kwargs.get("create_graph", args[first + 1] if len(args) > first + 1 else False)
-    return not (retain or create)
-
-
-def _namespace_leaves(namespace: dict) -> list:
-    """The leaves that require grad among the namespace's tensors and its modules' parameters."""
-    leaves = []
-    for value in list(namespace.values()):
-        if isinstance(value, torch.nn.Module):
-            leaves += [p for p in value.parameters() if p.requires_grad]
-        elif isinstance(value, _TENSOR) and value.is_leaf and value.requires_grad:
-            leaves.append(value)
-    return leaves
-
-
-def _leaves_with_grad(namespace: dict) -> list:
-    """The leaves (module parameters included) bound in `namespace` whose .grad is set."""
-    return [t for t in _namespace_leaves(namespace) if t.grad is not None]

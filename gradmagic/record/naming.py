@@ -7,7 +7,8 @@ import threading
 
 import torch
 
-__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook", "item_labels", "on_this_thread"]
+__all__ = ["LABEL_HOOK", "label_assignments", "install_label_hook", "remove_label_hook", "item_labels",
+           "on_this_thread"]
 
 #: The builtin the instrumented code calls; a no-op whenever no capture is active.
 LABEL_HOOK = "__gradmagic_label__"
@@ -21,6 +22,12 @@ def install_label_hook(hook) -> None:
     # A builtin rather than a global: functions defined in a cell keep working
     # in later cells without a new name appearing in the user's namespace.
     setattr(builtins, LABEL_HOOK, on_this_thread(hook))
+
+
+def remove_label_hook() -> None:
+    """Take the label builtin away again (`%unload_ext`): builtins as before the first capture."""
+    if hasattr(builtins, LABEL_HOOK):
+        delattr(builtins, LABEL_HOOK)
 
 
 def on_this_thread(hook):

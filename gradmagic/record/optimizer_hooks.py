@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+from contextlib import ExitStack
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from .records import caller_line, held
+from .frames import caller_line
+from .patches import patch
+from .records import held
 from .torchstate import torch_function_disabled
 
 __all__ = ["OptimizerCalls", "settings_text"]
 
-_CALLER_FRAMES = 8  # hook <- torch's profiling wrapper <- step's own decorators <- the code's line
+_CALLER_FRAMES = 8  # torch's hook caller <- profiling wrapper <- step's own decorators <- the code's line
 
 
 class OptimizerCalls:
@@ -29,31 +32,21 @@ class OptimizerCalls:
         self._op_count = op_count  # () -> how many ops the capture has recorded so far
         self.calls: list = []
         self._open: list = []  # indices in calls of the calls under way
-        self._handles: list = []
-        self._zero_grad = None
         self._settings: dict = {}  # id(optimizer) -> (its first group's values, settings_text): a loop's steps repeat
 
-    def start(self) -> None:
-        """Global step hooks (torch.optim's own) and a noting `Optimizer.zero_grad` (torch has no hook for it)."""
-        self._handles = [register_optimizer_step_pre_hook(self._enter_step),
-                         register_optimizer_step_post_hook(self._exit_step)]
-        self._zero_grad = torch.optim.Optimizer.__dict__["zero_grad"]
-        torch.optim.Optimizer.zero_grad = _noting_zero_grad(self._zero_grad, self)
+    def start(self, undo: ExitStack) -> None:
+        """Global step hooks (torch.optim's own) and a noting `Optimizer.zero_grad` (torch has no hook for it), until
+        `undo` closes."""
+        undo.callback(self._open.clear)
+        undo.callback(register_optimizer_step_pre_hook(self._enter_step).remove)
+        undo.callback(register_optimizer_step_post_hook(self._exit_step).remove)
+        zero_grad = torch.optim.Optimizer.__dict__["zero_grad"]
+        patch(undo, torch.optim.Optimizer, "zero_grad", _noting_zero_grad(zero_grad, self))
 
-    def stop(self) -> None:
-        """Remove the hooks and give torch.optim.Optimizer its own zero_grad back."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        if self._zero_grad is not None:
-            torch.optim.Optimizer.zero_grad = self._zero_grad
-            self._zero_grad = None
-        self._open = []
-
-    def enter(self, kind: str, optimizer, depth: int) -> None:
+    def enter(self, kind: str, optimizer) -> None:
         """A call begins: note who and how (a hyper-parameter may change between steps: a scheduler)."""
         self._open.append(len(self.calls))
-        line = caller_line(self.filename, depth + 1, _CALLER_FRAMES)
+        line = caller_line(self.filename, _CALLER_FRAMES)
         self.calls.append([kind, optimizer, self._settings_of(optimizer), self._op_count(), None, line, []])
 
     def _settings_of(self, optimizer) -> str:
@@ -77,7 +70,7 @@ class OptimizerCalls:
                            if p.grad is not None]
 
     def _enter_step(self, optimizer, args, kwargs):
-        self.enter("step", optimizer, 3)
+        self.enter("step", optimizer)
 
     def _exit_step(self, optimizer, args, kwargs):
         self.exit(optimizer)
@@ -87,7 +80,7 @@ def _noting_zero_grad(zero_grad, calls: OptimizerCalls):
     """Optimizer.zero_grad that notes its call (its ops: `zero_` when set_to_none=False)."""
     @functools.wraps(zero_grad)
     def noting(self, *args, **kwargs):
-        calls.enter("zero_grad", self, 2)
+        calls.enter("zero_grad", self)
         try:
             return zero_grad(self, *args, **kwargs)
         finally:

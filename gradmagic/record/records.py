@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import bisect
-import sys
 import weakref
 from collections import Counter
 
@@ -11,7 +10,7 @@ import torch
 from .summary import SMALL_NUMEL, shape_of
 from .torchstate import version_of
 
-__all__ = ["Records", "held", "deref", "caller_line", "add_note", "call_shapes", "passes_below", "NOTES"]
+__all__ = ["Records", "held", "deref", "add_note", "call_shapes", "passes_below", "NOTES"]
 
 _REF = weakref.ref
 _TENSOR = torch.Tensor
@@ -169,18 +168,6 @@ def add_note(notes: list, kind: str, *details) -> None:
     head = NOTES[kind].split("{")[0]
     if not any(note.startswith(head) for note in notes):
         notes.append(NOTES[kind].format(*details))
-
-
-def caller_line(filename: str, depth: int, tries: int = 4) -> int | None:
-    """The line of `filename` that called into torch, looking up to `tries` frames above `depth`."""
-    frame = sys._getframe(depth)
-    for _ in range(tries):  # operator -> [torch's Python wrapper -> handle_torch_function] -> the code's line
-        if frame is None:
-            return None
-        if frame.f_code.co_filename == filename:
-            return frame.f_lineno
-        frame = frame.f_back
-    return None
 
 
 def call_shapes(value) -> tuple:

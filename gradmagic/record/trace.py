@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 import torch
 
 from . import summary
-from .finals import Final, grad_names, module_paths, parameter_paths
+from .calls import EXIT_NAMES
+from .depths import Unread
+from .finals import bind_finals, grad_names
+from .namespace import NamespaceIndex
 from .records import deref
-from .recorder import EXIT_NAMES, Recorder
+from .recorder import Recorder
 from .torchstate import torch_function_disabled, version_of
 
 __all__ = ["Trace", "resolve", "LEAN_HINT_OPS"]
@@ -29,7 +32,7 @@ class Trace:
     dtypes: list = field(default_factory=list)
     devices: list = field(default_factory=list)
     requires_grad: list = field(default_factory=list)
-    grad_fns: list = field(default_factory=list)  # class name of the autograd node, None for leaves
+    grad_fns: list = field(default_factory=list)  # class name of the autograd node, None for leaves, "unrecorded"
     versions: list = field(default_factory=list)
     producers: list = field(default_factory=list)
     values: list = field(default_factory=list)
@@ -77,8 +80,9 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
     `finals` (finals.snapshot of the namespace as the run ended) decide what each name holds: its record,
     a new one where the tensor changed unseen (lean capture, an op outside the capture), and its `.grad`."""
     with torch_function_disabled():  # the lean capture reads torch's graph here: no mode of the user's sees it
-        r = recorder.records
-        bound = _bind_finals(recorder, r, finals)
+        r = recorder.read()
+        index = NamespaceIndex(namespace)
+        bound = bind_finals(recorder, r, finals)
         trace = Trace(
             source=source,
             lean=recorder.lean,
@@ -95,9 +99,9 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
         _attach_values(trace, r)
         _attach_grads(trace, r)
         _attach_finals(trace, bound)
-        _attach_names(trace, r, namespace, bound)
-        _attach_ops(trace, r, namespace)
-        _attach_optimizers(trace, r, namespace)
+        _attach_names(trace, r, index, bound)
+        _attach_ops(trace, r, index)
+        _attach_optimizers(trace, r, index)
         trace.passes = list(r.passes)
         trace.coarse = bool(recorder.meter.counts)
     if not recorder.lean and len(r.funcs) > LEAN_HINT_OPS:
@@ -115,7 +119,8 @@ def _texts(items: list, text) -> list:
 
 
 def _node_class_text(cls: type) -> str | None:
-    return None if cls is type(None) else "unrecorded" if cls.__name__ == "_Unread" else cls.__name__
+    """The autograd node's class name (`MulBackward0`); None for a leaf, "unrecorded" past the node budget."""
+    return None if cls is type(None) else "unrecorded" if cls is Unread else cls.__name__
 
 
 def _current(r, rec):
@@ -176,51 +181,6 @@ def _leaf_grad(r, rec):
 # ---- what the names hold when the run ended -------------------------------------------------------------
 
 
-def _bind_finals(recorder, r, finals: list) -> dict:
-    """Final -> its record: the recorded version when it is the one the names hold, else a new record
-    (an update the capture did not see), linked to the earlier version of the same tensor. Tensors the run
-    neither touched nor bound to a name (an earlier cell's, untouched) are left out."""
-    bound, latest = {}, None
-    for final in finals:
-        t = deref(final.obj)
-        rec = recorder.lookup(t) if t is not None else None
-        if rec is not None and deref(r.objs[rec]) is None:  # an anonymous node output of the lean capture
-            r.hold(rec, t)
-        if rec is None or not _holds(r, rec, final):
-            if latest is None:
-                latest = _latest_records(r, {id(deref(f.obj)) for f in finals})
-            previous = latest.get(id(t)) if t is not None else None
-            if previous is None and not final.rebound:
-                continue
-            rec = _add_record(r, final, previous)
-        r.requires_grad[rec] = final.meta[3]  # `x.requires_grad = True` keeps the version
-        bound[id(final)] = (final, rec)
-    return bound
-
-
-def _holds(r, rec: int, final: Final) -> bool:
-    shape, dtype, device, _ = final.meta
-    return (deref(r.objs[rec]) is deref(final.obj) and r.versions[rec] == final.version
-            and tuple(r.shapes[rec]) == shape and r.dtypes[rec] == dtype and r.devices[rec] == device)
-
-
-def _latest_records(r, ids: set) -> dict:
-    """id(tensor) -> its newest record, for the tensors in `ids` (one pass over the records)."""
-    latest = {}
-    for rec, obj in enumerate(r.objs):
-        t = deref(obj)
-        if t is not None and id(t) in ids:
-            latest[id(t)] = rec
-    return latest
-
-
-def _add_record(r, final: Final, previous: int | None) -> int:
-    rec = r.add(final.obj, final.version, *final.meta, final.grad_fn, final.output_nr, None, 0)
-    if previous is not None:
-        r.previous[rec] = previous
-    return rec
-
-
 def _attach_finals(trace: Trace, bound: dict) -> None:
     """The values and `.grad` of the named tensors as they were when the run ended."""
     finals = [final for final, _ in bound.values()]
@@ -237,7 +197,7 @@ def _attach_finals(trace: Trace, bound: dict) -> None:
         trace.leaf_flags[rec] = final.is_leaf
 
 
-def _attach_names(trace: Trace, r, namespace: dict, bound: dict) -> None:
+def _attach_names(trace: Trace, r, index: NamespaceIndex, bound: dict) -> None:
     """Each record's names: the cell's assignments, the names it holds at the end first, module paths."""
     for rec, info in r.labels:
         trace.names.setdefault(rec, []).append(info)
@@ -245,7 +205,7 @@ def _attach_names(trace: Trace, r, namespace: dict, bound: dict) -> None:
         if rec not in trace.names and before in trace.names:
             name, line, _ = trace.names[before][0]
             trace.names[rec] = [(name, line, _changed_by(trace, r, rec))]
-    params = parameter_paths(namespace)
+    params = index.parameter_paths
     for rec, obj in enumerate(r.objs):
         t = deref(obj)
         if t is not None and id(t) in params:
@@ -282,9 +242,9 @@ def _changed_by(trace: Trace, r, rec: int) -> str:
     return lines[line - 1].strip() if line and line <= len(lines) else "(changed in place)"
 
 
-def _attach_ops(trace: Trace, r, namespace: dict) -> None:
+def _attach_ops(trace: Trace, r, index: NamespaceIndex) -> None:
     called = [module for module, _, _ in r.module_calls]
-    paths = _module_paths(namespace, [*r.modules, *called])
+    paths = {id(m): index.module_path(m) for m in [*r.modules, *called] if m is not None}
     trace.funcs = r.funcs
     trace.op_kinds = ["grad" if f is torch.autograd.grad else "exit" if getattr(f, "__name__", "") in EXIT_NAMES
                       else "op" for f in r.funcs]
@@ -300,27 +260,19 @@ def _attach_ops(trace: Trace, r, namespace: dict) -> None:
                            "outputs": [list(s) for s in outputs]} for m, inputs, outputs in r.module_calls]
 
 
-def _attach_optimizers(trace: Trace, r, namespace: dict) -> None:
+def _attach_optimizers(trace: Trace, r, index: NamespaceIndex) -> None:
     """Each optimizer call with its name in the namespace, settings, line and the records it updated; each op's call."""
     trace.optimizers = [None] * len(r.funcs)
     if not r.optimizer_calls:
         return
-    names = {id(v): k for k, v in namespace.items() if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")}
+    names = index.optimizer_names
     stepped = {id(deref(p)) for call in r.optimizer_calls for p, _ in call[6]}
     versions = {(id(t), version): rec for rec, (t, version) in enumerate(zip(map(deref, r.objs), r.versions))
                 if id(t) in stepped}
-    for index, (kind, optimizer, settings, first, end, line, updated) in enumerate(r.optimizer_calls):
+    for position, (kind, optimizer, settings, first, end, line, updated) in enumerate(r.optimizer_calls):
         end = len(r.funcs) if end is None else end  # a call that raised
-        trace.optimizers[first:end] = [index] * (end - first)
+        trace.optimizers[first:end] = [position] * (end - first)
         recs = [versions.get((id(deref(p)), version)) for p, version in updated]
         trace.optimizer_calls.append({"call": kind, "name": names.get(id(optimizer)), "class": type(optimizer).__name__,
                                       "settings": settings, "line": line, "updated": [r for r in recs if r is not None]})
 
-
-def _module_paths(namespace: dict, modules: list) -> dict:
-    """id(module) -> dotted path from a namespace name, or the class name for unnamed modules."""
-    paths = module_paths(namespace)
-    for module in modules:
-        if module is not None and id(module) not in paths:
-            paths[id(module)] = type(module).__name__
-    return paths

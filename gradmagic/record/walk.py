@@ -10,17 +10,16 @@ import bisect
 import re
 import weakref
 from collections import Counter
-from dataclasses import dataclass, field
 
 import torch
 
-from .depths import DEEP_NOTE, MAX_NODE_DEPTH, Looked
-from .hooks import UNREAD
-from .records import Records, add_note, deref, held, passes_below
+from .bindings import Bindings, Seen
+from .depths import DEEP_NOTE, MAX_NODE_DEPTH, UNREAD, Looked
+from .records import Records, add_note, deref
 from .summary import shape_of, tensor_kind
 from .torchstate import version_of
 
-__all__ = ["Bindings", "Seen", "GraphReader", "NodeOp", "LEAN_NOTE"]
+__all__ = ["GraphReader", "NodeOp", "LEAN_NOTE"]
 
 LEAN_NOTE = ("Lean capture: torch's autograd graph only, so values of named tensors only, no constants, detach, "
              ".item() or no_grad code, and no gradient flows on edges; run without --lean to record every op.")
@@ -52,49 +51,6 @@ _NODE_OPS = weakref.WeakKeyDictionary()  # a cell's own autograd.Function classe
 def _node_op(node_class: type) -> NodeOp:
     _NODE_OPS[node_class] = op = NodeOp(node_class)
     return op
-
-
-class Seen:
-    """One tensor the code bound to a name or started a backward pass from: kept until the graph is read."""
-
-    __slots__ = ("obj", "version", "grad_fn", "output_nr", "meta", "line")
-
-    def __init__(self, t, grad_fn, line):
-        self.obj = held(t)
-        self.version = version_of(t)
-        self.grad_fn = grad_fn  # keeps the graph below it alive; None for leaves, UNREAD past the node budget
-        self.output_nr = t.output_nr
-        self.meta = None if self.obj is t else (shape_of(t), t.dtype, t.device, t.requires_grad)
-        self.line = line
-
-    def holds(self, t) -> bool:
-        return deref(self.obj) is t and self.version == version_of(t)
-
-
-@dataclass
-class Bindings:
-    """What the lean capture kept while the code ran: all the graph reader needs."""
-
-    seen: list = field(default_factory=list)  # Seen, in the order the code bound them
-    labels: list = field(default_factory=list)  # (index in seen, (name, line, expression))
-    grads: list = field(default_factory=list)  # (pass, index in seen, value, version, numel)
-    passes: list = field(default_factory=list)  # (kind, root indices, input indices)
-    spans: list = field(default_factory=list)  # [module, first node number, end] per module call, in call order
-    grads_before: dict = field(default_factory=dict)  # id(leaf) -> (leaf, its .grad before the first pass or None)
-    notes: list = field(default_factory=list)
-    module_calls: list = field(default_factory=list)  # (module, input shapes, output shapes) as each call ends
-    optimizer_calls: list = field(default_factory=list)  # filled by optimizer_hooks.OptimizerCalls
-
-    def keep_first(self, n: int) -> Counter:
-        """Forget the bindings past the first `n`, and the passes from the first one that started from a forgotten
-        binding on; the forgotten ones counted as {(line, name): n}."""
-        dropped = Counter((line, name) for index, (name, line, _) in self.labels if index >= n)
-        self.labels[:] = [(index, info) for index, info in self.labels if index < n]
-        del self.seen[n:]
-        cut = passes_below(self.passes, n)
-        del self.passes[cut:]
-        self.grads[:] = [g for g in self.grads if g[0] < cut and g[1] < n]
-        return dropped
 
 
 class GraphReader:
@@ -142,6 +98,17 @@ class GraphReader:
         r.module_calls, r.optimizer_calls = self.bindings.module_calls, self.bindings.optimizer_calls
         r.notes += [*self.bindings.notes, LEAN_NOTE]
         return r
+
+    def lookup(self, t, index: int | None) -> int | None:
+        """The record of `t` at its current version: its binding's (`index` in bindings.seen), else its node's."""
+        records = self.records
+        if index is not None and index < len(self.record_of) and self.bindings.seen[index].holds(t):
+            return self.record_of[index]
+        if t.is_leaf or self.stopped:
+            rec = self.leaves.get(id(t))
+            return rec if rec is not None and deref(records.objs[rec]) is t else None
+        rec = self.outputs.get((t.grad_fn, t.output_nr))
+        return rec if rec is not None and records.versions[rec] == version_of(t) else None
 
     def _record(self, seen: Seen) -> int:
         t = deref(seen.obj)

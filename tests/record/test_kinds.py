@@ -271,3 +271,12 @@ def test_large_complex_and_integer_tensors_are_summarised(lean, tmp_path):
     assert stats["of"] == "abs" and stats["max"] == pytest.approx(plain["A"].detach().abs().max().item())
     assert "|z|∈[" in result.table
     assert_shows_everything(result, tmp_path)
+
+
+def test_the_kinds_cache_stays_bounded_however_many_callables_arrive(monkeypatch):
+    from gradmagic.record import calls
+
+    monkeypatch.setattr(calls, "KINDS", {})
+    for i in range(calls.MAX_KINDS + 10):  # a cell's own autograd.Function gives a new bound apply each run
+        calls.call_kind(lambda: i)
+    assert 0 < len(calls.KINDS) <= calls.MAX_KINDS
