@@ -1,11 +1,11 @@
 """Where the default %%autograd path spends its time, stage by stage, on one program of capture_overhead.py.
 
-    py-spy record -r 250 -F -f raw -o stacks.txt -- python benchmarks/profile_capture.py --only RNN
-    python benchmarks/profile_capture.py --split stacks.txt          # seconds and % per stage
+    py-spy record --nonblocking -r 250 -F -f raw -o stacks.txt -- python benchmarks/profile_capture.py --only RNN
+    python benchmarks/profile_capture.py --split stacks.txt --seconds S  # % per stage, and of S seconds
     python benchmarks/profile_capture.py --only RNN --cprofile 15    # the top functions by own time (cProfile)
 
 The run timed is capture_overhead's "default+picture" (capture, graph, table, picture as PNG), after one warm-up;
-samples outside `profiled_runs` (imports, warm-up, the plain run) are left out of the split.
+samples outside its `timed_run` (imports, warm-up, the plain run, collections between runs) are left out of the split.
 """
 from __future__ import annotations
 
@@ -38,20 +38,26 @@ VIEW_BUILDERS = ("collapse.py", "loops.py", "steps.py", "blocks.py", "layout.py"
 
 def profiled_runs(source: str, namespace, repeats: int, budget) -> list:
     """Seconds of each default+picture run."""
-    seconds = []
-    for _ in range(repeats):
-        seconds.append(bench.time_once(lambda: bench.shown(bench.gradmagic.run(source, namespace(), budget=budget)),
-                                       "cpu"))
-    return seconds
+    def timed_run():  # the split counts the samples below this frame only
+        with bench.gc_frozen():
+            bench.shown(bench.gradmagic.run(source, namespace(), budget=budget))
+
+    return [bench.time_once(timed_run, "cpu") for _ in range(repeats)]
+
+
+def warm_up() -> None:
+    """Imports and fonts, out of the profile."""
+    bench.shown(bench.gradmagic.run(WARM_UP, {"torch": bench.torch}))
 
 
 def stage_of(frames: list) -> str:
     """The stage one sampled stack (root first) was in."""
-    files = [frame.rsplit("(", 1)[-1] for frame in frames]
+    if frames and frames[-1].startswith("gc_frozen "):
+        return "full collection after the cell"
+    files = [frame.rsplit("(", 1)[-1].rstrip(")").rsplit(":", 1)[0] for frame in frames]
     for i, file in enumerate(files):
-        if file.startswith("<gradmagic-"):  # the cell: its own work unless the recorder or its hooks run below it
-            below = [stage_of_file(f) for f in files[i + 1:]]
-            return next((s for s in below if s in ("backward hooks", "recording hot path")), "cell: torch's own work")
+        if file.startswith("<gradmagic-"):  # the cell: the innermost recorder, hook or autograd engine frame says
+            return next((s for s in map(cell_stage, reversed(frames[i + 1:])) if s), "cell: torch's own work")
         stage = stage_of_file(file)
         if stage == "drawing: artists":
             inner = [f for f in files[i + 1:] if "gradmagic/view/" in f]
@@ -59,6 +65,14 @@ def stage_of(frames: list) -> str:
         if stage:
             return stage
     return "other (front ends, gc, IPython)"
+
+
+def cell_stage(frame: str) -> str | None:
+    """Inside the cell: the recorder's work, its hooks' work, or torch's own (the autograd engine)."""
+    if frame.startswith("_engine_run_backward "):
+        return "backward: torch's engine"
+    stage = stage_of_file(frame.rsplit("(", 1)[-1])
+    return stage if stage in ("backward hooks", "recording hot path") else None
 
 
 def stage_of_file(file: str) -> str | None:
@@ -73,17 +87,18 @@ def split(stacks: Path) -> Counter:
     for line in stacks.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = [frame.strip() for frame in stack.split(";")]
-        at = next((i for i, frame in enumerate(frames) if frame.startswith("profiled_runs ")), None)
+        at = next((i for i, frame in enumerate(frames) if frame.startswith("profiled_runs.<locals>.timed_run ")), None)
         if at is not None:
             samples[stage_of(frames[at + 1:])] += int(count)
     return samples
 
 
-def print_split(samples: Counter, rate: float) -> None:
+def print_split(samples: Counter, seconds: float | None) -> None:
+    """Each stage's share of the samples, and of `seconds` (the runs' measured time) when given."""
     total = sum(samples.values())
     for stage, n in samples.most_common():
-        print(f"{stage:34} {n / rate:7.2f} s {100 * n / total:5.1f}%")
-    print(f"{'all (sampled)':34} {total / rate:7.2f} s")
+        print(f"{stage:34} {(seconds or 0) * n / total:7.2f} s {100 * n / total:5.1f}%")
+    print(f"{'all':34} {seconds or 0:7.2f} s  ({total} samples)")
 
 
 def main() -> None:
@@ -93,13 +108,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="print the top N functions by own time")
     parser.add_argument("--split", type=Path, help="a py-spy raw file to split by stage (nothing is run)")
-    parser.add_argument("--rate", type=float, default=250, help="py-spy's samples per second")
+    parser.add_argument("--seconds", type=float, help="with --split: the measured seconds of the runs, shared out")
     args = parser.parse_args()
     if args.split:
-        return print_split(split(args.split), args.rate)
+        return print_split(split(args.split), args.seconds)
     name, (source, namespace, _) = next((n, p) for n, p in bench.setups().items() if args.only.lower() in n.lower())
     plain = bench.measure(source, namespace, 1, kinds=())[0]["plain"]
-    profiled_runs(WARM_UP, lambda: {"torch": bench.torch}, 1, None)  # imports, fonts: not in the profile
+    warm_up()
     if args.cprofile:
         profiler = cProfile.Profile()
         seconds = profiler.runcall(profiled_runs, source, namespace, args.repeats, args.budget)
