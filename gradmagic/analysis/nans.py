@@ -26,6 +26,8 @@ def first_nan_value(graph) -> list:
 
 def first_nan_gradient(graph) -> list:
     """The first op whose backward sent NaN or inf to an input while its values and output gradients are finite."""
+    if not any(nonfinite(flow) for *_, flow in graph.edges(data="flow")):
+        return []
     for op in ops_in_order(graph):
         outputs = list(graph.successors(op))
         around = [graph.nodes[n] for n in (*graph.predecessors(op), *outputs)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import text
@@ -50,7 +51,21 @@ def nonfinite(value, stats=None) -> bool:
     if isinstance(stats, dict) or isinstance(value, dict):
         s = stats if isinstance(stats, dict) else value
         return bool(s.get("nan") or s.get("inf"))
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    real = _real_array(value) if isinstance(value, list) else None
+    if real is not None:
+        return not bool(np.isfinite(real).all())
     return any(isinstance(v, float) and not math.isfinite(v) for v in text.flatten(value))
+
+
+def _real_array(value: list):
+    """A nested list of real numbers as a numpy array (one pass in C); None for complex, ragged or other items."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged
+        return None
+    return array if array.dtype.kind in "fiub" else None
 
 
 def nonfinite_kind(value, stats=None) -> str:
