@@ -11,9 +11,8 @@ from pathlib import Path
 
 import networkx as nx
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.text import Text
 
-from .view import export, report
+from .view import export, fonts, report
 from .graph import build_graph, named_graph, tensor_nodes
 from .record.trace import Trace
 
@@ -222,7 +221,7 @@ def _forget_pixels(figure) -> None:
     matplotlib Text keeps the renderer it drew with (`Text._renderer`, None until drawn); artists live in reference
     cycles, so a figure no longer used would hold its buffer until a full collection, one per re-run."""
     FigureCanvasAgg(figure)
-    for text in figure.findobj(Text):
+    for text in fonts.figure_texts(figure):
         text._renderer = None
 
 

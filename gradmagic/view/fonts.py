@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from matplotlib import font_manager
+from matplotlib.axis import Axis
 from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.text import Text
 
@@ -18,7 +19,7 @@ try:  # matplotlib >= 3.10 keeps FreeType load flags in an enum; older versions 
 except ImportError:  # pragma: no cover - matplotlib < 3.10
     from matplotlib.ft2font import LOAD_NO_HINTING as _NO_HINTING
 
-__all__ = ["families", "drawable", "readable", "advance", "missing_note", "use_fallback"]
+__all__ = ["families", "drawable", "readable", "advance", "missing_note", "use_fallback", "figure_texts"]
 
 #: Families that draw what the default font (DejaVu Sans: Latin, Greek, Cyrillic, most math) lacks; the installed
 #: ones follow it. CJK first (Linux, macOS, Windows names), then broad Unicode and math fonts.
@@ -93,9 +94,20 @@ def use_fallback(figure) -> None:
     """Give each text of the figure the default font lacks glyphs for the fallback families, and write what no
     font has as escapes; texts the default font draws alone are left exactly as they were."""
     default = _charmaps()[0]
-    for text in figure.findobj(Text):
+    for text in figure_texts(figure):
         written = text.get_text()
         if all(ord(char) in default for char in written if char != "\n"):
             continue
         text.set_fontfamily(list(families()))
         text.set_text(readable(written))
+
+
+def figure_texts(artist):
+    """The Text artists under `artist` that can be drawn: none under a hidden artist or the axis of an axes drawn
+    without axes (whose tick labels `findobj` would make, ~2 ms a tick, only to leave them undrawn)."""
+    if not artist.get_visible() or (isinstance(artist, Axis) and not artist.axes.axison):
+        return
+    if isinstance(artist, Text):
+        yield artist
+    for child in artist.get_children():
+        yield from figure_texts(child)
