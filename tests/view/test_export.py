@@ -214,3 +214,15 @@ def test_figure_bytes_carry_no_date_or_software_stamp_and_repeat_exactly():
     width, height = display_size(figure)
     size = Image.open(__import__("io").BytesIO(png)).size
     assert size == pytest.approx((2 * width, 2 * height), abs=1)  # 2 px per CSS px, up to rounding
+
+
+def test_png_is_compressed_at_a_fast_zlib_level():
+    """Level 3 halves the encoding time of zlib's default 6 (issue 13): the IDAT stream's header says which."""
+    import struct
+
+    from gradmagic.view.export import figure_bytes
+
+    png = figure_bytes(gradmagic.run(SEED_3).figure, ".png")
+    at = png.index(b"IDAT") + 4
+    level = png[at + 1] >> 6  # zlib FLEVEL: 0 fastest (1), 1 fast (2-5), 2 default (6), 3 best (7-9)
+    assert struct.unpack(">H", png[at:at + 2])[0] % 31 == 0 and level == 1
