@@ -39,11 +39,12 @@ def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
         a = ids[owner[u]] if u in owner else u
         b = ids[owner[v]] if v in owner else v
         if a != b:
-            edge = edges.setdefault((a, b), view_edge())
+            edge = edges.get((a, b))
+            if edge is None:
+                edge = edges[a, b] = view_edge(sources=[])
             edge["count"] += data.get("count", 1)
             edge["differentiable"] = edge["differentiable"] or data.get("differentiable", True)
-            edge["flows"] += data.get("flows", ())
-            edge["grads"] += data.get("grads", ())
+            edge["sources"] += data.get("sources", ())
     out.add_edges_from((a, b, data) for (a, b), data in edges.items())
     return out
 
