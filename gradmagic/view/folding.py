@@ -58,23 +58,28 @@ def view_marks(view: nx.DiGraph, marks: dict | None) -> tuple:
 
 def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
     """Anonymous tensors folded into their ops, creation ops dropped (unless show_all); edges keep their `sources`."""
-    nodes, outputs = dict(graph.nodes(data=True)), dict(graph.adjacency())  # read only: no attribute is copied
+    nodes, outputs = dict(graph.nodes(data=True)), dict(graph.adjacency())  # the graph's own dicts, only read
     fed = {v for successors in outputs.values() for v in successors}
     unused = set() if show_all else _unused_creations(nodes, outputs, fed)
     stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph, nodes).items() if t not in unused}
     dropped = set() if show_all else _dropped_creation_ops(nodes, outputs, fed, stand_in) | unused
     view = nx.DiGraph(**{**graph.graph, "show_all": show_all})
-    view.add_nodes_from((n, d) for n, d in nodes.items() if n not in stand_in and n not in dropped)
+    drawn = [n for n in nodes if n not in stand_in and n not in dropped]
+    view.add_nodes_from((n, nodes[n]) for n in drawn)
+    folded = {}
     for tensor, op in stand_in.items():
-        view.nodes[op].setdefault("folded_nodes", []).append(tensor)
+        folded.setdefault(op, []).append(tensor)
+    for op, tensors in folded.items():
+        view.nodes[op]["folded_nodes"] = tensors
     made = {op: next((t for t in outputs[op] if t in view), None)
             for op in nodes if op in dropped and op not in unused}  # graph order: sets of str are hash-ordered
     view.graph["stand_in"] = {**stand_in, **{op: t for op, t in made.items() if t is not None}}
-    view.add_edges_from((u, v, data) for (u, v), data in _folded_edges(nodes, outputs, stand_in, view).items())
+    edges = _folded_edges(nodes, outputs, stand_in, set(drawn))
+    view.add_edges_from((u, v, data) for (u, v), data in edges.items())
     return view
 
 
-def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn) -> dict:
+def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn: set) -> dict:
     """(a, b) -> view edge for the graph edges between drawn nodes, each listed in `sources` as (u, v, data)."""
     edges = {}
     for u, successors in outputs.items():
@@ -88,10 +93,10 @@ def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn) -> dict:
             edge = edges.get((a, b))
             if edge is None:
                 edge = edges[a, b] = view_edge(sources=[])
-            for data in keyed.values():
-                edge["count"] += 1
-                edge["differentiable"] = edge["differentiable"] or _edge_differentiable(nodes, u, v, data)
-                edge["sources"].append((u, v, data))
+            edge["count"] += len(keyed)
+            edge["sources"] += [(u, v, data) for data in keyed.values()]
+            if not edge["differentiable"]:
+                edge["differentiable"] = any(_edge_differentiable(nodes, u, v, data) for data in keyed.values())
     return edges
 
 
