@@ -18,7 +18,8 @@ OP_LIKE = ("op", *BLOCK_KINDS)
 
 
 def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
-    """A new view with each block's members replaced by one node; edges between blocks merged (counts, flows).
+    """A new view with each block's members replaced by one node; edges between blocks merged (counts, flows, the
+    graph edges they stand for).
 
     A block is placed where its first op was, or where its `anchor` node was (op order is kept)."""
     ids = {key: key if isinstance(key, str) else f"module:{key[0]}:{key[1]}" for key in attrs}
@@ -37,6 +38,8 @@ def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
                 edge = edges[a, b] = view_edge(sources=[])
             edge["count"] += data.get("count", 1)
             edge["differentiable"] = edge["differentiable"] or data.get("differentiable", True)
+            edge["flows"] += data.get("flows", ())  # empty until drawing_view's end fills them from the sources
+            edge["grads"] += data.get("grads", ())
             edge["sources"] += data.get("sources", ())
     out.add_edges_from((a, b, data) for (a, b), data in edges.items())
     return out

@@ -80,7 +80,7 @@ def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
 
 
 def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn: set) -> dict:
-    """(a, b) -> view edge for the graph edges between drawn nodes, each listed in `sources` as (u, v, data)."""
+    """(a, b) -> view edge for the graph edges between drawn nodes, their ends listed in `sources` as (u, v)."""
     edges = {}
     for u, successors in outputs.items():
         a = stand_in.get(u, u)
@@ -94,17 +94,20 @@ def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn: set) -> dic
             if edge is None:
                 edge = edges[a, b] = view_edge(sources=[])
             edge["count"] += len(keyed)
-            edge["sources"] += [(u, v, data) for data in keyed.values()]
+            edge["sources"].append((u, v))
             if not edge["differentiable"]:
-                edge["differentiable"] = any(_edge_differentiable(nodes, u, v, data) for data in keyed.values())
+                for data in keyed.values():
+                    if _edge_differentiable(nodes, u, v, data):
+                        edge["differentiable"] = True
+                        break
     return edges
 
 
 def _fill_flows(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
     """Each drawn edge's `flows` and `grads`, read from the graph edges it stands for (its `sources`, then dropped)."""
-    nodes = graph.nodes
+    nodes, adjacency = graph.nodes, graph.adj
     for _, _, edge in view.edges(data=True):
-        for u, v, data in edge.pop("sources", ()):
+        for u, v, data in ((u, v, data) for u, v in edge.pop("sources", ()) for data in adjacency[u][v].values()):
             if data.get("flow") is not None:
                 edge["flows"].append(data["flow"])
             elif nodes[u].get("kind") == "op" and not nodes[v].get("is_leaf") \
