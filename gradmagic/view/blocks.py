@@ -18,20 +18,14 @@ OP_LIKE = ("op", *BLOCK_KINDS)
 
 
 def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
-    """A new view with each block's members replaced by one node; edges between blocks merged (counts, flows).
+    """A new view with each block's members replaced by one node; edges between blocks merged (counts, flows, the
+    graph edges they stand for).
 
     A block is placed where its first op was, or where its `anchor` node was (op order is kept)."""
     ids = {key: key if isinstance(key, str) else f"module:{key[0]}:{key[1]}" for key in attrs}
     out = nx.DiGraph()
     out.graph.update(view.graph)
-    placed = set()
-    for node, data in view.nodes(data=True):
-        key = owner.get(node)
-        if key is None:
-            out.add_node(node, **data)
-        elif key not in placed and data.get("kind") in OP_LIKE and attrs[key].get("anchor", node) == node:
-            placed.add(key)
-            out.add_node(ids[key], **attrs[key])
+    out.add_nodes_from(_contracted_nodes(view, owner, attrs, ids))
     stand_in = {node: ids[owner[at]] if at in owner else at for node, at in view.graph.get("stand_in", {}).items()}
     out.graph["stand_in"] = {**stand_in, **{node: ids[key] for node, key in owner.items()}}
     edges = {}
@@ -39,13 +33,28 @@ def contract(view: nx.DiGraph, owner: dict, attrs: dict) -> nx.DiGraph:
         a = ids[owner[u]] if u in owner else u
         b = ids[owner[v]] if v in owner else v
         if a != b:
-            edge = edges.setdefault((a, b), view_edge())
+            edge = edges.get((a, b))
+            if edge is None:
+                edge = edges[a, b] = view_edge(sources=[])
             edge["count"] += data.get("count", 1)
             edge["differentiable"] = edge["differentiable"] or data.get("differentiable", True)
-            edge["flows"] += data.get("flows", ())
+            edge["flows"] += data.get("flows", ())  # empty until drawing_view's end fills them from the sources
             edge["grads"] += data.get("grads", ())
+            edge["sources"] += data.get("sources", ())
     out.add_edges_from((a, b, data) for (a, b), data in edges.items())
     return out
+
+
+def _contracted_nodes(view: nx.DiGraph, owner: dict, attrs: dict, ids: dict):
+    """(node, attributes) of a contracted view in order: the nodes no block owns, and each block at its place."""
+    placed = set()
+    for node, data in view.nodes(data=True):
+        key = owner.get(node)
+        if key is None:
+            yield node, data
+        elif key not in placed and data.get("kind") in OP_LIKE and attrs[key].get("anchor", node) == node:
+            placed.add(key)
+            yield ids[key], attrs[key]
 
 
 def view_edge(count: int = 0, **extra) -> dict:

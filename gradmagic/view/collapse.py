@@ -41,7 +41,7 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
 def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
     """The view less what no gradient and no name depends on: unused results of ops that carry no gradient (the
     copies `copy.deepcopy` makes of a module's parameters) and the parameters of modules never called."""
-    dead, stack = set(), [n for n in view if view.out_degree(n) == 0]
+    dead, stack = set(), [n for n, successors in view.adjacency() if not successors]
     while stack:
         node = stack.pop()
         data = view.nodes[node]

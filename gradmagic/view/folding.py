@@ -28,6 +28,7 @@ def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int |
     else:
         view = collapse_view(view, depth=depth, max_nodes=max_nodes, total=len(graph))
     _caption_folds(view, graph)  # only for the ops still drawn: captions cost more than folding
+    _fill_flows(view, graph)  # only for the edges still drawn: the rest were merged into them or hidden
     return view
 
 
@@ -56,62 +57,90 @@ def view_marks(view: nx.DiGraph, marks: dict | None) -> tuple:
 
 
 def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
-    """Anonymous tensors folded into their ops, creation ops dropped (unless show_all)."""
-    unused = set() if show_all else _unused_creations(graph)
-    stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph).items() if t not in unused}
-    dropped = set() if show_all else _dropped_creation_ops(graph, stand_in) | unused
+    """Anonymous tensors folded into their ops, creation ops dropped (unless show_all); edges keep their `sources`."""
+    nodes, outputs = dict(graph.nodes(data=True)), dict(graph.adjacency())  # the graph's own dicts, only read
+    fed = {v for successors in outputs.values() for v in successors}
+    unused = set() if show_all else _unused_creations(nodes, outputs, fed)
+    stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph, nodes).items() if t not in unused}
+    dropped = set() if show_all else _dropped_creation_ops(nodes, outputs, fed, stand_in) | unused
     view = nx.DiGraph(**{**graph.graph, "show_all": show_all})
-    view.add_nodes_from((n, dict(d)) for n, d in graph.nodes(data=True) if n not in stand_in and n not in dropped)
+    drawn = [n for n in nodes if n not in stand_in and n not in dropped]
+    view.add_nodes_from((n, nodes[n]) for n in drawn)
+    folded = {}
     for tensor, op in stand_in.items():
-        view.nodes[op].setdefault("folded_nodes", []).append(tensor)
-    made = {op: next((t for t in graph.successors(op) if t in view), None)
-            for op in graph if op in dropped and op not in unused}  # graph order: sets of str are hash-ordered
+        folded.setdefault(op, []).append(tensor)
+    for op, tensors in folded.items():
+        view.nodes[op]["folded_nodes"] = tensors
+    made = {op: next((t for t in outputs[op] if t in view), None)
+            for op in nodes if op in dropped and op not in unused}  # graph order: sets of str are hash-ordered
     view.graph["stand_in"] = {**stand_in, **{op: t for op, t in made.items() if t is not None}}
-    edges = {}
-    for u, v, data in graph.edges(data=True):
-        a, b = stand_in.get(u, u), stand_in.get(v, v)
-        if a == b or a not in view or b not in view:
-            continue
-        edge = edges.setdefault((a, b), view_edge())
-        edge["count"] += 1
-        edge["differentiable"] = edge["differentiable"] or _edge_differentiable(graph, u, v, data)
-        if data.get("flow") is not None:
-            edge["flows"].append(data["flow"])
-        elif graph.nodes[u].get("kind") == "op" and not graph.nodes[v].get("is_leaf") \
-                and _gradient(graph.nodes[v]) is not None:  # a leaf keeps its gradient: none goes back to its op
-            edge["grads"].append(_gradient(graph.nodes[v]))
+    edges = _folded_edges(nodes, outputs, stand_in, set(drawn))
     view.add_edges_from((u, v, data) for (u, v), data in edges.items())
     return view
 
 
-def _folded_tensors(graph: nx.MultiDiGraph) -> dict:
+def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn: set) -> dict:
+    """(a, b) -> view edge for the graph edges between drawn nodes, their ends listed in `sources` as (u, v)."""
+    edges = {}
+    for u, successors in outputs.items():
+        a = stand_in.get(u, u)
+        if a not in drawn:
+            continue
+        for v, keyed in successors.items():
+            b = stand_in.get(v, v)
+            if a == b or b not in drawn:
+                continue
+            edge = edges.get((a, b))
+            if edge is None:
+                edge = edges[a, b] = view_edge(sources=[])
+            edge["count"] += len(keyed)
+            edge["sources"].append((u, v))
+            if not edge["differentiable"]:
+                for data in keyed.values():
+                    if _edge_differentiable(nodes, u, v, data):
+                        edge["differentiable"] = True
+                        break
+    return edges
+
+
+def _fill_flows(view: nx.DiGraph, graph: nx.MultiDiGraph) -> None:
+    """Each drawn edge's `flows` and `grads`, read from the graph edges it stands for (its `sources`, then dropped)."""
+    nodes, adjacency = graph.nodes, graph.adj
+    for _, _, edge in view.edges(data=True):
+        for u, v, data in ((u, v, data) for u, v in edge.pop("sources", ()) for data in adjacency[u][v].values()):
+            if data.get("flow") is not None:
+                edge["flows"].append(data["flow"])
+            elif nodes[u].get("kind") == "op" and not nodes[v].get("is_leaf") \
+                    and _gradient(nodes[v]) is not None:  # a leaf keeps its gradient: none goes back to its op
+                edge["grads"].append(_gradient(nodes[v]))
+
+
+def _folded_tensors(graph: nx.MultiDiGraph, nodes: dict) -> dict:
     """Anonymous tensor (not a leaf, not an output) -> the op that made it, which will stand for it."""
     folded = {}
-    for node, data in graph.nodes(data=True):
+    for node, data in nodes.items():
         if data["kind"] != "tensor" or data.get("name") is not None or data.get("role") in ("leaf", "output"):
             continue
-        producers = [p for p in graph.predecessors(node) if graph.nodes[p]["kind"] == "op"]
-        if producers:
-            folded[node] = producers[0]
+        producer = next((p for p in graph.predecessors(node) if nodes[p]["kind"] == "op"), None)
+        if producer is not None:
+            folded[node] = producer
     return folded
 
 
-def _dropped_creation_ops(graph: nx.MultiDiGraph, stand_in: dict) -> set:
+def _dropped_creation_ops(nodes: dict, outputs: dict, fed: set, stand_in: dict) -> set:
     """Ops with no tensor inputs whose every output is drawn on its own (`torch.tensor(5.0)` before `a`)."""
-    return {node for node, data in graph.nodes(data=True)
-            if data["kind"] == "op" and graph.in_degree(node) == 0
-            and not any(out in stand_in for out in graph.successors(node))}
+    return {node for node, data in nodes.items()
+            if data["kind"] == "op" and node not in fed and not any(out in stand_in for out in outputs[node])}
 
 
-def _unused_creations(graph: nx.MultiDiGraph) -> set:
+def _unused_creations(nodes: dict, outputs: dict, fed: set) -> set:
     """Anonymous tensors made from nothing and never used (`torch.empty` inside `nn.Linear()`), with their ops."""
     unused = set()
-    for node, data in graph.nodes(data=True):
-        if data["kind"] == "op" and graph.in_degree(node) == 0:
-            outputs = list(graph.successors(node))
-            if outputs and all(graph.nodes[t]["name"] is None and graph.out_degree(t) == 0
-                               and graph.nodes[t]["role"] != "output" for t in outputs):
-                unused.update([node, *outputs])
+    for node, data in nodes.items():
+        if data["kind"] == "op" and node not in fed:
+            made = list(outputs[node])
+            if made and all(nodes[t]["name"] is None and not outputs[t] and nodes[t]["role"] != "output" for t in made):
+                unused.update([node, *made])
     return unused
 
 
@@ -130,9 +159,9 @@ def _gradient(tensor: dict):
     return value if value is not None else stats
 
 
-def _edge_differentiable(graph: nx.MultiDiGraph, u, v, data: dict) -> bool:
+def _edge_differentiable(nodes: dict, u, v, data: dict) -> bool:
     """Tensor->op edges say so themselves; op->tensor edges carry gradient when the output can take one."""
     if "differentiable" in data:
         return bool(data["differentiable"])
-    op, out = graph.nodes[u], graph.nodes[v]
+    op, out = nodes[u], nodes[v]
     return bool(op.get("grad_enabled", True) and op.get("op_kind") != "exit" and out.get("requires_grad", True))

@@ -41,11 +41,12 @@ def fold_training_loops(view: nx.DiGraph, *, min_repeats: int = MIN_REPEATS) -> 
 
 def _loop_blocks(view: nx.DiGraph, min_repeats: int, find_cuts=None) -> tuple:
     """(node -> block key, block key -> attributes) for every run of repeated iterations found in one pass."""
-    ops = [n for n, d in view.nodes(data=True) if d.get("kind") in OP_LIKE]
+    nodes = dict(view.nodes(data=True))  # read only, and faster to look up than view.nodes
+    ops = [n for n, d in nodes.items() if d.get("kind") in OP_LIKE]
     index = {node: i for i, node in enumerate(ops)}
-    signs = [_signature(view.nodes[n]) for n in ops]
+    signs = [_signature(nodes[n]) for n in ops]
     claimed = [False] * len(ops)
-    alone = _isolated_tensors(view)
+    alone = _isolated_tensors(view, nodes)
     candidates = (find_cuts or _binding_cuts)(view, index, min_repeats)
     # the name whose rebinding folds the most ops marks the iterations best (`h` after `c` in an LSTM step)
     folded = [sum(r[-1][1] - r[1][0] for r in _repeated_chunks(c, signs, claimed, min_repeats)) for c in candidates]
@@ -56,8 +57,8 @@ def _loop_blocks(view: nx.DiGraph, min_repeats: int, find_cuts=None) -> tuple:
                 claimed[i] = True
             key = f"loop:{ops[run[1][0]]}"
             hidden = ops[run[1][0]:run[-1][1]]
-            attrs[key] = _loop_attrs(view, hidden, signs[run[0][0]:run[0][1]], len(run))
-            owner.update((node, key) for node in hidden + _hidden_tensors(view, hidden, alone))
+            attrs[key] = _loop_attrs(nodes, hidden, signs[run[0][0]:run[0][1]], len(run))
+            owner.update((node, key) for node in hidden + _hidden_tensors(view, nodes, hidden, alone))
     return owner, attrs
 
 
@@ -118,26 +119,27 @@ def _repeated_chunks(cuts: list, signs: list, claimed: list, min_repeats: int) -
     return runs
 
 
-def _isolated_tensors(view: nx.DiGraph) -> tuple:
+def _isolated_tensors(view: nx.DiGraph, nodes: dict) -> tuple:
     """(record numbers, nodes) of the tensors no edge touches, in record order (the lean capture's `x =
     torch.randn(...)` in a loop body: it is off the autograd graph)."""
-    alone = sorted((record_number(n), n) for n, d in view.nodes(data=True)
-                   if d.get("kind") == "tensor" and not view.degree(n) and record_number(n) >= 0)
+    touched = {n for u, successors in view.adjacency() if successors for n in (u, *successors)}
+    alone = sorted((record_number(n), n) for n, d in nodes.items()
+                   if d.get("kind") == "tensor" and n not in touched and record_number(n) >= 0)
     return [number for number, _ in alone], [node for _, node in alone]
 
 
-def _hidden_tensors(view: nx.DiGraph, hidden_ops: list, alone: tuple = ((), ())) -> list:
+def _hidden_tensors(view: nx.DiGraph, nodes: dict, hidden_ops: list, alone: tuple = ((), ())) -> list:
     """Tensors a folded run made or alone used, and the untouched ones recorded among them; of those made, the
     last of each name stays drawn if used only after."""
     ops = set(hidden_ops)
-    made = [n for op in hidden_ops for n in view.successors(op) if view.nodes[n].get("kind") == "tensor"]
-    last = {view.nodes[n].get("name"): n for n in made}  # the root and `h₁₀₀₀` of the loop that made them
+    made = [n for op in hidden_ops for n in view.successors(op) if nodes[n].get("kind") == "tensor"]
+    last = {nodes[n].get("name"): n for n in made}  # the root and `h₁₀₀₀` of the loop that made them
     shown = {n for n in last.values() if not any(s in ops for s in view.successors(n))}  # else a cycle
     hidden = [n for n in made if n not in shown]
     inside = ops.union(hidden)
     for op in hidden_ops:  # values made for one step only (`noise = torch.randn(3)` in the loop body)
         for node in view.predecessors(op):
-            if node not in inside and view.in_degree(node) == 0 and view.nodes[node].get("kind") == "tensor" \
+            if node not in inside and view.in_degree(node) == 0 and nodes[node].get("kind") == "tensor" \
                     and all(s in inside for s in view.successors(node)):
                 hidden.append(node)
                 inside.add(node)
@@ -148,13 +150,13 @@ def _hidden_tensors(view: nx.DiGraph, hidden_ops: list, alone: tuple = ((), ()))
     return hidden
 
 
-def _loop_attrs(view: nx.DiGraph, hidden: list, body: list, iterations: int) -> dict:
+def _loop_attrs(nodes: dict, hidden: list, body: list, iterations: int) -> dict:
     """The block for a folded loop: `loop ×999 more (line 8)` and the ops of one iteration."""
     lines = sorted({s[2] for s in body if s[0] == "op" and isinstance(s[2], int)})
     where = lines_text(lines[0], lines[-1]) if lines else ""
     steps = " → ".join(f"{name} ×{k}" if k > 1 else name for name, k in runs(
         str(s[1]) if s[0] != "loop" else f"loop ×{s[1]}" for s in body))
-    count = sum(op_count(view.nodes[n]) for n in hidden)
+    count = sum(op_count(nodes[n]) for n in hidden)
     return {"kind": "loop", "label": f"loop ×{iterations - 1:,} more{where}", "caption": f"each: {steps}",
             "iterations": iterations, "ops": count, "lines": (lines[0], lines[-1]) if lines else None,
             "signature": tuple(body), "members": hidden}

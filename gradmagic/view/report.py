@@ -169,14 +169,13 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
         return notes + ["No backward pass ran: values only, no gradients. Call .backward() on a scalar in the cell, "
                 "or use %%autograd --backward NAME."]
     lines = notes
-    if passes <= SUMMARY_PASSES + 1:  # eliding one pass would save nothing
-        for i in range(passes):
-            lines += _pass_lines(graph, i)
-    else:  # a training loop: the first pass and the last ones
-        lines += _pass_lines(graph, 0)
-        lines.append(f"… {passes - SUMMARY_PASSES} more backward passes like these")
-        for i in range(passes - SUMMARY_PASSES + 1, passes):
-            lines += _pass_lines(graph, i)
+    # a training loop: the first pass and the last ones (eliding one pass would save nothing)
+    shown = range(passes) if passes <= SUMMARY_PASSES + 1 else [0, *range(passes - SUMMARY_PASSES + 1, passes)]
+    reached = _reached_by_pass(graph, shown)
+    for i in shown:
+        lines += _pass_lines(graph, i, reached[i])
+        if i == 0 and passes > SUMMARY_PASSES + 1:
+            lines.append(f"… {passes - SUMMARY_PASSES} more backward passes like these")
     leaves = [d for d in tensors if d["name"] and d["is_leaf"] and d["requires_grad"]]
     missed = [d["label"] for d in leaves if not d["pass_grads"] and not grad_text(d)]
     if missed:
@@ -184,16 +183,26 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
     return lines
 
 
-def _pass_lines(graph: nx.MultiDiGraph, index: int) -> list:
-    """`backward() on z` and `dz/dx = 17200, …` for one pass."""
+def _reached_by_pass(graph: nx.MultiDiGraph, indices) -> dict:
+    """{pass index: [(node, data)] of the labelled tensors that pass gave a gradient}, for `indices`, in record order."""
+    reached = {i: [] for i in indices}
+    for node, data in graph.nodes(data=True):
+        if data["kind"] == "tensor" and data["label"]:
+            for i in data["pass_grads"]:
+                if i in reached:
+                    reached[i].append((node, data))
+    return reached
+
+
+def _pass_lines(graph: nx.MultiDiGraph, index: int, labelled: list) -> list:
+    """`backward() on z` and `dz/dx = 17200, …` for one pass, from the `labelled` tensors it reached."""
     kind, roots = graph.graph["pass_kinds"][index], graph.graph["pass_roots"][index]
     names = ", ".join(graph.nodes[r]["label"] or "an unnamed tensor" for r in roots)
     several = f" (pass {index + 1})" if graph.graph["passes"] > 1 else ""
     lines = [f"{'backward()' if kind == 'backward' else 'torch.autograd.grad'} on {names}{several}"]
     root_name = (graph.nodes[roots[0]]["label"] if roots else None) or "root"
     wrt = set(graph.graph.get("pass_inputs", [[]] * (index + 1))[index])
-    reached = [d for n, d in graph.nodes(data=True) if d["kind"] == "tensor" and d["label"] and index in d["pass_grads"]
-               and (n in wrt if wrt else d["is_leaf"] and d["requires_grad"])]
+    reached = [d for n, d in labelled if (n in wrt if wrt else d["is_leaf"] and d["requires_grad"])]
     texts = [f"d{root_name}/d{d['label']} = {norm_text(*pass_grad(d, index))}" for d in reached]
     if texts:
         lines.append(", ".join(texts[:SUMMARY_LEAVES]) + (" …" if len(texts) > SUMMARY_LEAVES else ""))

@@ -5,7 +5,8 @@ import pytest
 
 import gradmagic
 from gradmagic.view.folding import drawing_view, view_marks, view_node
-from programs import DETACH, SEED_3
+from gradmagic.text import shown_grad
+from programs import DETACH, LOOP_50, MODULE_STEP, SEED_3
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +97,34 @@ def test_view_marks_map_graph_marks_onto_the_view(seed_graph):
     assert nodes == {"op2", "t7", "op7"} and edges == {("op2", "op3"), ("op5", "t5")}
     assert notes == {"t7": "a", "op7": "b"}
     assert view_marks(view, None) == (set(), set(), {})
+
+
+def _reference_edges(graph, view) -> dict:
+    """Each graph edge mapped onto the drawn nodes standing for its ends: (a, b) -> [count, flows, grads]."""
+    edges = {}
+    for u, v, data in graph.edges(data=True):
+        a, b = view_node(view, u), view_node(view, v)
+        if a == b or a not in view or b not in view:
+            continue
+        edge = edges.setdefault((a, b), [0, [], []])
+        edge[0] += 1
+        value, stats = shown_grad(graph.nodes[v])
+        if data.get("flow") is not None:
+            edge[1].append(data["flow"])
+        elif graph.nodes[u]["kind"] == "op" and not graph.nodes[v].get("is_leaf") and (value, stats) != (None, None):
+            edge[2].append(value if value is not None else stats)
+    return edges
+
+
+@pytest.mark.parametrize("source", [SEED_3, LOOP_50, MODULE_STEP, DETACH])
+@pytest.mark.parametrize("options", [{}, {"show_all": True}, {"max_nodes": 5}])
+def test_drawn_edges_carry_exactly_what_their_graph_edges_carried(source, options):
+    graph = gradmagic.run(source).graph
+    view = drawing_view(graph, **options)
+    drawn = {(u, v): [d["count"], sorted(map(repr, d["flows"])), sorted(map(repr, d["grads"]))]
+             for u, v, d in view.edges(data=True) if not d.get("backward")}
+    expected = {key: [count, sorted(map(repr, flows)), sorted(map(repr, grads))]
+                for key, (count, flows, grads) in _reference_edges(graph, view).items()
+                if view.nodes[key[1]]["kind"] != "optimizer" or key in drawn}  # link_backward replaced these
+    assert drawn == expected
+    assert all("sources" not in d for _, _, d in view.edges(data=True))

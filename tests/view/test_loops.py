@@ -4,6 +4,7 @@ import pytest
 
 import gradmagic
 from gradmagic.view.folding import drawing_view, view_node
+from gradmagic.view.loops import fold_loops
 from helpers import labels_of, nodes_of_kind
 from programs import LOOP_50
 
@@ -47,6 +48,15 @@ def test_nested_loops_fold_inside_out():
     assert (outer["label"], outer["caption"]) == ("loop ×3 more (lines 6–7)", "each: mul → loop ×10 → add")
     assert "2 loops of 10 and 4 iterations folded (lines 6–7)" in view.graph["hidden_note"]
 
+
+def test_folding_a_finished_view_again_keeps_its_flows(loop_50):
+    full = drawing_view(loop_50, show_all=True)
+    folded = fold_loops(full)
+    w = next(n for n, d in full.nodes(data=True) if d.get("label") == "w")
+    assert any(d["kind"] == "loop" for _, d in folded.nodes(data=True))
+    assert sum(len(d["flows"]) for _, _, d in folded.out_edges(w, data=True)) == 50
+    assert sum(f for _, _, d in folded.out_edges(w, data=True) for f in d["flows"]) == pytest.approx(
+        sum(f for _, _, d in full.out_edges(w, data=True) for f in d["flows"]))
 
 def test_folding_keeps_every_flow_and_where_each_node_went(loop_50):
     view = drawing_view(loop_50)
