@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = {
     "recorder": ["tests/record/test_recorder.py"],
     "hooks": ["tests/record/test_recorder.py"],
+    "book": ["tests/record/test_recorder.py"],
     "trace": ["tests/record/test_recorder.py", "tests/test_graph.py"],
     "graph": ["tests/test_graph.py", "tests/test_contract.py"],
     "gradcheck": ["tests/analysis/test_gradcheck.py"],
