@@ -56,7 +56,7 @@ class LeanRecorder:
         self._namespace = namespace if namespace is not None else {}  # its leaves get gradient hooks each pass
         self._coarse = False  # past the budget: bindings are counted per line, not kept
         self._forget()
-        self._room = (int(self.meter.budget.detail_nodes() / _NODE_COST), "seconds")  # graph nodes to read, and why
+        self._room = (_readable_nodes(self.meter.budget), "seconds")  # graph nodes to read, and why
         self._undo = ExitStack()  # what start() installed in torch
 
     def _forget(self) -> None:
@@ -262,7 +262,7 @@ class LeanRecorder:
         """Keep the bindings, and below them the graph nodes, post-processing gets through in `seconds` (the graph
         is read by `read()`, after this); the rest are counted per line."""
         budget = self.meter.budget
-        self._room = (int(budget.detail_nodes(seconds) / _NODE_COST), reason)
+        self._room = (_readable_nodes(budget, seconds), reason)
         keep = min(budget.ops, self._room[0])
         if len(self._seen) > keep:
             self._keep_first(keep)
@@ -300,6 +300,11 @@ class LeanRecorder:
         self._forget()
         self._namespace = {}
         self._records = Records()
+
+
+def _readable_nodes(budget, seconds: float | None = None) -> int:
+    """Nodes of torch's graph the read may make: those post-processing gets through in `seconds` (the budget's)."""
+    return int(budget.detail_nodes(seconds) / _NODE_COST)
 
 
 def _no_ops() -> int:
