@@ -140,17 +140,15 @@ def _result(recorder, names: dict, before, source: str, error, budget) -> Result
 
 
 def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:
-    """The run's Trace; if that failed after the code itself raised, an empty one and one line saying why (the
-    code's exception stays the one to see)."""
+    """The run's Trace; if that failed, an empty one and one line saying why: the cell's own outcome (its values,
+    its exception) stays what the user sees, never gradmagic's failure."""
     try:
         return resolve(recorder, names, source, finals)
     except Exception as failure:
         recorder.release()
-        if error is None:
-            raise
         why = (str(failure).splitlines() or [""])[0]
-        line = f"gradmagic: the capture failed ({type(failure).__name__}: {why}), so there is no graph; " \
-               f"the cell's own error is unchanged."
+        outcome = "the cell itself ran as usual" if error is None else "the cell's own error is unchanged"
+        line = f"gradmagic: the capture failed ({type(failure).__name__}: {why}), so there is no graph; {outcome}."
         print(line, file=sys.stderr)
         return Trace(source=source, notes=[line])
 

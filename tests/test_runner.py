@@ -239,6 +239,19 @@ def test_a_failure_while_resolving_never_hides_the_code_s_own_exception(monkeypa
     assert capsys.readouterr().err == said + "\n" and gradmagic.last().trace.notes == [said]
 
 
+
+def test_a_failure_while_resolving_a_cell_that_ran_well_is_one_line_not_an_exception(monkeypatch, capsys):
+    from gradmagic import runner
+
+    monkeypatch.setattr(runner, "resolve", lambda *a, **k: 1 / 0)
+    namespace = {"torch": torch}
+    result = gradmagic.run("x = torch.ones(2, requires_grad=True)\n(x * 3).sum().backward()", namespace)
+    assert result.empty and result is gradmagic.last() and namespace["x"].grad.tolist() == [3.0, 3.0]
+    said = ("gradmagic: the capture failed (ZeroDivisionError: division by zero), so there is no graph; the cell "
+            "itself ran as usual.")
+    assert capsys.readouterr().err == said + "\n" and result.trace.notes == [said]
+    assert torch._C._len_torch_function_stack() == 0
+
 @pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
 def test_gradients_keep_the_strides_and_versions_of_a_plain_run(lean):
     # autograd steals a gradient no one else holds (no copy); one the capture held would be copied instead

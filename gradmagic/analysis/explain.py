@@ -81,6 +81,11 @@ def _accumulated_note(ex: Explanation, graph) -> list:
             or close(accumulated, ex.gradient):
         return []
     passes = len(graph.graph.get("pass_roots", []))
+    if graph.graph.get("coarse"):  # backward calls past the budget ran plain: .grad may come from one of them
+        return [f"{ex.name}.grad is {gradient_text(accumulated)} at the end of the run: it accumulated over "
+                f"backward passes, or later ones ran after the capture's detail budget and were only counted "
+                f"(see the note on what was counted); this explains pass {ex.pass_index + 1}, the last of the "
+                f"{passes} recorded"]
     return [f"{ex.name}.grad is {gradient_text(accumulated)} at the end of the run (accumulated over {passes} "
             f"backward pass(es) or from before); this explains pass {ex.pass_index + 1} alone"]
 

@@ -206,4 +206,6 @@ def _as_real(t: torch.Tensor) -> torch.Tensor:
 
 
 def _from_real(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_complex(t.contiguous()) if like.is_complex() else t
+    """A chunk of the host copy back as `like`'s kind; complex ones in their own storage (a chunk may start at an
+    odd float offset, which view_as_complex refuses)."""
+    return torch.view_as_complex(t.clone(memory_format=torch.contiguous_format)) if like.is_complex() else t

@@ -250,3 +250,17 @@ def test_a_hook_registered_before_the_run_is_named_too():
     assert ex.gradient == namespace["x"].grad.item() == 0.0
     assert ex.notes == ["x has a gradient hook (registered before the run) that changed its gradient: autograd's 0.0 "
                         "vs chain rule 4.0"]
+
+
+def test_a_grad_set_by_passes_past_the_budget_is_not_called_accumulated():
+    # found on CUDA (pytorch/examples actor_critic): .grad reset each step, later steps past the detail budget
+    source = ("w = torch.tensor([1.0, 2.0], requires_grad=True)\nfor i in range(3000):\n    w.grad = None\n"
+              "    y = (w * (i + 1.0)).sum() * 2 + 1\n    y.backward()\n")
+    namespace = {"torch": torch}
+    result = gradmagic.run(source, namespace)
+    ex = result.explain("w")
+    recorded = result.graph.graph["passes"]
+    assert result.graph.graph["coarse"] and recorded < 3000 and namespace["w"].grad.tolist() == [6000.0, 6000.0]
+    assert ex.gradient == [2.0 * recorded] * 2 and ex.pass_index == recorded - 1
+    assert any("ran after the capture's detail budget" in note and f"the last of the {recorded} recorded" in note
+               for note in ex.notes), ex.notes

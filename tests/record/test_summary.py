@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from gradmagic.record.summary import STAT_FIELDS, norm_vector, stats_dicts, stats_vector, to_python
+from gradmagic.record.summary import STAT_FIELDS, _from_real, norm_vector, stats_dicts, stats_vector, to_python
+
+ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -55,3 +57,18 @@ def test_tensors_without_plain_numbers_are_summarised_by_kind():
     assert (n["kind"], n["numel"], n["mean"]) == ("nested", 80, pytest.approx(50 / 80))
     assert to_python([meta[:3], sparse.coalesce().narrow_copy(0, 0, 3), torch.tensor([1 + 2j])]) == [
         {"kind": "meta", "numel": 3}, [2.0, 0.0, 0.0], [1 + 2j]]
+
+
+def test_a_complex_chunk_at_an_odd_offset_of_the_host_copy_comes_back_complex():
+    # found on CUDA (tests/realworld complex_autograd): a cdouble after an odd number of floats in one host copy
+    flat = torch.arange(7, dtype=torch.float64)
+    like = torch.zeros(3, dtype=torch.complex128)
+    back = _from_real(flat[1:].reshape(3, 2), like)
+    assert torch.equal(back, torch.tensor([1 + 2j, 3 + 4j, 5 + 6j], dtype=torch.complex128))
+
+
+@ON_CUDA
+def test_values_of_mixed_dtypes_on_cuda_come_back_as_on_the_cpu():
+    tensors = [torch.arange(3.0), torch.randn(3, dtype=torch.complex128), torch.randn(2, dtype=torch.complex64),
+               torch.arange(5, dtype=torch.int64), torch.randn(2, 2, dtype=torch.float16)]
+    assert to_python([t.cuda() for t in tensors]) == to_python(tensors)
