@@ -57,7 +57,8 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
     consumed = {rec for inputs in trace.inputs for _, rec in inputs}
     outputs = set(roots) if trace.passes else _unconsumed_named(trace, consumed)
     graph.add_nodes_from((f"t{rec}", _tensor_attrs(trace, rec, labels, outputs)) for rec in range(trace.num_tensors))
-    graph.add_nodes_from((f"op{op}", _op_attrs(trace, op)) for op in range(len(trace.funcs)))
+    names = {}  # id(func) -> its short and qualified names: a run calls few functions, many times
+    graph.add_nodes_from((f"op{op}", _op_attrs(trace, op, names)) for op in range(len(trace.funcs)))
     for op, inputs in enumerate(trace.inputs):
         differentiable = _carries_gradient(trace, op)
         for slot, rec in inputs:
@@ -164,17 +165,17 @@ def _unconsumed_named(trace: Trace, consumed: set) -> set:
             if rec not in consumed and trace.requires_grad[rec] and trace.grad_fns[rec] is not None}
 
 
-def _op_attrs(trace: Trace, op: int) -> dict:
+def _op_attrs(trace: Trace, op: int, names: dict) -> dict:
     func = trace.funcs[op]
-    short = _short_name(func)
+    short, qualified = names.get(id(func)) or names.setdefault(id(func), (_short_name(func), _qualified_name(func)))
     consts = [(_slot_text(slot), _const_text(value)) for slot, value in trace.consts[op]
               if isinstance(slot, int) or value is not False]  # `inplace=False`, `keepdim=False`: defaults
     return {
         "kind": "op",
         "op": short,
-        "func": _qualified_name(func),
-        "consts": ", ".join(t if s.isdigit() else f"{s}={t}" for s, t in consts),
-        "label": op_label(short, consts),
+        "func": qualified,
+        "consts": ", ".join(t if s.isdigit() else f"{s}={t}" for s, t in consts) if consts else "",
+        "label": op_label(short, consts) if consts else short,
         "op_kind": trace.op_kinds[op],
         "module": trace.modules[op],
         "line": trace.lines[op],

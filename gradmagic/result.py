@@ -44,6 +44,7 @@ class Result:
         self._graph: nx.MultiDiGraph | None = None
         self._figure = None
         self._diagnostics: list | None = None
+        self._summary: list | None = None
 
     def __del__(self):
         if getattr(self, "_graph", None) is not None:
@@ -81,6 +82,12 @@ class Result:
 
             self._diagnostics = diagnose(self.graph)
         return self._diagnostics
+
+    def _summary_lines(self) -> list:
+        """report.summary_lines of the graph, made once: the text, the HTML and the alt text each show it."""
+        if self._summary is None:
+            self._summary = report.summary_lines(self.graph)
+        return self._summary
 
     def explain(self, name: str, root: str | None = None, *, pass_index: int | None = None, max_paths: int = 10):
         """d root / d name in one backward pass (by default the last that reached `name`) as the chain rule over
@@ -163,14 +170,14 @@ class Result:
         return bundle
 
     def _plain_text(self) -> str:
-        parts = report.summary_lines(self.graph) + [f"⚠ {d.message}" for d in self.diagnostics]
+        parts = self._summary_lines() + [f"⚠ {d.message}" for d in self.diagnostics]
         if self.show_table and not self.empty:
             parts = [report.text_table(self.graph), "", *parts]
         parts += [str(item) for item in (*self.explained, self.gradient_check) if item is not None]
         return "\n".join(parts)
 
     def _html(self) -> str:
-        summary = "".join(f"<p>{html.escape(line)}</p>" for line in report.summary_lines(self.graph))
+        summary = "".join(f"<p>{html.escape(line)}</p>" for line in self._summary_lines())
         summary += "".join(f"<p style='{WARNING_STYLE}'>⚠ {html.escape(d.message)}</p>" for d in self.diagnostics)
         summary += "".join(item._repr_html_() for item in (*self.explained, self.gradient_check) if item is not None)
         picture = self._picture_html() if self.show_graph else ""
@@ -179,7 +186,7 @@ class Result:
 
     def alt_text(self) -> str:
         """The picture in words, for screen readers and wherever images are not shown: the summary's first lines."""
-        return "autograd graph: " + "; ".join(report.summary_lines(self.graph)[:ALT_LINES])
+        return "autograd graph: " + "; ".join(self._summary_lines()[:ALT_LINES])
 
     def _picture_html(self) -> str:
         """The picture at 1:1 CSS size (a 2x PNG, or inline SVG with unique ids), scrolling when it is too wide."""

@@ -162,7 +162,8 @@ def gc_frozen():
     freeze, stays as in a plain run (a freeze count cannot tell the run's own freeze from ours). Afterwards, one
     full pass if the oldest generation's own threshold says one is due: Python also waits until a quarter of
     the long-lived objects are new, hundreds of re-runs in a kernel holding torch, while a run's recorder and a
-    replaced Result's figure are reference cycles that only a full pass frees.
+    replaced Result's figure are reference cycles that only a full pass frees. Skipping it saves nothing: a run
+    that builds a graph makes more than that quarter, so Python runs the same pass itself right after the cell.
     """
     previous = gc.get_threshold()
     ours = (*previous[:2], max(previous[2], _NO_FULL_COLLECTIONS))

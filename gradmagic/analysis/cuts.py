@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import networkx as nx
-
 from .diagnostic import Diagnostic
 from .reading import ancestors, describe, ops_in_order
 from ..graph import tensor_nodes
@@ -24,7 +22,7 @@ def rebuilt_links(graph) -> dict:
         d = graph.nodes[op]
         if d["op_kind"] == "exit" and isinstance(d["result"], float):
             recent[d["result"]] = op
-        elif d["op_kind"] == "op" and not graph.in_edges(op) and recent:
+        elif recent and d["op_kind"] == "op" and not graph.in_degree(op):
             for const in _numbers_in(d["consts"]):  # constants are kept as text with 6 significant digits
                 match = [r for r in recent if math.isclose(r, const, rel_tol=1e-5)]
                 if match:
@@ -34,17 +32,19 @@ def rebuilt_links(graph) -> dict:
 
 def roots_reach(graph, rebuilt: dict) -> set:
     """Every node from which some backward root can be reached (through any edge, and through rebuilt values)."""
-    flow = nx.DiGraph(graph.edges())
-    flow.add_edges_from((exit_op, creation) for creation, exit_op in rebuilt.items())
-    roots = set(graph.graph.get("roots", [])) & set(flow)
-    return _reaching(flow, roots)
+    linked = {*rebuilt, *rebuilt.values()}
+    roots = {r for r in graph.graph.get("roots", []) if r in linked or (r in graph and graph.degree(r))}
+    return _reaching(graph, roots, rebuilt)
 
 
-def _reaching(graph: nx.DiGraph, targets: set) -> set:
-    """The targets and every node with a path to one of them: one walk back for all (linear, however many)."""
+def _reaching(graph, targets: set, rebuilt: dict) -> set:
+    """The targets and every node with a path to one of them, a rebuilt value's exit op counting as a predecessor
+    of its creation op: one walk back for all (linear, however many)."""
     seen, todo = set(targets), list(targets)
     while todo:
-        for before in graph.predecessors(todo.pop()):
+        node = todo.pop()
+        befores = graph.predecessors(node) if node in graph else ()
+        for before in (*befores, rebuilt[node]) if node in rebuilt else befores:
             if before not in seen:
                 seen.add(before)
                 todo.append(before)
@@ -154,9 +154,8 @@ def _fix(graph, edge) -> str:
 def cuts(graph, rebuilt: dict, reach: set) -> list:
     """detach, no_grad and `torch.tensor(y.item())` that stop a gradient on its way to a backward root."""
     found = []
-    for tensor, op, key, data in graph.edges(keys=True, data=True):
-        if graph.nodes[tensor]["kind"] == "tensor" and not data["differentiable"] \
-                and _stops_gradient(graph, tensor, op) and any(o in reach for o in graph.successors(op)):
+    for tensor, op, key in _stopping_edges(graph):
+        if any(o in reach for o in graph.successors(op)):
             outputs, edge = list(graph.successors(op)), (tensor, op, key)
             made = ", ".join(describe(graph, o) for o in outputs)
             message = (f"{_cut_reason(graph, edge, rebuilt)}: {made} carries no gradient back to "
@@ -171,6 +170,15 @@ def cuts(graph, rebuilt: dict, reach: set) -> list:
             found.append(Diagnostic("rebuilt", message, [tensor, exit_op, creation, *new], [edge],
                                     graph.nodes[creation]["line"]))
     return found
+
+
+def _stopping_edges(graph):
+    """The tensor->op edges (u, v, key), in edge order, where detach() or no_grad stops a gradient."""
+    nodes = graph.nodes
+    for tensor, successors in graph.adjacency():
+        if nodes[tensor]["kind"] == "tensor":
+            yield from ((tensor, op, key) for op, keys in successors.items() for key, data in keys.items()
+                        if not data["differentiable"] and _stops_gradient(graph, tensor, op))
 
 
 def _stops_gradient(graph, tensor: str, op: str) -> bool:

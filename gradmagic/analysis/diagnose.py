@@ -11,7 +11,6 @@ from .diagnostic import KINDS, Diagnostic
 from .nans import first_nan_gradient, first_nan_value
 from .reading import describe, pass_gradient, value_words
 from .values import nonzero
-from ..graph import tensor_nodes
 from ..text import error_summary, has_grad
 
 __all__ = ["diagnose", "Diagnostic", "KINDS"]
@@ -47,9 +46,8 @@ def _run(check, graph, *args) -> list:
 def accumulated(graph) -> list:
     """Leaves whose .grad already held a gradient when the run started: backward() added to it."""
     found = []
-    for node in tensor_nodes(graph):
-        d = graph.nodes[node]
-        if d["grad_before"] is None or not nonzero(d["grad_before"]):
+    for node, d in graph.nodes(data=True):
+        if d["kind"] != "tensor" or d["grad_before"] is None or not nonzero(d["grad_before"]):
             continue  # none, or zeroed with x.grad.zero_(): nothing was added to
         who = describe(graph, node)
         now = f", and it is now {value_words(d['grad'], d['grad_stats'])}" if has_grad(d) else ""

@@ -10,6 +10,8 @@ __all__ = ["first_nan_value", "first_nan_gradient"]
 
 def first_nan_value(graph) -> list:
     """The first op (in record order) whose result holds NaN or inf although its inputs do not."""
+    if not any(_nonfinite_value(d) for _, d in graph.nodes(data=True) if d["kind"] == "tensor"):
+        return []  # one pass over the values; the walk in record order only when one of them is not finite
     for op in ops_in_order(graph):
         inputs, outputs = list(dict.fromkeys(graph.predecessors(op))), list(graph.successors(op))
         bad = [o for o in outputs if _nonfinite_value(graph.nodes[o])]
@@ -26,7 +28,7 @@ def first_nan_value(graph) -> list:
 
 def first_nan_gradient(graph) -> list:
     """The first op whose backward sent NaN or inf to an input while its values and output gradients are finite."""
-    if not any(nonfinite(flow) for *_, flow in graph.edges(data="flow")):
+    if not any(nonfinite(flow) for flow in _flows(graph)):
         return []
     for op in ops_in_order(graph):
         outputs = list(graph.successors(op))
@@ -43,6 +45,13 @@ def first_nan_gradient(graph) -> list:
                            f"norm at 0, log at 0), e.g. add a small epsilon.")
                 return [Diagnostic("nan_grad", message, [tensor, op], [(tensor, op, key)], d["line"])]
     return []
+
+
+def _flows(graph):
+    """The flow of every edge that has one, in edge order."""
+    for _, successors in graph.adjacency():
+        for keys in successors.values():
+            yield from (data["flow"] for data in keys.values() if data.get("flow") is not None)
 
 
 def _nonfinite_value(node: dict) -> bool:

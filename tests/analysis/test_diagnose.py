@@ -206,3 +206,32 @@ def test_a_nan_in_a_large_tensor_is_named_from_its_summary():
                          "z = y.sum()\nz.backward()\n")
     assert result.tensor("y")["value"] is None and result.tensor("y")["stats"]["nan"]  # 100 > SMALL_NUMEL
     assert d.kind == "nan_value" and d.message.startswith("the first NaN value appears at line 3: `log` made y = ")
+
+
+REBUILT_AND_DETACHED = """
+x = torch.tensor(2.0, requires_grad=True)
+y = x * 3
+c = torch.tensor(y.item())
+z = c * x
+d = x.detach()
+k = (d * 2 + z).sum()
+k.backward()
+"""
+
+
+@pytest.mark.parametrize("source", [REBUILT_AND_DETACHED, CONTROL_FLOW, MODULE_STEP, IN_PLACE, FUNCTIONS])
+def test_the_roots_reach_is_what_a_copy_of_the_edges_reaches(source):
+    """roots_reach walks the graph's own predecessors; the reference copies every edge into a DiGraph first."""
+    import networkx as nx
+
+    from gradmagic.analysis.cuts import rebuilt_links, roots_reach
+
+    torch.manual_seed(0)
+    graph = found(source)[0].graph
+    rebuilt = rebuilt_links(graph)
+    flow = nx.DiGraph(graph.edges())
+    flow.add_edges_from((exit_op, creation) for creation, exit_op in rebuilt.items())
+    roots = set(graph.graph["roots"]) & set(flow)
+    expected = roots.union(*(nx.ancestors(flow, r) for r in roots))
+    assert expected and roots_reach(graph, rebuilt) == expected
+    assert bool(rebuilt) == (source is REBUILT_AND_DETACHED)  # the walk also crosses a value rebuilt from .item()

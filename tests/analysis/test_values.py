@@ -32,3 +32,33 @@ def test_agrees_with_torch_on_a_real_gradient():
 
 def test_stats_dicts_answer_from_their_counts():
     assert nonfinite(None, {"nan": 2, "inf": 0}) and nonfinite({"inf": 1}) and not nonfinite(None, {"nan": 0})
+
+
+def _exact_nonfinite(value) -> bool:
+    """The reference: every number looked at, one by one."""
+    stack, numbers = [value], []
+    while stack:
+        item = stack.pop()
+        stack.extend(item) if isinstance(item, list) else numbers.append(item)
+    return any(isinstance(v, float) and not math.isfinite(v) for v in numbers)
+
+
+@pytest.mark.parametrize("value", [
+    [1e308, 1e308], [-1e308, -1e308, 5.0], [[1e308], [1e308, NAN]], [10**400, 1.0], [10**400, NAN], [1, NAN],
+    [True, 1.5], [[1.0], 2.0], [[1.0], [INF, 2.0]], [1 + 2j], [complex(NAN, 0)], [None, 1.0], ["a", NAN], [[]],
+    [[-INF, INF]], [[[1.0, 2.0]], [[3.0, -INF]]],
+])
+def test_the_sum_shortcut_agrees_with_looking_at_every_number(value):
+    # a finite float sum proves every number finite; an overflowing sum, ints, complex or odd items go the long way
+    assert nonfinite(value) == _exact_nonfinite(value)
+
+
+def test_the_sum_shortcut_agrees_on_many_random_lists():
+    import random
+
+    rng = random.Random(0)
+    items = [0.0, 1.5, -2.0, 1e308, -1e308, NAN, INF, -INF, 3, True, 5e-324]
+    for _ in range(2000):
+        row = [rng.choice(items) for _ in range(rng.randint(0, 6))]
+        for value in (row, [row, row[::-1]], [[row]]):
+            assert nonfinite(value) == _exact_nonfinite(value), value
