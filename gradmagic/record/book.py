@@ -21,6 +21,9 @@ __all__ = ["RecordBook"]
 
 _REF = weakref.ref
 _STRIDED = torch.strided
+# gradmagic's frames from _add_op out, on every path: _add_op, the recorder's _record_call, _call and
+# __torch_function__, or the hooks' add_grad_op, _grad_outputs, run_pass, ... (caller_line walks past any more).
+_OUR_FRAMES_AT_ADD_OP = 4
 
 
 class RecordBook:
@@ -153,7 +156,7 @@ class RecordBook:
         r.outputs.append(outputs)
         r.grad_enabled.append(torch.is_grad_enabled())
         r.modules.append(self._module_stack[-1] if self._module_stack else None)
-        r.lines.append(caller_line(self.filename))
+        r.lines.append(caller_line(self.filename, ours=_OUR_FRAMES_AT_ADD_OP))
         r.results.append(result)
         r.records_at.append(len(r.versions))
 

@@ -30,6 +30,8 @@ _TENSOR = torch.Tensor
 _WRAPPER = types.MethodWrapperType
 _SEQUENCES = (list, tuple)
 _GRAD_ATTRIBUTE = torch.Tensor.grad
+# gradmagic's frames from _counted out, on every path: _counted and its caller, __torch_function__ or its callees.
+_OUR_FRAMES_AT_COUNTED = 2
 _TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
                                if hasattr(torch.Tensor, name))
 
@@ -107,7 +109,7 @@ class Recorder(RecordBook, TorchFunctionMode):
     def _counted(self, func, args, kwargs):
         """Past the budget: run the call and count it on its line."""
         self._coarse = True
-        self.meter.count(caller_line(self.filename), getattr(func, "__name__", "op"))
+        self.meter.count(caller_line(self.filename, ours=_OUR_FRAMES_AT_COUNTED), getattr(func, "__name__", "op"))
         return func(*args, **kwargs) if kwargs else func(*args)
 
     def _backward(self, func, is_grad: bool, args, kwargs):
