@@ -1,7 +1,8 @@
 """Stack frames: which line of the code made a call, found by walking out past gradmagic's own frames.
 
 No lookup depends on how deep gradmagic's own calls are: each starts from the first frame outside the package (and
-outside any other file named), so moving code between gradmagic's functions never shifts a line.
+outside any other file named), so moving code between gradmagic's functions never shifts a line. The recorder's
+hot path may say how many of its own frames to skip unseen (`ours`, a lower bound): the walk still goes past more.
 """
 from __future__ import annotations
 
