@@ -12,15 +12,22 @@ from .torchstate import functorch_wrapped
 __all__ = ["kept_gradient", "backward_tensors", "iterators_as_tuples", "batched_backward", "frees_graph", "hook_error"]
 
 _TENSOR = torch.Tensor
+_STRIDED = torch.strided
 
 
 def kept_gradient(grad, summarise=summary.stats_vector) -> tuple:
-    """(value, None, numel): a copy when small (read after the run, all at once), a device-side summary vector
-    when large. Never the gradient itself: autograd accumulates into a gradient no one else holds, in place, so
-    holding one would change the strides and versions of the user's `.grad` tensors."""
+    """(value, None, numel): when small, its numbers (on the CPU, read at once: cheaper than a copy) or a copy
+    (elsewhere, read after the run, all at once); a device-side summary vector when large. Never the gradient
+    itself: autograd accumulates into a gradient no one else holds, in place, so holding one would change the
+    strides and versions of the user's `.grad` tensors."""
     numel = grad.numel()
     if numel > summary.SMALL_NUMEL:
         return summarise(grad), None, numel
+    if grad.is_cpu and type(grad) is _TENSOR and grad.layout is _STRIDED and not grad.is_nested:
+        try:
+            return grad.tolist(), None, numel  # what summary.to_python makes of a copy
+        except Exception:  # noqa: BLE001 - a kind tolist cannot read (quantized): copied, summarised later
+            pass
     return grad.detach().clone(), None, numel
 
 

@@ -21,6 +21,9 @@ __all__ = ["RecordBook"]
 
 _REF = weakref.ref
 _STRIDED = torch.strided
+# gradmagic's frames from _add_op out, on every path: _add_op, the recorder's _record_call, _call and
+# __torch_function__, or the hooks' add_grad_op, _grad_outputs, run_pass, ... (caller_line walks past any more).
+_OUR_FRAMES_AT_ADD_OP = 4
 
 
 class RecordBook:
@@ -47,8 +50,13 @@ class RecordBook:
 
     def resolve(self, t) -> int:
         """The record of `t`, recording it as an outside input if it is new."""
-        rec = self.record_of(t)
-        return self._record(t, None) if rec is None else rec
+        rec = self._latest.get(id(t))  # record_of, inlined: once per tensor argument of every call
+        if rec is not None:
+            r = self.records
+            obj = r.objs[rec]
+            if (obj() if type(obj) is _REF else obj) is t and r.versions[rec] == version_of(t):
+                return rec
+        return self._record(t, None)
 
     def newest_record(self, t) -> int | None:
         """The newest record of `t`, whatever its version."""
@@ -119,15 +127,17 @@ class RecordBook:
         r = self.records
         op = len(r.funcs)
         outputs = []
+        latest = self._latest
         for t in (*produced, *mutated):
-            rec = self.record_of(t)
-            if rec is None:
-                before = self._latest.get(id(t))
+            before = latest.get(id(t))
+            if before is None:  # a new tensor (record_of, inlined: once per output of every call)
                 outputs.append(self._record(t, op, depth))
-                if before is not None and deref(r.objs[before]) is t:  # a new version of the same tensor
+            elif not r.holds(before, t):
+                outputs.append(self._record(t, op, depth))
+                if deref(r.objs[before]) is t:  # a new version of the same tensor
                     r.previous[outputs[-1]] = before
-            elif r.requires_grad[rec] != t.requires_grad:  # requires_grad_() hands back the same version
-                r.requires_grad[rec] = t.requires_grad
+            elif r.requires_grad[before] != t.requires_grad:  # requires_grad_() hands back the same version
+                r.requires_grad[before] = t.requires_grad
         return tuple(outputs)
 
     def _snapshot(self, inputs) -> None:
@@ -146,7 +156,7 @@ class RecordBook:
         r.outputs.append(outputs)
         r.grad_enabled.append(torch.is_grad_enabled())
         r.modules.append(self._module_stack[-1] if self._module_stack else None)
-        r.lines.append(caller_line(self.filename))
+        r.lines.append(caller_line(self.filename, ours=_OUR_FRAMES_AT_ADD_OP))
         r.results.append(result)
         r.records_at.append(len(r.versions))
 

@@ -1,7 +1,8 @@
 """Stack frames: which line of the code made a call, found by walking out past gradmagic's own frames.
 
 No lookup depends on how deep gradmagic's own calls are: each starts from the first frame outside the package (and
-outside any other file named), so moving code between gradmagic's functions never shifts a line.
+outside any other file named), so moving code between gradmagic's functions never shifts a line. The recorder's
+hot path may say how many of its own frames to skip unseen (`ours`, a lower bound): the walk still goes past more.
 """
 from __future__ import annotations
 
@@ -21,9 +22,15 @@ CONTEXTLIB = contextlib.__file__
 TORCH_FRAMES = 3
 
 
-def caller_line(filename: str, tries: int = TORCH_FRAMES) -> int | None:
-    """The line of `filename` that called into torch: among the first `tries` frames outside gradmagic."""
-    frame = sys._getframe(1)
+def caller_line(filename: str, tries: int = TORCH_FRAMES, *, ours: int = 0) -> int | None:
+    """The line of `filename` that called into torch: among the first `tries` frames outside gradmagic.
+
+    `ours`: how many frames, from the caller out, are gradmagic's on every path (the walk goes past any more):
+    skipping them is cheaper, as Python 3.11 makes a frame object for each frame the walk looks at."""
+    try:
+        frame = sys._getframe(1 + ours)
+    except ValueError:  # the stack is not that deep: no frame outside
+        return None
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame = frame.f_back
     for _ in range(tries):

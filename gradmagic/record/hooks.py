@@ -15,8 +15,7 @@ from . import summary
 from .backward_calls import backward_tensors, batched_backward, hook_error, kept_gradient
 from .depths import UNREAD, Looked
 from .records import Records, deref
-from .torchstate import inside_backward, torch_function_disabled, transform_active, unseen_by_modes, unseen_reads, \
-    version_of
+from .torchstate import inside_backward, torch_function_disabled, transform_active, unseen_reads, version_of
 
 __all__ = ["GradientHooks", "RecordedTensors", "MAX_INNER_NODES", "MAX_UNKNOWN_RUN"]
 
@@ -275,10 +274,11 @@ class GradientHooks:
     def _on_grad(self, pass_index, entries, grad_outputs):
         try:
             grads = self.records.grads
-            for output_nr, rec in entries:
-                grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
-                if grad is not None:  # autograd threads may run with our mode active
-                    grads.append((pass_index, rec, *unseen_by_modes(kept_gradient, grad)))
+            with unseen_reads():  # autograd threads may run with our mode active
+                for output_nr, rec in entries:
+                    grad = grad_outputs[output_nr] if output_nr < len(grad_outputs) else None
+                    if grad is not None:
+                        grads.append((pass_index, rec, *kept_gradient(grad)))
         except Exception as error:  # noqa: BLE001
             self.records.note("hook", hook_error(error))
         return None

@@ -21,8 +21,8 @@ from .naming import item_labels
 from .optimizer_hooks import OptimizerCalls
 from .patches import hook_module_calls, route_function_apply
 from .records import Records, call_shapes
-from .torchstate import forward_ad_active, inside_backward, torch_function_disabled, transform_active, \
-    unseen_reads, version_of
+from .torchstate import forward_ad_active, inside_backward, modes_pushed, torch_function_disabled, \
+    transform_active, unseen_reads, version_of
 
 __all__ = ["Recorder", "EXIT_NAMES"]
 
@@ -30,6 +30,8 @@ _TENSOR = torch.Tensor
 _WRAPPER = types.MethodWrapperType
 _SEQUENCES = (list, tuple)
 _GRAD_ATTRIBUTE = torch.Tensor.grad
+# gradmagic's frames from _counted out, on every path: _counted and its caller, __torch_function__ or its callees.
+_OUR_FRAMES_AT_COUNTED = 2
 _TENSOR_ATTRIBUTES = frozenset(getattr(torch.Tensor, name) for name in ("T", "mT", "H", "mH", "real", "imag", "data")
                                if hasattr(torch.Tensor, name))
 
@@ -88,17 +90,26 @@ class Recorder(RecordBook, TorchFunctionMode):
         if transform_active():  # inside torch.func.vmap/grad/...: functorch wrappers, not the cell's own tensors
             self.records.note("functorch")
             return func(*args, **kwargs) if kwargs else func(*args)
-        with unseen_reads():  # a mode of the user's sees the cell's own calls only
+        if modes_pushed():  # a mode of the user's is left: it must see the cell's own calls only
+            return self._call_unseen(func, kind, args, kwargs)
+        tensors, inputs, consts, kind = self._inputs(args, kwargs, kind)
+        out = func(*args, **kwargs) if kwargs else func(*args)
+        self._record_call(func, kind, tensors, inputs, consts, out)
+        return out
+
+    def _call_unseen(self, func, kind, args, kwargs):
+        """`_call` under a mode of the user's: gradmagic's own reads of the tensors hidden from it."""
+        with torch_function_disabled():
             tensors, inputs, consts, kind = self._inputs(args, kwargs, kind)
         out = func(*args, **kwargs) if kwargs else func(*args)
-        with unseen_reads():
+        with torch_function_disabled():
             self._record_call(func, kind, tensors, inputs, consts, out)
         return out
 
     def _counted(self, func, args, kwargs):
         """Past the budget: run the call and count it on its line."""
         self._coarse = True
-        self.meter.count(caller_line(self.filename), getattr(func, "__name__", "op"))
+        self.meter.count(caller_line(self.filename, ours=_OUR_FRAMES_AT_COUNTED), getattr(func, "__name__", "op"))
         return func(*args, **kwargs) if kwargs else func(*args)
 
     def _backward(self, func, is_grad: bool, args, kwargs):
@@ -110,9 +121,13 @@ class Recorder(RecordBook, TorchFunctionMode):
     def _inputs(self, args, kwargs, kind) -> tuple:
         """(tensors, their records and slots, constants, kind) of one call's arguments; what it may change, kept."""
         tensors, inputs, consts = [], [], []
-        collect = self._collect
+        collect, resolve = self._collect, self.resolve
         for slot, arg in enumerate(args):
-            collect(slot, arg, tensors, inputs, consts)
+            if isinstance(arg, _TENSOR):  # the common case, without a call to _collect
+                tensors.append(arg)
+                inputs += (slot, resolve(arg))
+            else:
+                collect(slot, arg, tensors, inputs, consts)
         if kwargs:
             for slot, arg in kwargs.items():
                 collect(slot, arg, tensors, inputs, consts)
@@ -133,11 +148,9 @@ class Recorder(RecordBook, TorchFunctionMode):
             produced = [o for o in out if isinstance(o, _TENSOR)]
         else:
             produced = ()
-        versions = self.records.versions
-        mutated = [t for t, rec in zip(tensors, inputs[1::2]) if version_of(t) != versions[rec]]
-        depths = self.records.depths
-        depth = 1 + max([depths[rec] for rec in inputs[1::2]], default=0)
-        outputs = self._outputs(produced, mutated, depth)
+        recs, versions = inputs[1::2], self.records.versions
+        mutated = [t for t, rec in zip(tensors, recs) if version_of(t) != versions[rec]] if recs else ()
+        outputs = self._outputs(produced, mutated, 1 + max(map(self.records.depths.__getitem__, recs), default=0))
         if outputs or mutated:
             self._add_op(func, inputs, consts, outputs, None)
 

@@ -6,18 +6,23 @@ import contextlib
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-__all__ = ["version_of", "unseen_reads", "available_devices", "check_device", "check_dtype", "defaults",
+__all__ = ["version_of", "unseen_reads", "modes_pushed", "available_devices", "check_device", "check_dtype", "defaults",
            "inside_backward", "pushed_mode", "torch_function_disabled", "unseen_by_modes", "gradient_accumulator",
            "transform_active", "functorch_wrapped", "forward_ad_active"]
 
 _UNCHANGED = contextlib.nullcontext()
 
 
+#: How many torch function modes are pushed on this thread (inside the recorder's __torch_function__ the recorder is
+#: popped, so any left are the user's). Private API (torch >= 2.0); a C function, no Python call on the hot path.
+modes_pushed = torch._C._len_torch_function_stack
+
+
 def unseen_reads():
     """A context for gradmagic's own reads of tensors (`.grad_fn`, `._version`, hooks) that no torch function mode
     sees: inside the recorder's __torch_function__ the recorder is popped, so any mode left is the user's."""
     # Private API (torch >= 2.0): the length of the thread's function-mode stack.
-    return torch._C.DisableTorchFunction() if torch._C._len_torch_function_stack() else _UNCHANGED
+    return torch._C.DisableTorchFunction() if modes_pushed() else _UNCHANGED
 
 
 def version_of(t) -> int:
