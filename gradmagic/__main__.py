@@ -73,6 +73,8 @@ def _reported(ending: Ending, args, outputs: list) -> tuple:
     """(exit status, whether Ctrl-C ended it) after printing the table and writing the files, if there is a result."""
     if ending.result is None:
         return ending.status, ending.interrupted
+    if ending.result.trace.failure is not None:  # gradmagic's own failure, said in one line: nothing to write
+        return ending.status or 1, ending.interrupted
     try:
         return _report(ending.result, args, outputs, ending.status), ending.interrupted
     except KeyboardInterrupt:  # a second Ctrl-C, while drawing or writing: one line, never gradmagic's traceback

@@ -155,7 +155,7 @@ class AutogradMagics(Magics):
         stopped = result.error is not None and not isinstance(result.error, UsageError)  # the cell's own
         refused, unsaved = _late_problems(options, bound, self.shell.user_ns, stopped=stopped), []
         if result.empty:
-            if result.error is None:  # else the cell's own error says why it stopped
+            if result.error is None and result.trace.failure is None:  # else the error or the failure says why
                 print("gradmagic: the cell touched no tensors, so there is nothing to draw.")
         else:
             refused += self._add_explanations(result, options, skip=refused)

@@ -150,7 +150,7 @@ def _resolved(recorder, names: dict, source: str, error, finals: list) -> Trace:
         outcome = "the cell itself ran as usual" if error is None else "the cell's own error is unchanged"
         line = f"gradmagic: the capture failed ({type(failure).__name__}: {why}), so there is no graph; {outcome}."
         print(line, file=sys.stderr)
-        return Trace(source=source, notes=[line])
+        return Trace(source=source, notes=[line], failure=line)
 
 
 @contextlib.contextmanager

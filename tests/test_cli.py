@@ -236,9 +236,10 @@ def test_cli_internal_failure_is_one_line_not_a_second_crash(tmp_path, capfd, mo
     monkeypatch.setattr("gradmagic.runner.resolve", broken)
     script = tmp_path / "ok.py"
     script.write_text("import torch\nprint('ran')\nx = torch.ones(2) * 2\n")
-    assert main([str(script)]) == 1
-    assert capfd.readouterr() == ("ran\n", f"gradmagic: internal error: RuntimeError: graph could not be built "
-                                           f"(while recording {script})\n")
+    assert main([str(script), "-o", str(tmp_path / "out.png")]) == 1
+    assert capfd.readouterr() == ("ran\n", "gradmagic: the capture failed (RuntimeError: graph could not be built), "
+                                           "so there is no graph; the cell itself ran as usual.\n")
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_cli_unknown_explain_name_comes_after_the_scripts_own_error_in_one_line(tmp_path, capfd):

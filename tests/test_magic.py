@@ -98,6 +98,16 @@ def test_cell_without_tensors_prints_a_message_and_no_figure(shell):
     assert result.success and outputs == [] and "touched no tensors" in out
 
 
+def test_gradmagic_failing_after_a_clean_cell_leaves_the_cell_a_success_with_one_line(shell, monkeypatch):
+    monkeypatch.setattr("gradmagic.runner.resolve", lambda *a, **k: 1 / 0)
+    with capture_output() as captured:
+        result = shell.run_cell("%%autograd\nw = torch.ones(2, requires_grad=True)\n(w * 2).sum().backward()")
+    assert result.success and captured.outputs == [] and captured.stdout == ""
+    assert captured.stderr == ("gradmagic: the capture failed (ZeroDivisionError: division by zero), so there is no "
+                               "graph; the cell itself ran as usual.\n")
+    assert shell.user_ns["w"].grad.tolist() == [2.0, 2.0]
+
+
 @pytest.mark.parametrize("line, message", [
     ("--bogus", "unrecognized arguments"),
     ("--format gif", "invalid choice"),

@@ -51,6 +51,7 @@ class Trace:
     grad_hooks: list = field(default_factory=list)  # (record, line, method) of gradient hooks the code registered
     notes: list = field(default_factory=list)  # what the capture could not record, in words
     coarse: bool = False  # some ops (or bindings) past the budget were only counted
+    failure: str | None = None  # the line saying gradmagic's own failure made this Trace empty
     # per op
     funcs: list = field(default_factory=list)
     op_kinds: list = field(default_factory=list)  # op / exit / grad

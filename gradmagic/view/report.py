@@ -158,9 +158,9 @@ def summary_lines(graph: nx.MultiDiGraph) -> list:
     """Per backward pass: what it started from and d root / d leaf for the named leaves on its graph (that pass's
     own gradient, not the accumulated `.grad`); or a hint when there was no pass."""
     tensors = [d for _, d in graph.nodes(data=True) if d["kind"] == "tensor"]
-    if not tensors:
-        return ["The cell touched no tensors: nothing to draw."]
     notes = list(graph.graph.get("notes", ()))
+    if not tensors:
+        return notes or ["The cell touched no tensors: nothing to draw."]
     passes = graph.graph["passes"]
     if not passes and graph.graph.get("coarse"):
         return notes + ["No backward pass ran within the ops recorded in detail: the table's gradients are the "
