@@ -27,11 +27,10 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
     (unless a `max_nodes` the unfolded view fits was given); shallower modules and any loop folded while over
     `max_nodes` (both checked by drawing_view). Says what it hid, and when the limit was missed."""
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
+    if view.graph.get("optimizer_calls") or _module_depth(view):  # steps or boxes to make: networkx from here on
+        view = as_digraph(view)
     stepped = fold_optimizer_calls(_without_unused_copies(view))
-    deepest = _module_depth(stepped)
-    if deepest:  # modules to box, at one level or several: one networkx graph for all the levels tried
-        stepped = as_digraph(stepped)
-    levels = [depth] if depth is not None else [None, *range(deepest - 1, -1, -1)]
+    levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
     for level in levels:
         shown = _grouped_and_folded(stepped, level, limit, always_fold_training=max_nodes is None)
         if len(shown) <= limit:

@@ -5,6 +5,8 @@ and the first that changes it (a loop contracted, a module boxed) builds a DiGra
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import networkx as nx
 
 __all__ = ["Sketch", "as_digraph"]
@@ -18,11 +20,15 @@ class Sketch:
 
     def __init__(self, graph: dict, nodes: dict, edges: dict):
         self.graph, self._nodes, self._edges = graph, nodes, edges
-        self._succ = {node: {} for node in nodes}
-        self._pred = {node: {} for node in nodes}
-        for (u, v), data in edges.items():
-            self._succ[u][v] = data
-            self._pred[v][u] = data
+
+    @cached_property
+    def _links(self) -> tuple:
+        """(successors, predecessors) of each node, made on the first read that needs them."""
+        succ, pred = {node: {} for node in self._nodes}, {node: {} for node in self._nodes}
+        for (u, v), data in self._edges.items():
+            succ[u][v] = data
+            pred[v][u] = data
+        return succ, pred
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -39,23 +45,23 @@ class Sketch:
 
     def edges(self, data: bool = False):
         """(u, v, attributes) with data=True, else (u, v), in nx.DiGraph's order: by u, then as added."""
-        return ((u, v, d) if data else (u, v) for u, successors in self._succ.items() for v, d in successors.items())
+        return ((u, v, d) if data else (u, v) for u, successors in self._links[0].items() for v, d in successors.items())
 
     def in_edges(self, node, data: bool = False):
         """(u, node, attributes) with data=True, else (u, node), for each predecessor u."""
-        return ((u, node, d) if data else (u, node) for u, d in self._pred[node].items())
+        return ((u, node, d) if data else (u, node) for u, d in self._links[1][node].items())
 
     def adjacency(self):
-        return iter(self._succ.items())
+        return iter(self._links[0].items())
 
     def successors(self, node):
-        return iter(self._succ[node])
+        return iter(self._links[0][node])
 
     def predecessors(self, node):
-        return iter(self._pred[node])
+        return iter(self._links[1][node])
 
     def in_degree(self, node) -> int:
-        return len(self._pred[node])
+        return len(self._links[1][node])
 
     def to_digraph(self) -> nx.DiGraph:
         """The nx.DiGraph these nodes and edges describe (attributes copied, as add_nodes_from copies them)."""
