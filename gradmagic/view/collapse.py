@@ -11,6 +11,7 @@ import networkx as nx
 
 from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption, record_number
 from .loops import fold_loops, fold_training_loops
+from .sketch import as_digraph
 from .steps import STEP_KIND, fold_optimizer_calls, link_backward
 
 __all__ = ["collapse_view", "check_collapse_options", "group_modules", "DEFAULT_MAX_NODES"]
@@ -26,12 +27,15 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
     (unless a `max_nodes` the unfolded view fits was given); shallower modules and any loop folded while over
     `max_nodes` (both checked by drawing_view). Says what it hid, and when the limit was missed."""
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
+    if view.graph.get("optimizer_calls") or _module_depth(view):  # steps or boxes to make: networkx from here on
+        view = as_digraph(view)
     stepped = fold_optimizer_calls(_without_unused_copies(view))
     levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
     for level in levels:
         shown = _grouped_and_folded(stepped, level, limit, always_fold_training=max_nodes is None)
         if len(shown) <= limit:
             break
+    shown = as_digraph(shown)
     link_backward(shown)
     total = len(view) if total is None else total
     shown.graph["hidden_note"] = _hidden_note(shown, total, automatic=depth is None, limit=limit)
@@ -41,23 +45,24 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
 def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
     """The view less what no gradient and no name depends on: unused results of ops that carry no gradient (the
     copies `copy.deepcopy` makes of a module's parameters) and the parameters of modules never called."""
+    nodes = dict(view.nodes(data=True))
     dead, stack = set(), [n for n, successors in view.adjacency() if not successors]
     while stack:
         node = stack.pop()
-        data = view.nodes[node]
+        data = nodes[node]
         if node in dead or data.get("kind") != "op" or data.get("module") or data.get("optimizer") is not None \
                 or any(s not in dead for s in view.successors(node)) \
                 or any(d.get("differentiable", True) for _, _, d in view.in_edges(node, data=True)):
             continue
         dead.add(node)
-        stack += [p for p in view.predecessors(node) if view.nodes[p].get("kind") == "op"]
+        stack += [p for p in view.predecessors(node) if nodes[p].get("kind") == "op"]
     called = set(view.graph.get("module_classes") or ())
-    unused = {n for n, d in view.nodes(data=True) if d.get("kind") == "tensor" and d.get("param")
+    unused = {n for n, d in nodes.items() if d.get("kind") == "tensor" and d.get("param")
               and d["param"].rpartition(".")[0] not in called and all(s in dead for s in view.successors(n))
               and not any(p not in dead for p in view.predecessors(n))}
     if not dead and not unused:
         return view
-    kept = view.subgraph([n for n in view if n not in dead and n not in unused]).copy()
+    kept = as_digraph(view).subgraph([n for n in view if n not in dead and n not in unused]).copy()
     kept.graph["unused_parameters"] = len(unused)
     return kept
 
@@ -76,6 +81,7 @@ def group_modules(view: nx.DiGraph, depth: int | None) -> nx.DiGraph:
     owner = _module_calls(view, depth)
     if not owner:
         return view
+    view = as_digraph(view)
     _absorb_internals(view, owner)
     blocks = {}
     for node, key in owner.items():

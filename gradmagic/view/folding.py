@@ -8,6 +8,7 @@ import networkx as nx
 
 from .blocks import view_edge
 from .collapse import check_collapse_options, collapse_view
+from .sketch import Sketch
 from ..text import shown_grad, tensor_caption
 
 __all__ = ["drawing_view", "view_node", "view_marks"]
@@ -24,6 +25,7 @@ def drawing_view(graph: nx.MultiDiGraph, *, show_all: bool = False, depth: int |
     check_collapse_options(depth, max_nodes)
     view = _folded_view(graph, show_all=show_all)
     if show_all:
+        view = view.to_digraph()
         view.graph["hidden_note"] = None
     else:
         view = collapse_view(view, depth=depth, max_nodes=max_nodes, total=len(graph))
@@ -56,30 +58,27 @@ def view_marks(view: nx.DiGraph, marks: dict | None) -> tuple:
     return nodes, edges, notes
 
 
-def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> nx.DiGraph:
+def _folded_view(graph: nx.MultiDiGraph, *, show_all: bool) -> Sketch:
     """Anonymous tensors folded into their ops, creation ops dropped (unless show_all); edges keep their `sources`."""
     nodes, outputs = dict(graph.nodes(data=True)), dict(graph.adjacency())  # the graph's own dicts, only read
     fed = {v for successors in outputs.values() for v in successors}
     unused = set() if show_all else _unused_creations(nodes, outputs, fed)
     stand_in = {} if show_all else {t: op for t, op in _folded_tensors(graph, nodes).items() if t not in unused}
     dropped = set() if show_all else _dropped_creation_ops(nodes, outputs, fed, stand_in) | unused
-    view = nx.DiGraph(**{**graph.graph, "show_all": show_all})
-    drawn = [n for n in nodes if n not in stand_in and n not in dropped]
-    view.add_nodes_from((n, nodes[n]) for n in drawn)
+    drawn = {n: nodes[n] for n in nodes if n not in stand_in and n not in dropped}
     folded = {}
     for tensor, op in stand_in.items():
         folded.setdefault(op, []).append(tensor)
     for op, tensors in folded.items():
-        view.nodes[op]["folded_nodes"] = tensors
-    made = {op: next((t for t in outputs[op] if t in view), None)
+        drawn[op] = {**drawn[op], "folded_nodes": tensors}  # a copy: the graph's own attributes are only read
+    made = {op: next((t for t in outputs[op] if t in drawn), None)
             for op in nodes if op in dropped and op not in unused}  # graph order: sets of str are hash-ordered
-    view.graph["stand_in"] = {**stand_in, **{op: t for op, t in made.items() if t is not None}}
-    edges = _folded_edges(nodes, outputs, stand_in, set(drawn))
-    view.add_edges_from((u, v, data) for (u, v), data in edges.items())
-    return view
+    edges = _folded_edges(nodes, outputs, stand_in, drawn)
+    stand_in = {**stand_in, **{op: t for op, t in made.items() if t is not None}}
+    return Sketch({**graph.graph, "show_all": show_all, "stand_in": stand_in}, drawn, edges)
 
 
-def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn: set) -> dict:
+def _folded_edges(nodes: dict, outputs: dict, stand_in: dict, drawn: dict) -> dict:
     """(a, b) -> view edge for the graph edges between drawn nodes, their ends listed in `sources` as (u, v)."""
     edges = {}
     for u, successors in outputs.items():

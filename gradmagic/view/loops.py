@@ -75,12 +75,12 @@ def _signature(data: dict) -> tuple:
 
 def _binding_cuts(view: nx.DiGraph, index: dict, min_repeats: int) -> list:
     """For each name rebound from one line (`h = ...` in a loop body): -1 and the positions of the ops binding it."""
-    cuts = {}
-    for node, data in view.nodes(data=True):
+    cuts, nodes = {}, dict(view.nodes(data=True))
+    for node, data in nodes.items():
         if data.get("kind") == "tensor" and data.get("name") is not None:
             made = max(((index[p], p) for p in view.predecessors(node) if p in index), default=None)
             if made is not None:  # the line tells a loop's own rebinding from one around it (nested loops)
-                cuts.setdefault((data["name"], view.nodes[made[1]].get("line")), set()).add(made[0])
+                cuts.setdefault((data["name"], nodes[made[1]].get("line")), set()).add(made[0])
     return [[-1, *sorted(c)] for c in cuts.values() if len(c) >= min_repeats]
 
 

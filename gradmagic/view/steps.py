@@ -7,6 +7,7 @@ import bisect
 import networkx as nx
 
 from .blocks import contract, record_number, view_edge
+from .sketch import as_digraph
 
 __all__ = ["fold_optimizer_calls", "link_backward", "STEP_KIND"]
 
@@ -19,7 +20,7 @@ def fold_optimizer_calls(view: nx.DiGraph) -> nx.DiGraph:
     calls = view.graph.get("optimizer_calls") or []
     if not calls:
         return view
-    view = _with_lean_steps(view, calls)
+    view = _with_lean_steps(as_digraph(view), calls)
     step_of, members = _steps_of(calls), {}
     for node, data in view.nodes(data=True):
         if data.get("kind") == "op" and data.get("optimizer") is not None:
