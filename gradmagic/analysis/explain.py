@@ -76,7 +76,7 @@ def _explain_pass(ex: Explanation, graph, trace, roots: list, max_paths: int) ->
 def _accumulated_note(ex: Explanation, graph) -> list:
     """A note when the leaf's `.grad` holds more than this pass gave it (several passes, or a gradient from before)."""
     d = graph.nodes[ex.node]
-    accumulated = d.get("grad")  # .grad: what the leaf holds at the end of the run
+    accumulated = _final_grad(graph, d)
     if not d.get("is_leaf") or not isinstance(accumulated, (float, list)) or ex.gradient is None \
             or close(accumulated, ex.gradient):
         return []
@@ -88,6 +88,15 @@ def _accumulated_note(ex: Explanation, graph) -> list:
                 f"{passes} recorded"]
     return [f"{ex.name}.grad is {gradient_text(accumulated)} at the end of the run (accumulated over {passes} "
             f"backward pass(es) or from before); this explains pass {ex.pass_index + 1} alone"]
+
+
+def _final_grad(graph, d: dict):
+    """What the leaf's `.grad` holds at the end of the run; an earlier version of a leaf (before an optimizer step)
+    is the same tensor as the version its name is bound to, which carries it."""
+    bound = graph.graph.get("bindings", {}).get(d.get("name"))
+    if d.get("grad") is None and bound is not None and graph.nodes[bound].get("is_leaf"):
+        return graph.nodes[bound].get("grad")
+    return d.get("grad")
 
 
 def _nothing_to_split(ex: Explanation, graph, roots: list) -> str:

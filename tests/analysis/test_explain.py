@@ -264,3 +264,16 @@ def test_a_grad_set_by_passes_past_the_budget_is_not_called_accumulated():
     assert ex.gradient == [2.0 * recorded] * 2 and ex.pass_index == recorded - 1
     assert any("ran after the capture's detail budget" in note and f"the last of the {recorded} recorded" in note
                for note in ex.notes), ex.notes
+
+
+def test_the_note_reads_the_grad_of_a_parameter_stepped_past_the_budget_from_its_bound_version():
+    # pytorch/examples actor_critic on CUDA: explain() picks the parameter's version of the recorded pass, whose
+    # .grad is the one its name holds at the end
+    source = ("w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))\nopt = torch.optim.SGD([w], lr=0.001)\n"
+              "for i in range(3000):\n    opt.zero_grad()\n    loss = (w * (i + 1.0)).sum()\n    loss.backward()\n"
+              "    opt.step()\n")
+    namespace = {"torch": torch}
+    ex = gradmagic.run(source, namespace).explain("w")
+    assert namespace["w"].grad.tolist() == [3000.0, 3000.0] and ex.gradient != [3000.0, 3000.0]
+    assert any("ran after the capture's detail budget" in note and "[3000, 3000]" in note for note in ex.notes), \
+        ex.notes
