@@ -15,20 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import harness
-from test_realworld import MODES, PROGRAMS, UNSUPPORTED, run_all
-
-
-def verdict(program: Path, reports: dict, mode: str) -> list:
-    """The problems of one captured mode against the plain run ([] when it keeps the contract)."""
-    plain, captured = reports["plain"], reports[mode]
-    crashes = [r["crash"] for r in (plain, captured) if "crash" in r]
-    if crashes:
-        return crashes
-    problems = harness.differences(plain["fingerprint"], captured["fingerprint"])
-    if program.stem not in UNSUPPORTED:
-        problems += captured["checks"]
-    return problems
+from test_realworld import MODES, PROGRAMS, failures, run_all
 
 
 def main() -> int:
@@ -44,7 +31,7 @@ def main() -> int:
         for program, future in runs.items():
             reports = future.result()
             for mode in MODES:
-                problems = verdict(program, reports, mode)
+                problems = failures(program, reports["plain"], reports[mode], mode)
                 failed += bool(problems)
                 seconds = reports[mode].get("seconds", float("nan"))
                 plain = reports["plain"].get("seconds", float("nan"))
