@@ -1,7 +1,10 @@
 import contextlib
 import gc
+import io
 import linecache
+import re
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from hypothesis import strategies as st
 import gradmagic
 from gradmagic import runner
 from gradmagic.record.budget import INTERRUPT_SECONDS, Budget
+from gradmagic.view.fonts import figure_texts
 from helpers import assert_same, captured_namespace, plain_namespace, reached
 from programs import SEED_1, SEED_2, SEED_3, TRANSPARENCY_SUITE
 
@@ -384,18 +388,56 @@ loss.backward()
 """
 
 
+# The seed's chain rule (../shared/seed) as a loop of 1,000 iterations of 12 ops: past the default budget.
+SEED_LOOP = """
+for _ in range(1000):
+    a = torch.tensor(5.0, requires_grad=True)
+    x = torch.tensor(10.0, requires_grad=True)
+    y = 2*x*x + 3*a
+    b = 6*x*a
+    z = y*y + 1/(b*y)
+    z.backward()
+"""
+# A training loop written by others: pytorch/tutorials examples_nn/polynomial_optim.py (tests/realworld), 300 steps
+# of 15 ops each (forward, loss, RMSprop's step).
+POLYNOMIAL = (Path(__file__).parent / "realworld" / "programs" / "polynomial_optim.py").read_text()
+
+
+def _picture_texts(result) -> list:
+    return [text.get_text() for text in figure_texts(result.figure)]
+
+
+def test_past_the_budget_the_detail_ends_with_a_whole_loop_iteration_and_the_picture_folds_it():
+    result = gradmagic.run(SEED_LOOP, {"torch": torch})
+    detail = int(re.search(r"Recorded the first ([0-9,]+) ops", result.trace.notes[0]).group(1).replace(",", ""))
+    assert detail % 12 == 0 and len(result.trace.funcs) == detail
+    texts = _picture_texts(result)
+    assert "a₁ = 5.0 ∇ 1290" in texts and any(text.startswith("loop ×") for text in texts)
+
+
+def test_past_the_budget_a_training_loop_is_drawn_as_whole_steps_not_a_half_step_after_the_loop():
+    details, boxes = set(), []
+    for ops in range(300, 316):  # budgets ending the detail at each op of one training step
+        with contextlib.redirect_stdout(io.StringIO()):  # the program prints its loss
+            result = gradmagic.run(POLYNOMIAL, {}, budget=ops)
+        details.add(len(result.trace.funcs))
+        boxes.append(sum("Linear · call" in text for text in _picture_texts(result)))
+    assert len(details) <= 2 and boxes == [1] * 16  # the loop's first call of model.0, no second after the loop
+
+
 @pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
 def test_past_the_budget_the_capture_counts_per_line_and_names_still_hold_their_final_values(lean):
     namespace = {"torch": torch}
     result = gradmagic.run(LONG_LOOP, namespace, budget=200, lean=lean)
-    what, rest = ("bindings", "803 bindings") if lean else ("ops", "1,803 ops")  # x, its first 199 h's: 200
-    head = (f"Recorded the first 200 {what} in detail; the remaining {rest} as counts per line (the budget was spent: "
+    # x and its first 199 h's: 200 bindings; x and the first 99 iterations: 199 ops (the detail ends with a whole one)
+    what, rest = ("200 bindings", "803 bindings") if lean else ("199 ops", "1,804 ops")
+    head = (f"Recorded the first {what} in detail; the remaining {rest} as counts per line (the budget was spent: "
             f"line 4: ")
     assert [note for note in result.trace.notes if note.startswith("Recorded")] == [
-        head + ("h ×801; line 5: loss ×1" if lean else "add ×901, mul ×900; line 5: sum ×1")
+        head + ("h ×801; line 5: loss ×1" if lean else "add ×901, mul ×901; line 5: sum ×1")
         + "; line 6: backward ×1"
         + "). %%autograd --budget ops=N (gradmagic.run(..., budget=...)) records more."]
-    assert lean or len(result.trace.funcs) == 200
+    assert lean or len(result.trace.funcs) == 199
     h_end = pytest.approx(100 - 99 * 0.99 ** 1000, rel=1e-5)
     assert result.tensor("h")["value"] == namespace["h"].tolist() == [h_end, h_end]
     assert result.tensor("x")["grad"] == namespace["x"].grad.tolist() == [pytest.approx(0.99 ** 1000, rel=1e-4)] * 2

@@ -237,10 +237,14 @@ class Recorder(RecordBook, TorchFunctionMode):
     def fit(self, seconds: float, reason: str = "seconds") -> None:
         """Keep only the ops in detail that post-processing gets through in `seconds`; count the rest; note it."""
         r, budget = self.records, self.meter.budget
-        dropped = r.keep_first(min(budget.ops, r.ops_within(budget.detail_nodes(seconds))))
+        kept = min(budget.ops, r.ops_within(budget.detail_nodes(seconds)))
+        cut = kept < len(r.funcs)
+        if self._coarse or cut:  # the detail ends inside the run: at the end of a loop's iteration
+            kept = r.whole_iterations(min(kept, len(r.funcs)))
+        dropped = r.keep_first(kept)
         if dropped:
             self.meter.counts.update(dropped)
-            self.meter.over = reason
+            self.meter.over = reason if cut else self.meter.over or reason
         self._keep_records_below(len(self.records.versions))
         note = coarse_note(len(self.records.funcs), self.meter.counts, self.meter.over)
         if note:

@@ -13,6 +13,7 @@ from .torchstate import version_of
 __all__ = ["Records", "held", "deref", "add_note", "call_shapes", "passes_below", "NOTES"]
 
 _REF = weakref.ref
+_LONGEST_PERIOD = 2_000  # ops in one loop iteration whole_iterations looks for (a training step's ops, and more)
 _TENSOR = torch.Tensor
 
 #: What the capture says, once per run, about what it could not show: kind -> sentence.
@@ -99,6 +100,24 @@ class Records:
         made = self.records_at
         return bisect.bisect_right(range(len(made)), nodes, key=lambda op: op + 1 + made[op])
 
+    def whole_iterations(self, ops: int) -> int:
+        """The largest op count <= `ops` that ends a whole iteration of the loop the first `ops` ops end in (`ops`
+        itself when they end in no loop): a cut there draws as a folded loop, not a half iteration's loose tensors.
+
+        The loop's body is the shortest period its ops' (line, function) repeat with over the last two periods; an
+        iteration starts as the first of them did: the first op of the body's kind opens it (an optimizer's first
+        step, which makes its state, may differ from the later ones)."""
+        keys = list(zip(self.lines[:ops], self.funcs[:ops]))
+        period = next((p for p in range(1, min(ops // 2, _LONGEST_PERIOD) + 1)
+                       if keys[ops - p - 1] == keys[ops - 1] and keys[ops - 2 * p:ops - p] == keys[ops - p:]), None)
+        if period is None:
+            return ops
+        body = set(keys[ops - period:])
+        first = next(i for i, key in enumerate(keys) if key in body)
+        opening = keys[first:first + period]
+        ends = range(max(ops - period + 1, first + period), ops + 1)  # a cut there keeps one iteration ending at it
+        return max(ends, key=lambda end: (_agreement(keys[end - period:end], opening), end), default=ops)
+
     def keep_first(self, ops: int) -> Counter:
         """Drop every op from `ops` on, and what only they made; the dropped ops counted as {(line, name): n}.
 
@@ -154,6 +173,11 @@ class Records:
         """Make record `rec` keep `t` (and its version), for its value after the run."""
         self.objs[rec] = held(t)
         self.versions[rec] = version_of(t)
+
+
+def _agreement(ops: list, opening: list) -> int:
+    """How many ops, from the first, one iteration shares with the loop's first iteration."""
+    return next((i for i, (a, b) in enumerate(zip(ops, opening)) if a != b), min(len(ops), len(opening)))
 
 
 def passes_below(passes: list, limit: int) -> int:

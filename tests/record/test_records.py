@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from gradmagic.record.records import Records
@@ -44,3 +45,33 @@ def test_ops_within_counts_the_first_ops_whose_records_fit_a_number_of_graph_nod
     records = Records()
     records.records_at = [1, 3, 4, 4, 6]  # op 1 made two records, op 3 none
     assert [records.ops_within(n) for n in (0, 1, 2, 4, 5, 6, 7, 10, 11, 99)] == [0, 0, 1, 1, 2, 2, 3, 4, 5, 5]
+
+
+def _loop_records(keys: list) -> Records:
+    """Records whose ops have these (line, function name) keys."""
+    records = Records()
+    records.lines, records.funcs = [line for line, _ in keys], [name for _, name in keys]
+    return records
+
+
+BEFORE = [(1, "tensor"), (2, "zeros")]
+BODY = [(4, "matmul"), (4, "add"), (5, "tanh")]
+
+
+@pytest.mark.parametrize("extra", range(len(BODY)))
+def test_whole_iterations_cuts_back_to_the_end_of_the_last_whole_iteration(extra):
+    records = _loop_records(BEFORE + BODY * 5 + BODY[:extra])
+    assert records.whole_iterations(len(records.lines)) == len(BEFORE) + 5 * len(BODY)
+
+
+def test_whole_iterations_starts_iterations_as_the_first_one_started_when_it_differs_from_the_rest():
+    first = [(4, "linear"), (5, "mse_loss"), (7, "zeros_like"), (7, "add_")]  # an optimizer's first step makes state
+    later = [(4, "linear"), (5, "mse_loss"), (7, "add_")]
+    records = _loop_records(BEFORE + first + later * 4 + later[:2])
+    assert records.whole_iterations(len(records.lines)) == len(BEFORE) + len(first) + 4 * len(later)
+
+
+@pytest.mark.parametrize("keys", [BEFORE + BODY, BEFORE + [(3, "add"), (4, "mul"), (5, "sum")], [], BODY * 3],
+                         ids=["one iteration", "no loop", "no ops", "whole iterations"])
+def test_whole_iterations_keeps_ops_that_end_in_no_loop_or_at_an_iteration_end(keys):
+    assert _loop_records(keys).whole_iterations(len(keys)) == len(keys)
