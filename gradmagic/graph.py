@@ -49,6 +49,7 @@ def build_graph(trace: Trace) -> nx.MultiDiGraph:
         grad_hooks=[[f"t{rec}", line, method] for rec, line, method in trace.grad_hooks],
         notes=list(trace.notes),
         coarse=trace.coarse,
+        past_detail=[f"t{rec}" for rec in sorted(trace.past_detail)],
         module_classes=dict(trace.module_classes),
         module_calls=list(trace.module_calls),
         optimizer_calls=[{**call, "updated": [f"t{rec}" for rec in call["updated"]]} for call in trace.optimizer_calls],
@@ -192,12 +193,13 @@ def _carries_gradient(trace: Trace, op: int) -> bool:
 
 
 def _display_names(trace: Trace) -> dict:
-    """Record -> `x`, or `h₁ h₂ h₃` when one name was bound to several tensors (a loop)."""
+    """Record -> `x`, or `h₁ h₂ h₃` when one name was bound to several tensors (a loop); a name's tensor made past
+    the detail budget is plain `h`: what the name holds, its number among the versions not known."""
     names = {rec: trace.params.get(rec) or trace.names[rec][0][0] for rec in sorted({*trace.names, *trace.params})}
     counts, seen = Counter(names.values()), Counter()
     labels = {}
     for rec, name in names.items():
-        if counts[name] > 1:
+        if counts[name] > 1 and rec not in trace.past_detail:
             seen[name] += 1
             labels[rec] = f"{name}{str(seen[name]).translate(_SUBSCRIPTS)}"
         else:

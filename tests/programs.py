@@ -22,6 +22,17 @@ z = y*y+1/(b*y)
 z.backward()
 """
 
+# The seed's chain rule (../shared/seed) as a loop of 1,000 iterations of 12 ops: past the default budget.
+SEED_LOOP = """
+for _ in range(1000):
+    a = torch.tensor(5.0, requires_grad=True)
+    x = torch.tensor(10.0, requires_grad=True)
+    y = 2*x*x + 3*a
+    b = 6*x*a
+    z = y*y + 1/(b*y)
+    z.backward()
+"""
+
 SQUARE_FUNCTION = """
 class Square(torch.autograd.Function):
     @staticmethod

@@ -1,8 +1,9 @@
 import networkx as nx
+import torch
 
 import gradmagic
 from gradmagic.graph import op_label
-from programs import SEED_3
+from programs import SEED_3, SEED_LOOP
 
 
 def test_graph_is_bipartite_multidigraph_with_an_edge_per_slot():
@@ -47,3 +48,20 @@ def test_no_backward_marks_unconsumed_named_tensors_as_outputs():
     result = gradmagic.run("x = torch.tensor(1.0, requires_grad=True)\ny = x * 2\nz = y + 1")
     assert result.tensor("z")["role"] == "output" and result.tensor("y")["role"] == "named"
     assert result.graph.graph["passes"] == 0 and result.tensor("x")["grad"] is None
+
+
+def test_names_tensors_made_past_the_detail_budget_are_their_plain_names_holding_their_final_values():
+    namespace = {"torch": torch}
+    graph = gradmagic.run(SEED_LOOP, namespace).graph  # 1,000 iterations: the last ones are only counted
+    bindings = graph.graph["bindings"]
+    assert graph.graph["coarse"] and sorted(graph.graph["past_detail"]) == sorted(bindings.values())
+    for name, node in bindings.items():
+        data = graph.nodes[node]
+        assert data["label"] == name and data["value"] == namespace[name].item()  # not `a₄₃₈`: it is the 1,000th
+    assert graph.nodes[bindings["x"]]["grad"] == namespace["x"].grad.item() == 17200
+
+
+def test_nothing_is_past_the_detail_when_every_op_is_recorded():
+    graph = gradmagic.run(SEED_LOOP, {"torch": torch}, budget=100_000).graph
+    assert not graph.graph["coarse"] and graph.graph["past_detail"] == []
+    assert graph.nodes[graph.graph["bindings"]["z"]]["label"] == "z₁₀₀₀"

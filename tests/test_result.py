@@ -2,6 +2,7 @@
 import gc
 import os
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,10 @@ from torch.overrides import TorchFunctionMode
 
 import gradmagic
 from gradmagic.result import _malloc_trim
+from gradmagic.view.collapse import collapse_view
+from gradmagic.view.folding import _folded_view
+from gradmagic.view.fonts import figure_texts
+from programs import SEED_3
 
 CELL = "x = torch.randn(8, 8, requires_grad=True)\nw = torch.randn(8, 4, requires_grad=True)\n" \
        "y = torch.tanh(x @ w).sum()\ny.backward()"
@@ -115,3 +120,31 @@ def test_a_lean_result_is_made_unseen_by_a_mode_entered_after_the_run():
         text = result._repr_mimebundle_()["text/plain"]
     assert mode.calls == []
     assert "x" in result.names() and "y" in text
+
+
+# The issue-13 programs: the seed, one MLP training step (after the PyTorch tutorial "Learning PyTorch with Examples")
+# and a 1,000-step RNN (after d2l.ai's RNN from scratch), as benchmarks/ measures them.
+PROGRAMS = Path(__file__).parent.parent / "benchmarks" / "programs"
+DRAWN_IN_FULL = {"seed": SEED_3, "mlp step": (PROGRAMS / "mlp_step.py").read_text(),
+                 "rnn 1000": (PROGRAMS / "rnn_1000.py").read_text()}
+
+
+def _shown(result) -> tuple:
+    """Everything the default display shows: the picture (bytes and texts), the table, the summary, diagnostics."""
+    texts = [text.get_text() for text in figure_texts(result.figure)]
+    return result.image("png"), texts, result.table, result._summary_lines(), [d.message for d in result.diagnostics]
+
+
+@pytest.mark.parametrize("source", DRAWN_IN_FULL.values(), ids=DRAWN_IN_FULL.keys())
+def test_the_default_display_shows_what_a_capture_of_every_op_in_detail_shows(source):
+    default = gradmagic.run(source, {"torch": torch})
+    detailed = gradmagic.run(source, {"torch": torch}, budget=1_000_000)
+    assert not default.trace.coarse and len(default.graph) == len(detailed.graph)
+    assert _shown(default) == _shown(detailed)
+    sketch = _folded_view(default.graph, show_all=False)  # the fast path: a Sketch of dicts, then networkx
+    assert _view_dump(collapse_view(sketch, total=len(default.graph))) == \
+        _view_dump(collapse_view(sketch.to_digraph(), total=len(default.graph)))
+
+
+def _view_dump(view) -> tuple:
+    return list(view.nodes(data=True)), list(view.edges(data=True)), dict(view.graph)

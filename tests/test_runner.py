@@ -16,7 +16,7 @@ from gradmagic import runner
 from gradmagic.record.budget import INTERRUPT_SECONDS, Budget
 from gradmagic.view.fonts import figure_texts
 from helpers import assert_same, captured_namespace, plain_namespace, reached
-from programs import SEED_1, SEED_2, SEED_3, TRANSPARENCY_SUITE
+from programs import SEED_1, SEED_2, SEED_3, SEED_LOOP, TRANSPARENCY_SUITE
 
 
 @pytest.mark.parametrize("name", sorted(TRANSPARENCY_SUITE))
@@ -388,16 +388,6 @@ loss.backward()
 """
 
 
-# The seed's chain rule (../shared/seed) as a loop of 1,000 iterations of 12 ops: past the default budget.
-SEED_LOOP = """
-for _ in range(1000):
-    a = torch.tensor(5.0, requires_grad=True)
-    x = torch.tensor(10.0, requires_grad=True)
-    y = 2*x*x + 3*a
-    b = 6*x*a
-    z = y*y + 1/(b*y)
-    z.backward()
-"""
 # A training loop written by others: pytorch/tutorials examples_nn/polynomial_optim.py (tests/realworld), 300 steps
 # of 15 ops each (forward, loss, RMSprop's step).
 POLYNOMIAL = (Path(__file__).parent / "realworld" / "programs" / "polynomial_optim.py").read_text()

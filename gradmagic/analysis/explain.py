@@ -153,8 +153,8 @@ def _pass_and_roots(graph, root: str) -> tuple:
 
 
 def _find(graph, name: str, prefer=()) -> str:
-    """The tensor node labelled `name` (h₂) or named `name` (the last such on the way to the root)."""
-    found = [n for n in tensor_nodes(graph) if graph.nodes[n]["label"] == name] or tensor_nodes(graph, name)
+    """The tensor node named `name` (the last such on the way to the root) or labelled `name` (h₂)."""
+    found = tensor_nodes(graph, name) or [n for n in tensor_nodes(graph) if graph.nodes[n]["label"] == name]
     if not found:
         labels = list(dict.fromkeys(d["label"] for n, d in graph.nodes(data=True) if d.get("label")))
         raise ValueError(f"no tensor named {name!r}; the named tensors are: {', '.join(labels) or 'none'}")

@@ -51,6 +51,7 @@ class Trace:
     grad_hooks: list = field(default_factory=list)  # (record, line, method) of gradient hooks the code registered
     notes: list = field(default_factory=list)  # what the capture could not record, in words
     coarse: bool = False  # some ops (or bindings) past the budget were only counted
+    past_detail: set = field(default_factory=set)  # records of names' tensors made by ops only counted
     failure: str | None = None  # the line saying gradmagic's own failure made this Trace empty
     # per op
     funcs: list = field(default_factory=list)
@@ -83,6 +84,7 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
     with torch_function_disabled():  # the lean capture reads torch's graph here: no mode of the user's sees it
         r = recorder.read()
         index = NamespaceIndex(namespace)
+        recorded = len(r.objs)
         bound = bind_finals(recorder, r, finals)
         trace = Trace(
             source=source,
@@ -105,6 +107,8 @@ def resolve(recorder: Recorder, namespace: dict, source: str = "", finals: list 
         _attach_optimizers(trace, r, index)
         trace.passes = list(r.passes)
         trace.coarse = bool(recorder.meter.counts)
+        if trace.coarse:
+            trace.past_detail = {rec for _, rec in bound.values() if rec >= recorded}
     if not recorder.lean and len(r.funcs) > LEAN_HINT_OPS:
         trace.notes.append(f"The full capture recorded {len(r.funcs):,} ops (tens of µs each); %%autograd --lean "
                            f"(gradmagic.run(..., lean=True)) reads torch's autograd graph instead, at a fraction "

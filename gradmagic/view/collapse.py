@@ -29,7 +29,7 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
     limit = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
     if view.graph.get("optimizer_calls") or _module_depth(view):  # steps or boxes to make: networkx from here on
         view = as_digraph(view)
-    stepped = fold_optimizer_calls(_without_unused_copies(view))
+    stepped = fold_optimizer_calls(_without_unused_copies(_without_loose_past_detail(view)))
     levels = [depth] if depth is not None else [None, *range(_module_depth(stepped) - 1, -1, -1)]
     for level in levels:
         shown = _grouped_and_folded(stepped, level, limit, always_fold_training=max_nodes is None)
@@ -40,6 +40,19 @@ def collapse_view(view: nx.DiGraph, *, depth: int | None = None, max_nodes: int 
     total = len(view) if total is None else total
     shown.graph["hidden_note"] = _hidden_note(shown, total, automatic=depth is None, limit=limit)
     return shown
+
+
+def _without_loose_past_detail(view: nx.DiGraph) -> nx.DiGraph:
+    """The view less the names' tensors made past the detail budget that nothing drawn connects (their ops were only
+    counted): a row of loose boxes a whole-detail picture would not have; the table shows their values."""
+    loose = [n for n in view.graph.get("past_detail", ()) if n in view and not view.in_degree(n)
+             and not any(True for _ in view.successors(n))]
+    if not loose:
+        return view
+    whole = as_digraph(view)
+    kept = whole.subgraph([n for n in whole if n not in set(loose)]).copy()
+    kept.graph["past_detail_left_out"] = [whole.nodes[n].get("label") or whole.nodes[n]["name"] for n in loose]
+    return kept
 
 
 def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
@@ -248,6 +261,10 @@ def _hidden_note(view: nx.DiGraph, total: int, *, automatic: bool, limit: int) -
         parts.append(f"{_count(kinds[STEP_KIND], 'optimizer step')} drawn as one node each")
     if view.graph.get("unused_parameters"):
         parts.append(f"{_count(view.graph['unused_parameters'], 'parameter')} of modules never called left out")
+    if view.graph.get("past_detail_left_out"):
+        names = view.graph["past_detail_left_out"]
+        parts.append(f"{_and(names[:8] + ([f'{len(names) - 8:,} more'] if len(names) > 8 else []))} left out: made "
+                     f"past the detail budget (their values are in the table)")
     if (loops or automatic) and parts:
         hints.append("a higher --max-nodes")
     note = f"Showing {len(view):,} of {total:,} nodes: {'; '.join(parts)}; use {_and(hints, 'or')} to see more." \

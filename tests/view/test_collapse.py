@@ -11,7 +11,7 @@ from gradmagic.view.loops import fold_loops
 from gradmagic.view.folding import drawing_view, view_node
 from gradmagic.view.layout import layered_layout
 from gradmagic.view.render import draw_graph
-from programs import LOOP_50, SEED_3
+from programs import LOOP_50, SEED_3, SEED_LOOP
 from helpers import labels_of, nodes_of_kind
 
 BLOCKS = """
@@ -200,3 +200,14 @@ def test_a_missed_max_nodes_follows_what_was_collapsed(blocks):
     assert view.graph["hidden_note"].endswith(
         "Could not draw in 3 nodes: the smallest view has 5 (modules are grouped at the top level; every named tensor "
         "and every op outside a module is drawn).")
+
+
+def test_names_made_past_the_detail_budget_are_left_out_of_the_picture_and_said_so():
+    graph = gradmagic.run(SEED_LOOP).graph  # the last iterations only counted: what a, x, y, b, z hold is loose
+    view = drawing_view(graph)
+    assert not any(node in view for node in graph.graph["past_detail"])
+    assert "a, x, y, b and z left out: made past the detail budget (their values are in the table)" \
+        in view.graph["hidden_note"]
+    assert [n for n in view if view.degree(n) == 0] == []
+    whole = drawing_view(graph, show_all=True)  # --all draws everything
+    assert all(node in whole for node in graph.graph["past_detail"])
