@@ -50,8 +50,8 @@ def _without_loose_past_detail(view: nx.DiGraph) -> nx.DiGraph:
     if not loose:
         return view
     whole = as_digraph(view)
-    kept = whole.subgraph([n for n in whole if n not in set(loose)]).copy()
-    kept.graph["past_detail_left_out"] = [whole.nodes[n].get("label") or whole.nodes[n]["name"] for n in loose]
+    kept = _without(whole, set(loose))
+    kept.graph["past_detail_left_out"] = [whole.nodes[n].get("label") or n for n in loose]
     return kept
 
 
@@ -75,8 +75,17 @@ def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
               and not any(p not in dead for p in view.predecessors(n))}
     if not dead and not unused:
         return view
-    kept = as_digraph(view).subgraph([n for n in view if n not in dead and n not in unused]).copy()
+    kept = _without(as_digraph(view), dead | unused)
     kept.graph["unused_parameters"] = len(unused)
+    return kept
+
+
+def _without(whole: nx.DiGraph, dropped: set) -> nx.DiGraph:
+    """The DiGraph less `dropped`, in its own order (networkx's subgraph lists a kept set less than half the graph in
+    hash order, which changes from one process to the next: so would the picture)."""
+    kept = nx.DiGraph(**whole.graph)
+    kept.add_nodes_from((n, d) for n, d in whole.nodes(data=True) if n not in dropped)
+    kept.add_edges_from((u, v, d) for u, v, d in whole.edges(data=True) if u not in dropped and v not in dropped)
     return kept
 
 
