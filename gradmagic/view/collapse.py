@@ -11,7 +11,7 @@ import networkx as nx
 
 from .blocks import BLOCK_KINDS, OP_LIKE, contract, lines_text, module_caption, record_number
 from .loops import fold_loops, fold_training_loops
-from .sketch import as_digraph
+from .sketch import as_digraph, without
 from .steps import STEP_KIND, fold_optimizer_calls, link_backward
 
 __all__ = ["collapse_view", "check_collapse_options", "group_modules", "DEFAULT_MAX_NODES"]
@@ -49,9 +49,9 @@ def _without_loose_past_detail(view: nx.DiGraph) -> nx.DiGraph:
              and not any(True for _ in view.successors(n))]
     if not loose:
         return view
-    whole = as_digraph(view)
-    kept = _without(whole, set(loose))
-    kept.graph["past_detail_left_out"] = [whole.nodes[n].get("label") or n for n in loose]
+    nodes = dict(view.nodes(data=True))
+    kept = without(view, set(loose))
+    kept.graph["past_detail_left_out"] = [nodes[n].get("label") or n for n in loose]
     return kept
 
 
@@ -75,17 +75,8 @@ def _without_unused_copies(view: nx.DiGraph) -> nx.DiGraph:
               and not any(p not in dead for p in view.predecessors(n))}
     if not dead and not unused:
         return view
-    kept = _without(as_digraph(view), dead | unused)
+    kept = as_digraph(without(view, dead | unused))
     kept.graph["unused_parameters"] = len(unused)
-    return kept
-
-
-def _without(whole: nx.DiGraph, dropped: set) -> nx.DiGraph:
-    """The DiGraph less `dropped`, in its own order (networkx's subgraph lists a kept set less than half the graph in
-    hash order, which changes from one process to the next: so would the picture)."""
-    kept = nx.DiGraph(**whole.graph)
-    kept.add_nodes_from((n, d) for n, d in whole.nodes(data=True) if n not in dropped)
-    kept.add_edges_from((u, v, d) for u, v, d in whole.edges(data=True) if u not in dropped and v not in dropped)
     return kept
 
 

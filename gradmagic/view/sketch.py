@@ -9,7 +9,7 @@ from functools import cached_property
 
 import networkx as nx
 
-__all__ = ["Sketch", "as_digraph"]
+__all__ = ["Sketch", "as_digraph", "without"]
 
 
 class Sketch:
@@ -63,12 +63,34 @@ class Sketch:
     def in_degree(self, node) -> int:
         return len(self._links[1][node])
 
+    def without(self, dropped: set) -> Sketch:
+        """A Sketch of these nodes less `dropped`, and of the edges between those left, in the same order."""
+        nodes = {n: d for n, d in self._nodes.items() if n not in dropped}
+        succ, pred = self._links
+        if any(succ[n] or pred[n] for n in dropped if n in succ):
+            return Sketch(dict(self.graph), nodes,
+                          {(u, v): d for (u, v), d in self._edges.items() if u not in dropped and v not in dropped})
+        kept = Sketch(dict(self.graph), nodes, self._edges)  # isolated nodes dropped: the same edges and links
+        kept.__dict__["_links"] = tuple({n: links[n] for n in nodes} for links in (succ, pred))
+        return kept
+
     def to_digraph(self) -> nx.DiGraph:
         """The nx.DiGraph these nodes and edges describe (attributes copied, as add_nodes_from copies them)."""
         view = nx.DiGraph(**self.graph)
         view.add_nodes_from(self._nodes.items())
         view.add_edges_from((u, v, data) for (u, v), data in self._edges.items())
         return view
+
+
+def without(view, dropped: set):
+    """The view (a Sketch or a DiGraph, as it came) less `dropped`, in its own order: networkx's subgraph lists a kept
+    set less than half the graph in hash order, which changes from one process to the next (so would the picture)."""
+    if isinstance(view, Sketch):
+        return view.without(dropped)
+    kept = nx.DiGraph(**view.graph)
+    kept.add_nodes_from((n, d) for n, d in view.nodes(data=True) if n not in dropped)
+    kept.add_edges_from((u, v, d) for u, v, d in view.edges(data=True) if u not in dropped and v not in dropped)
+    return kept
 
 
 def as_digraph(view) -> nx.DiGraph:
