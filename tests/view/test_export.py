@@ -249,3 +249,19 @@ def test_the_png_holds_the_pixels_and_density_matplotlibs_own_png_writer_gives(r
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
     assert ours.info["dpi"] == pytest.approx(theirs.info["dpi"])
     assert ours.info["dpi"] == pytest.approx((png_dpi(figure),) * 2, abs=0.01)
+
+
+@pytest.mark.parametrize("size", [(4.705, 6.498), (3.0, 2.0), (7.77, 1.01), (2.345, 9.999), (0.5, 0.5)])
+def test_the_png_is_as_many_pixels_as_matplotlib_draws_whatever_the_figure_size(size):
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from gradmagic.view.export import figure_bytes, png_dpi
+
+    figure = Figure(figsize=size)  # 4.705 in at 200 dpi: 941 px to matplotlib, 940.99... to a plain product
+    figure.text(0.5, 0.5, "x")
+    drawn = io.BytesIO()
+    figure.savefig(drawn, format="png", dpi=png_dpi(figure))
+    assert Image.open(io.BytesIO(figure_bytes(figure, ".png"))).size == Image.open(drawn).size
