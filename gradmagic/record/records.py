@@ -107,7 +107,7 @@ class Records:
         The loop's body is the shortest period its ops' (line, function) repeat with over the last two periods; an
         iteration starts as the first of them did: the first op of the body's kind opens it (an optimizer's first
         step, which makes its state, may differ from the later ones)."""
-        keys = list(zip(self.lines[:ops], self.funcs[:ops]))
+        keys = list(zip(self.lines[:ops], map(id, self.funcs[:ops])))  # ids: any function, hashable or not
         period = next((p for p in range(1, min(ops // 2, _LONGEST_PERIOD) + 1)
                        if keys[ops - p - 1] == keys[ops - 1] and keys[ops - 2 * p:ops - p] == keys[ops - p:]), None)
         if period is None:
